@@ -1,0 +1,517 @@
+"""Build-your-own network from a VGG-style configuration string.
+
+The notation is the one of the VGG paper's Table 1 ("conv3-64" = 3×3 convolution with 64 filters),
+extended just enough to write the classic networks of the course. Tokens are separated by spaces (or
+commas) and are case-insensitive::
+
+    in-3x32x32 conv3-64 BN conv3-64 M conv3-128 M GAP FC-10
+
+Grammar (``K`` kernel, ``N`` filters/features, ``S`` stride, ``P`` padding, ``G`` groups)::
+
+    in-CxHxW        input shape; optional, first token only (default in-3x32x32)
+    convK-N         K×K convolution with N filters, stride 1, padding K//2 ("same" for odd K)
+      options       /sS stride, /pP padding, /gG groups, e.g. conv7-64/s2/p3, conv3-32/g32
+    M               2×2 max pooling, stride 2 (the paper's "maxpool"; "maxpool" is accepted too)
+    A               2×2 average pooling, stride 2
+    maxK, avgK      K×K max / average pooling, stride K, no padding; options /sS /pP, e.g. max3/s2/p1
+    FC-N            fully connected layer with N outputs (flattens a feature map first)
+    BN              batch normalisation (2-D after a feature map, 1-D after FC/GAP)
+    ReLU            rectified linear unit
+    dropout, dropout-P   dropout with probability P (default 0.5, 0 <= P < 1)
+    GAP             global average pooling to 1×1, flattened to a vector
+    LRN             local response normalisation (size 5, alpha 1e-4, beta 0.75, k 2: AlexNet's)
+    flatten         flatten a feature map into a vector (FC does this by itself)
+
+ReLU placement. If the spec contains no ``ReLU`` token, the paper's convention applies: "all hidden
+layers are equipped with the rectification non-linearity", i.e. a ReLU follows every convolution and every
+FC layer except the network's last weight layer (whose outputs are the class scores), placed after a
+``BN`` that directly follows the layer (conv → BN → ReLU). As soon as one ``ReLU`` token is written, no
+ReLU is implied anywhere: activations are exactly where you put them.
+
+The network must end with a vector (``FC-N`` or ``GAP``): its entries are the class scores (logits).
+:func:`build_arch` checks every layer's output shape before building anything and raises
+:class:`ArchSpecError` (a ``ValueError``) naming the token and its position at the first problem: an
+unknown or malformed token, an empty output, a channel count that does not divide into groups, a layer
+that needs a feature map but gets a vector, or a network too large for the app.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (3, 32, 32)
+LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
+DEFAULT_DROPOUT = 0.5
+
+# Guards: a spec typed in a browser must not be able to allocate gigabytes or run for minutes.
+MAX_TOKENS = 128
+MAX_INPUT_CHANNELS = 16
+MAX_INPUT_SIDE = 512
+MAX_KERNEL = 31
+MAX_STRIDE = 16
+MAX_WIDTH = 8192
+MAX_PARAMS = 200_000_000  # VGG-19 has 144 M
+MAX_ACTIVATION = 16_000_000  # elements of one layer's output at batch 1 (VGG at 224: 3.2 M)
+MAX_MULT_ADDS = 40_000_000_000  # VGG-19 at 224: 19.6 G
+
+LAYER_KINDS: tuple[str, ...] = ("conv", "maxpool", "avgpool", "fc", "bn", "relu", "dropout", "gap", "lrn",
+                                "flatten")
+TABLE_COLUMNS: tuple[str, ...] = ("layer", "out", "kernel", "stride", "padding", "groups", "p")
+
+_SEPARATORS = re.compile(r"[\s,]+")
+_INPUT = re.compile(r"in-(\d+)x(\d+)x(\d+)")
+_CONV = re.compile(r"conv(\d+)-(\d+)((?:/[a-z]\d+)*)")
+_POOL = re.compile(r"(max|avg)(\d+)((?:/[a-z]\d+)*)")
+_FC = re.compile(r"fc-(\d+)")
+_DROPOUT = re.compile(r"dropout(?:-(\d*\.?\d+))?")
+_SIMPLE = {"bn": "bn", "relu": "relu", "gap": "gap", "lrn": "lrn", "flatten": "flatten"}
+
+_EXPECTED = ("expected one of: in-CxHxW (first), convK-N[/sS][/pP][/gG], M, A, maxK[/sS][/pP], "
+             "avgK[/sS][/pP], FC-N, BN, ReLU, dropout[-P], GAP, LRN, flatten")
+
+
+class ArchSpecError(ValueError):
+    """A spec that cannot be built; ``token`` and ``position`` (1-based) locate the offending token."""
+
+    def __init__(self, reason: str, token: str | None = None, position: int | None = None) -> None:
+        self.reason = reason
+        self.token = token
+        self.position = position
+        where = f"token {position} {token!r}: " if token is not None and position is not None else ""
+        super().__init__(where + reason)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One token of a spec, with every default resolved (so equal layers compare equal)."""
+
+    kind: str  # "input" or one of LAYER_KINDS
+    out: int | None = None  # conv filters / FC features
+    kernel: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+    groups: int = 1
+    p: float | None = None  # dropout probability
+    shape: tuple[int, int, int] | None = None  # the input token's C, H, W
+    token: str = field(default="", compare=False)  # as typed
+
+    def format(self) -> str:
+        """The canonical token (defaults left out)."""
+        k = self.kind
+        if k == "input":
+            c, h, w = self.shape
+            return f"in-{c}x{h}x{w}"
+        if k == "conv":
+            text = f"conv{self.kernel}-{self.out}"
+            if self.stride != 1:
+                text += f"/s{self.stride}"
+            if self.padding != self.kernel // 2:
+                text += f"/p{self.padding}"
+            if self.groups != 1:
+                text += f"/g{self.groups}"
+            return text
+        if k in ("maxpool", "avgpool"):
+            if (self.kernel, self.stride, self.padding) == (2, 2, 0):
+                return "M" if k == "maxpool" else "A"
+            text = f"{k[:3]}{self.kernel}"
+            if self.stride != self.kernel:
+                text += f"/s{self.stride}"
+            if self.padding:
+                text += f"/p{self.padding}"
+            return text
+        if k == "fc":
+            return f"FC-{self.out}"
+        if k == "dropout":
+            return "dropout" if self.p == DEFAULT_DROPOUT else f"dropout-{self.p:g}"
+        return {"bn": "BN", "relu": "ReLU", "gap": "GAP", "lrn": "LRN", "flatten": "flatten"}[k]
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+def _options(text: str, allowed: str, token: str, position: int) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for part in filter(None, text.split("/")):
+        key, value = part[0], int(part[1:])
+        if key not in allowed:
+            raise ArchSpecError(f"unknown option '/{part}' (allowed: {', '.join('/' + a for a in allowed)})",
+                                token, position)
+        if key in found:
+            raise ArchSpecError(f"option '/{key}' given twice", token, position)
+        found[key] = value
+    return found
+
+
+def _check_range(value: int, low: int, high: int, what: str, token: str, position: int) -> int:
+    if not low <= value <= high:
+        raise ArchSpecError(f"{what} must be between {low} and {high}, got {value}", token, position)
+    return value
+
+
+def parse_token(token: str, position: int = 1) -> LayerSpec:
+    """One token → :class:`LayerSpec`; raises :class:`ArchSpecError` naming the token."""
+    low = token.lower()
+    if low in ("m", "maxpool"):
+        return LayerSpec("maxpool", kernel=2, stride=2, padding=0, token=token)
+    if low == "a":
+        return LayerSpec("avgpool", kernel=2, stride=2, padding=0, token=token)
+    if low in _SIMPLE:
+        return LayerSpec(_SIMPLE[low], token=token)
+    if m := _INPUT.fullmatch(low):
+        c, h, w = (int(g) for g in m.groups())
+        _check_range(c, 1, MAX_INPUT_CHANNELS, "input channels", token, position)
+        _check_range(h, 1, MAX_INPUT_SIDE, "input height", token, position)
+        _check_range(w, 1, MAX_INPUT_SIDE, "input width", token, position)
+        return LayerSpec("input", shape=(c, h, w), token=token)
+    if m := _CONV.fullmatch(low):
+        kernel = _check_range(int(m[1]), 1, MAX_KERNEL, "kernel size", token, position)
+        out = _check_range(int(m[2]), 1, MAX_WIDTH, "number of filters", token, position)
+        opts = _options(m[3], "spg", token, position)
+        stride = _check_range(opts.get("s", 1), 1, MAX_STRIDE, "stride", token, position)
+        padding = _check_range(opts.get("p", kernel // 2), 0, MAX_KERNEL, "padding", token, position)
+        groups = _check_range(opts.get("g", 1), 1, MAX_WIDTH, "groups", token, position)
+        return LayerSpec("conv", out=out, kernel=kernel, stride=stride, padding=padding, groups=groups, token=token)
+    if m := _POOL.fullmatch(low):
+        kernel = _check_range(int(m[2]), 1, MAX_KERNEL, "pooling size", token, position)
+        opts = _options(m[3], "sp", token, position)
+        stride = _check_range(opts.get("s", kernel), 1, MAX_STRIDE, "stride", token, position)
+        padding = opts.get("p", 0)
+        if padding > kernel // 2:  # PyTorch's own rule for pooling
+            raise ArchSpecError(f"pooling padding must be at most half the window ({kernel // 2}), got {padding}",
+                                token, position)
+        return LayerSpec("maxpool" if m[1] == "max" else "avgpool", kernel=kernel, stride=stride, padding=padding,
+                         token=token)
+    if m := _FC.fullmatch(low):
+        return LayerSpec("fc", out=_check_range(int(m[1]), 1, MAX_WIDTH, "number of features", token, position),
+                         token=token)
+    if m := _DROPOUT.fullmatch(low):
+        p = float(m[1]) if m[1] is not None else DEFAULT_DROPOUT
+        if not 0.0 <= p < 1.0:
+            raise ArchSpecError(f"dropout probability must be in [0, 1), got {p:g}", token, position)
+        return LayerSpec("dropout", p=p, token=token)
+    raise ArchSpecError(f"unknown or malformed token; {_EXPECTED}", token, position)
+
+
+def _tokens(spec: str) -> list[str]:
+    if not isinstance(spec, str):
+        raise ArchSpecError(f"a spec is a string of tokens, got {type(spec).__name__}")
+    return [t for t in _SEPARATORS.split(spec.strip()) if t]
+
+
+def parse_arch(spec: str) -> list[LayerSpec]:
+    """Parse a spec into layers (the input token, if present, is the first element).
+
+    Checks the syntax of each token; shapes are checked by :func:`build_arch` / :func:`plan_arch`.
+    """
+    tokens = _tokens(spec)
+    if not tokens:
+        raise ArchSpecError("the spec is empty: write layers such as 'conv3-16 M FC-10'")
+    if len(tokens) > MAX_TOKENS:
+        raise ArchSpecError(f"too many tokens ({len(tokens)}; at most {MAX_TOKENS})", tokens[MAX_TOKENS],
+                            MAX_TOKENS + 1)
+    layers = []
+    for position, token in enumerate(tokens, start=1):
+        layer = parse_token(token, position)
+        if layer.kind == "input" and position != 1:
+            raise ArchSpecError("the input shape must be the first token", token, position)
+        layers.append(layer)
+    return layers
+
+
+def format_arch(layers: list[LayerSpec]) -> str:
+    """The canonical spec of ``layers``: ``parse_arch(format_arch(layers)) == layers``."""
+    return " ".join(layer.format() for layer in layers)
+
+
+def canonical_spec(spec: str) -> str:
+    return format_arch(parse_arch(spec))
+
+
+def split_input(layers: list[LayerSpec]) -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """(input shape, the layers after the optional input token)."""
+    if layers and layers[0].kind == "input":
+        return layers[0].shape, layers[1:]
+    return DEFAULT_INPUT_SHAPE, list(layers)
+
+
+# --- shape checking and building -----------------------------------------------------------------
+
+@dataclass
+class PlannedLayer:
+    """One module of the network to build: its name, the token it comes from, shapes and cost."""
+
+    name: str
+    layer: LayerSpec
+    position: int | None  # the token's position (None for an implied ReLU/flatten)
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: int
+    mult_adds: int
+    implied: bool = False
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(str(s) for s in shape) if len(shape) == 3 else f"a vector of {shape[0]} features"
+
+
+def _relu_positions(body: list[LayerSpec]) -> set[int]:
+    """Indices (into ``body``) after which a ReLU is implied; empty if the spec writes its own ReLUs."""
+    if any(layer.kind == "relu" for layer in body):
+        return set()
+    weight = [i for i, layer in enumerate(body) if layer.kind in ("conv", "fc")]
+    hidden = weight[:-1]
+    after: set[int] = set()
+    for i in hidden:
+        j = i
+        while j + 1 < len(body) and body[j + 1].kind == "bn":  # conv → BN → ReLU
+            j += 1
+        after.add(j)
+    return after
+
+
+def plan_arch(spec: str | list[LayerSpec]) -> tuple[tuple[int, int, int], list[PlannedLayer]]:
+    """Check a spec layer by layer without allocating weights: (input shape, planned modules).
+
+    Raises :class:`ArchSpecError` at the first token whose output would be empty, whose channels or
+    features do not match, or which makes the network too large.
+    """
+    layers = parse_arch(spec) if isinstance(spec, str) else list(spec)
+    offset = 1 if layers and layers[0].kind == "input" else 0
+    input_shape, body = split_input(layers)
+    if not body:
+        raise ArchSpecError("the spec has no layers after the input: add e.g. 'conv3-16 M FC-10'")
+    relu_after = _relu_positions(body)
+    counters: dict[str, int] = {}
+    planned: list[PlannedLayer] = []
+    shape: tuple[int, ...] = tuple(input_shape)
+    total_params = total_mult_adds = 0
+
+    def name_for(prefix: str) -> str:
+        counters[prefix] = counters.get(prefix, 0) + 1
+        return f"{prefix}{counters[prefix]}"
+
+    for index, layer in enumerate(body):
+        position = index + 1 + offset
+        token = layer.token or layer.format()
+
+        def fail(reason: str) -> None:
+            raise ArchSpecError(reason, token, position)
+
+        if layer.kind == "input":
+            fail("the input shape must be the first token")
+        needs_map = layer.kind in ("conv", "maxpool", "avgpool", "gap", "lrn", "flatten")
+        if needs_map and len(shape) != 3:
+            fail(f"needs a feature map (C×H×W) but its input is {_shape_text(shape)}: put it before FC/GAP/flatten")
+        params = mult_adds = 0
+        if layer.kind == "conv":
+            c, h, w = shape
+            if c % layer.groups or layer.out % layer.groups:
+                fail(f"channels do not match: {c} input channels and {layer.out} filters must both be "
+                     f"divisible by groups={layer.groups}")
+            oh, ow = (_conv_out(s, layer.kernel, layer.stride, layer.padding) for s in (h, w))
+            if oh < 1 or ow < 1:
+                fail(f"output would be empty: a {layer.kernel}×{layer.kernel} convolution (stride {layer.stride}, "
+                     f"padding {layer.padding}) does not fit its {c}×{h}×{w} input")
+            out_shape = (layer.out, oh, ow)
+            weights = layer.out * (c // layer.groups) * layer.kernel * layer.kernel
+            params, mult_adds = weights + layer.out, weights * oh * ow
+            prefix = "conv"
+        elif layer.kind in ("maxpool", "avgpool"):
+            c, h, w = shape
+            oh, ow = (_conv_out(s, layer.kernel, layer.stride, layer.padding) for s in (h, w))
+            if oh < 1 or ow < 1:
+                fail(f"output would be empty: a {layer.kernel}×{layer.kernel} pooling window (stride "
+                     f"{layer.stride}) does not fit its {c}×{h}×{w} input")
+            out_shape, prefix = (c, oh, ow), "pool"
+        elif layer.kind == "fc":
+            features = math.prod(shape)
+            if len(shape) == 3:  # flatten implied, as in VGG's first FC layer
+                planned.append(PlannedLayer(name_for("flatten"), LayerSpec("flatten"), None, shape, (features,), 0, 0,
+                                            implied=True))
+                shape = (features,)
+            weights = features * layer.out
+            params, mult_adds = weights + layer.out, weights
+            out_shape, prefix = (layer.out,), "fc"
+        elif layer.kind == "gap":
+            out_shape, prefix = (shape[0],), "gap"
+        elif layer.kind == "flatten":
+            out_shape, prefix = (math.prod(shape),), "flatten"
+        elif layer.kind == "bn":
+            params = 2 * shape[0]
+            out_shape, prefix = shape, "bn"
+        else:  # relu, dropout, lrn keep the shape
+            out_shape, prefix = shape, {"relu": "relu", "dropout": "drop", "lrn": "lrn"}[layer.kind]
+        if math.prod(out_shape) > MAX_ACTIVATION:
+            fail(f"output {_shape_text(out_shape)} is too large for the app (more than {MAX_ACTIVATION:,} values)")
+        total_params += params
+        total_mult_adds += mult_adds
+        if total_params > MAX_PARAMS:
+            fail(f"the network would have {total_params:,} parameters (the app allows {MAX_PARAMS:,})")
+        if total_mult_adds > MAX_MULT_ADDS:
+            fail(f"the network would need {total_mult_adds / 1e9:.1f} G mult-adds (the app allows "
+                 f"{MAX_MULT_ADDS / 1e9:.0f} G)")
+        planned.append(PlannedLayer(name_for(prefix), layer, position, shape, out_shape, params, mult_adds))
+        shape = out_shape
+        if index in relu_after:
+            planned.append(PlannedLayer(name_for("relu"), LayerSpec("relu"), None, shape, shape, 0, 0, implied=True))
+    if len(shape) != 1:
+        last = body[-1]
+        raise ArchSpecError(f"the network ends with a {_shape_text(shape)} feature map: end with FC-N or GAP so "
+                            "that it outputs class scores", last.token or last.format(), len(body) + offset)
+    return tuple(input_shape), planned
+
+
+def _module_for(step: PlannedLayer) -> nn.Module:
+    layer, in_shape = step.layer, step.in_shape
+    kind = layer.kind
+    if kind == "conv":
+        return nn.Conv2d(in_shape[0], layer.out, layer.kernel, stride=layer.stride, padding=layer.padding,
+                         groups=layer.groups)
+    if kind == "maxpool":
+        return nn.MaxPool2d(layer.kernel, stride=layer.stride, padding=layer.padding)
+    if kind == "avgpool":
+        return nn.AvgPool2d(layer.kernel, stride=layer.stride, padding=layer.padding)
+    if kind == "fc":
+        return nn.Linear(in_shape[0], layer.out)
+    if kind == "bn":
+        return nn.BatchNorm2d(in_shape[0]) if len(in_shape) == 3 else nn.BatchNorm1d(in_shape[0])
+    if kind == "relu":
+        return nn.ReLU()  # not in-place: a hook on the layer before sees its own output, not the ReLU's
+    if kind == "dropout":
+        return nn.Dropout(layer.p)
+    if kind == "lrn":
+        return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+    if kind == "gap":
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if kind == "flatten":
+        return nn.Flatten()
+    raise AssertionError(kind)
+
+
+class ArchNet(nn.Sequential):
+    """A network built from a spec: a ``Sequential`` of named layers (``conv1``, ``relu1``, ``pool1`` ...)."""
+
+    def __init__(self, spec: str, input_shape: tuple[int, int, int], modules: "list[tuple[str, nn.Module]]") -> None:
+        from collections import OrderedDict
+
+        super().__init__(OrderedDict(modules))
+        self.spec = spec
+        self.input_shape = input_shape
+
+
+def build_arch(spec: str) -> tuple[nn.Module, tuple[int, int, int]]:
+    """Build the network a spec describes (random init, eval mode) and return it with its input shape.
+
+    Raises :class:`ArchSpecError` (a ``ValueError``) naming the token and its position at the first
+    problem; nothing is allocated before the whole spec has been checked.
+    """
+    layers = parse_arch(spec)
+    input_shape, planned = plan_arch(layers)
+    modules = [(step.name, _module_for(step)) for step in planned]
+    for _name, module in modules:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    model = ArchNet(format_arch(layers), input_shape, modules)
+    return model.eval(), input_shape
+
+
+def describe_arch(spec: str) -> pd.DataFrame:
+    """Per-module plan (name, token, position, input/output shape, params, mult-adds), no weights built."""
+    _shape, planned = plan_arch(spec)
+    return pd.DataFrame([{
+        "name": step.name, "token": "" if step.implied else (step.layer.token or step.layer.format()),
+        "position": step.position, "implied": step.implied,
+        "input": "×".join(map(str, step.in_shape)), "output": "×".join(map(str, step.out_shape)),
+        "params": step.params, "mult_adds": step.mult_adds,
+    } for step in planned])
+
+
+# --- layer-table editing (st.data_editor) --------------------------------------------------------
+
+def spec_to_table(spec: str) -> pd.DataFrame:
+    """The layers of a spec (without the input token) as an editable table, one row per token."""
+    _shape, body = split_input(parse_arch(spec))
+    rows = [{"layer": layer.kind, "out": layer.out, "kernel": layer.kernel, "stride": layer.stride,
+             "padding": layer.padding, "groups": layer.groups if layer.kind == "conv" else None, "p": layer.p}
+            for layer in body]
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    for column in ("out", "kernel", "stride", "padding", "groups"):
+        table[column] = table[column].astype("Int64")
+    table["p"] = table["p"].astype("float64")
+    table["layer"] = table["layer"].astype("object")
+    return table
+
+
+def _cell(row: pd.Series, column: str) -> object:
+    value = row.get(column)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value
+
+
+def _int_cell(row: pd.Series, column: str, row_number: int, default: int | None = None) -> int | None:
+    value = _cell(row, column)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ArchSpecError(f"row {row_number}: '{column}' must be a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ArchSpecError(f"row {row_number}: '{column}' must be a whole number, got {value!r}")
+    return int(number)
+
+
+def table_to_spec(table: pd.DataFrame, input_shape: tuple[int, int, int] | None = None) -> str:
+    """An edited layer table back to a canonical spec; rows without a layer type are ignored.
+
+    Raises :class:`ArchSpecError` naming the row (and the token it would make) when a row is incomplete or
+    out of range. Shapes are not checked here: :func:`build_arch` does that with the usual messages.
+    """
+    tokens: list[str] = [f"in-{input_shape[0]}x{input_shape[1]}x{input_shape[2]}"] if input_shape else []
+    for row_number, (_index, row) in enumerate(table.iterrows(), start=1):
+        kind = _cell(row, "layer")
+        if kind is None or str(kind).strip() == "":
+            continue
+        kind = str(kind).strip().lower()
+        if kind not in LAYER_KINDS:
+            raise ArchSpecError(f"row {row_number}: unknown layer type {kind!r} (choose one of {', '.join(LAYER_KINDS)})")
+        if kind in ("conv", "fc"):
+            out = _int_cell(row, "out", row_number)
+            if out is None:
+                raise ArchSpecError(f"row {row_number}: a {kind} layer needs 'out' (number of "
+                                    f"{'filters' if kind == 'conv' else 'features'})")
+        if kind == "conv":
+            kernel = _int_cell(row, "kernel", row_number, 3)
+            layer = LayerSpec("conv", out=out, kernel=kernel, stride=_int_cell(row, "stride", row_number, 1),
+                              padding=_int_cell(row, "padding", row_number, kernel // 2),
+                              groups=_int_cell(row, "groups", row_number, 1))
+        elif kind in ("maxpool", "avgpool"):
+            kernel = _int_cell(row, "kernel", row_number, 2)
+            layer = LayerSpec(kind, kernel=kernel, stride=_int_cell(row, "stride", row_number, kernel),
+                              padding=_int_cell(row, "padding", row_number, 0))
+        elif kind == "fc":
+            layer = LayerSpec("fc", out=out)
+        elif kind == "dropout":
+            p = _cell(row, "p")
+            layer = LayerSpec("dropout", p=DEFAULT_DROPOUT if p is None else float(p))
+        else:
+            layer = LayerSpec(kind)
+        token = layer.format()
+        try:  # re-parse: applies the same range checks as typed tokens
+            parse_token(token, len(tokens) + 1)
+        except ArchSpecError as exc:
+            raise ArchSpecError(f"row {row_number} ({token}): {exc.reason}", token, len(tokens) + 1) from None
+        tokens.append(token)
+    if len(tokens) == (1 if input_shape else 0):
+        raise ArchSpecError("the table has no layers")
+    return " ".join(tokens)

@@ -1,0 +1,189 @@
+"""Decoding images safely and the built-in sample images."""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+# Far below Pillow's default (~89 M pixels warns, ~179 M errors): a 1-bit PNG of 18 kB can be 432 MB as RGB.
+MAX_PIXELS = 40_000_000
+# Longest side we keep after decoding: models see a few hundred pixels, and a 10000×1 strip resized
+# by its short side would explode.
+MAX_SIDE = 2048
+MAX_ASPECT = 20.0
+MAX_BYTES = 50 * 1024 * 1024
+
+
+class ImageLoadError(ValueError):
+    """An image that cannot be used, with a message for people."""
+
+
+def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``source`` into an 8-bit RGB PIL image.
+
+    EXIF orientation is applied; 16-bit and float images are scaled by their real range; alpha is
+    composited on white; only the first frame of animations is kept (``image.info['explorer_note']`` says so);
+    very large or extreme images are refused or bounded.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageLoadError(f"no such image file: {path.name}")
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageLoadError(f"the file is larger than {MAX_BYTES // 2**20} MB")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise ImageLoadError("the file is empty (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageLoadError(f"the file is larger than {MAX_BYTES // 2**20} MB")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageLoadError(f"the image is too large ({w}×{h} = {w * h / 1e6:.0f} M pixels; "
+                                     f"the limit is {max_pixels / 1e6:.0f} M)")
+            if w < 1 or h < 1:
+                raise ImageLoadError("the image has no pixels")
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                img.seek(0)
+                notes.append(f"only the first of {frames} frames is used")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError("the image is a decompression bomb (far more pixels than its file size suggests)") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError("the file is not an image this app can read (PNG, JPEG, BMP, WebP, TIFF, GIF)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(f"the image is corrupt or truncated ({exc})") from exc
+    rgb = _to_rgb(img)
+    rgb = _bound_size(rgb, notes)
+    if notes:
+        rgb.info["explorer_note"] = "; ".join(notes)
+    return rgb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # A plain convert('RGB') saturates these: scale by the real range first.
+        arr = np.asarray(img, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        scaled = np.zeros_like(arr) if hi <= lo else (np.nan_to_num(arr, nan=lo) - lo) / (hi - lo)
+        gray = (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _bound_size(img: Image.Image, notes: list[str]) -> Image.Image:
+    w, h = img.size
+    aspect = max(w, h) / min(w, h)
+    if aspect > MAX_ASPECT:
+        raise ImageLoadError(f"the image is {w}×{h}: an aspect ratio over {MAX_ASPECT:.0f}:1 cannot be shown "
+                             "to a CNN meaningfully; crop it first")
+    if max(w, h) > MAX_SIDE:
+        scale = MAX_SIDE / max(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+        notes.append(f"downscaled from {w}×{h} to {img.width}×{img.height}")
+    return img
+
+
+def to_channels(img: Image.Image, channels: int) -> Image.Image:
+    """RGB for 3-channel models, luminance for 1-channel ones."""
+    if channels == 1:
+        return img.convert("L")
+    if channels == 3:
+        return img.convert("RGB")
+    raise ValueError(f"models with {channels} input channels are not supported")
+
+
+def basic_transform(input_shape: tuple[int, int, int], mean: tuple[float, ...] | None = None,
+                    std: tuple[float, ...] | None = None) -> Callable[[Image.Image], "torch.Tensor"]:
+    """Resize to the model's input (H, W), convert channels, scale to [0, 1] and optionally normalise."""
+    import torch
+
+    c, h, w = input_shape
+
+    def transform(img: Image.Image) -> torch.Tensor:
+        img = to_channels(img, c).resize((w, h), Image.Resampling.BILINEAR)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        if arr.ndim == 2:
+            arr = arr[None]
+        else:
+            arr = arr.transpose(2, 0, 1)
+        tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        if mean is not None and std is not None:
+            tensor = (tensor - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+        return tensor
+
+    return transform
+
+
+def image_to_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- built-in samples (no upload, no network) -------------------------------------------------
+
+def _grace_hopper() -> Image.Image:
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return load_image(fh.read())
+
+
+def _checkerboard(size: int = 256, cells: int = 8) -> Image.Image:
+    idx = (np.arange(size) * cells // size)
+    board = ((idx[:, None] + idx[None, :]) % 2 * 255).astype(np.uint8)
+    return Image.fromarray(board, "L").convert("RGB")
+
+
+def _shapes(size: int = 256) -> Image.Image:
+    img = Image.new("RGB", (size, size), (235, 235, 235))
+    draw = ImageDraw.Draw(img)
+    s = size / 256
+    draw.ellipse([20 * s, 20 * s, 110 * s, 110 * s], fill=(220, 40, 40))
+    draw.rectangle([140 * s, 30 * s, 230 * s, 120 * s], fill=(40, 90, 220))
+    draw.polygon([(60 * s, 230 * s), (120 * s, 140 * s), (180 * s, 230 * s)], fill=(40, 170, 60))
+    draw.line([(150 * s, 150 * s), (240 * s, 240 * s)], fill=(30, 30, 30), width=max(1, int(8 * s)))
+    return img
+
+
+def _gradient(size: int = 256) -> Image.Image:
+    ramp = np.linspace(0, 255, size, dtype=np.float64)
+    r = np.tile(ramp, (size, 1))
+    g = r.T
+    b = np.full((size, size), 128.0)
+    return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8), "RGB")
+
+
+SAMPLES: dict[str, Callable[[], Image.Image]] = {
+    "grace_hopper": _grace_hopper,
+    "checkerboard": _checkerboard,
+    "shapes": _shapes,
+    "gradient": _gradient,
+}
+
+
+def sample_image(name: str) -> Image.Image:
+    if name not in SAMPLES:
+        raise ImageLoadError(f"unknown sample image {name!r}; choose one of {', '.join(SAMPLES)}")
+    return SAMPLES[name]()

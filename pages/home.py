@@ -1,0 +1,34 @@
+"""Welcome page: the current choice, the image as the model sees it, and a map of the course concepts."""
+import numpy as np
+import streamlit as st
+
+from explorer.i18n import translate  # noqa: F401  (keeps the catalogue import cheap and explicit)
+from ui.common import loaded_model, model_input, selection, show_weights_note, t
+
+st.title(t("home.title"))
+st.write(t("home.intro"))
+sel = selection()
+loaded = loaded_model()
+st.markdown(t("home.current", model=sel.model_name, shape="×".join(map(str, loaded.input_shape)), device=sel.device))
+show_weights_note(loaded)
+
+left, right = st.columns(2)
+with left:
+    st.caption(t("home.original", w=sel.image.width, h=sel.image.height))
+    st.image(sel.image, width="stretch")
+with right:
+    tensor = model_input()[0].numpy()
+    lo, hi = float(tensor.min()), float(tensor.max())
+    view = (tensor - lo) / (hi - lo) if hi > lo else np.zeros_like(tensor)
+    view = (view.transpose(1, 2, 0) * 255).astype(np.uint8)
+    st.caption(t("home.input_title"))
+    st.image(view[..., 0] if view.shape[2] == 1 else view, width="stretch", clamp=True)
+    st.caption(t("home.input_caption", shape="×".join(map(str, tensor.shape)), lo=lo, hi=hi, mean=float(tensor.mean())))
+
+st.subheader(t("home.concepts"))
+for stem in ("architecture", "receptive_field", "conv_arithmetic", "feature_maps", "gradcam", "filters",
+             "augmentation", "training", "compare", "papers", "build"):
+    try:
+        st.page_link(f"pages/{stem}.py", label=f"{t('nav.' + stem)} — {t('home.concept.' + stem)}")
+    except Exception:  # page not registered in navigation (file absent)
+        continue

@@ -1,0 +1,31 @@
+import os
+import sys
+from pathlib import Path
+
+import torch  # noqa: F401  imported once here so AppTest page runs do not pay for it inside their timeout
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+
+import pytest  # noqa: E402
+
+
+def open_app(page: str | None = None, **state):
+    """An AppTest of the real entry script, run once (optionally with session state set), then switched
+    to ``pages/<page>.py`` and run. Use the absolute path: relative ones resolve against the caller."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+@pytest.fixture
+def app_factory():
+    return open_app

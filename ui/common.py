@@ -1,0 +1,291 @@
+"""The sidebar, the shared cached loaders and the translation helper for every page.
+
+Session-state keys: ``lang``, ``sel_model``, ``sel_weights``, ``sel_input``, ``sel_sample``, ``sel_device``,
+``sel_upload`` (file uploader), ``sel_camera_on``, ``sel_camera``, ``sel_checkpoint``, ``custom_archs``.
+Models live in ``st.cache_resource`` and are shared by every session: never mutate them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from explorer.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+
+RUNS_ROOT = Path("runs")
+
+
+# --- language ----------------------------------------------------------------------------------
+
+def current_lang() -> str:
+    lang = st.session_state.get("lang")
+    if lang not in LANGUAGES:
+        lang = st.query_params.get("lang", DEFAULT_LANGUAGE)
+        lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        st.session_state["lang"] = lang
+    return lang
+
+
+def t(key: str, **fmt: Any) -> str:
+    """The message ``key`` in the current language."""
+    return translate(key, current_lang(), **fmt)
+
+
+def _on_lang_change() -> None:
+    st.query_params["lang"] = st.session_state["lang"]
+
+
+# --- cached loaders ------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None):
+    from explorer.models import load_model
+
+    weights: Any = {"pretrained": "pretrained", "none": None}.get(weights_key, _weights_bytes)
+    return load_model(name, weights=weights, device=device)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _decode_image(_data: bytes, digest: str):
+    from explorer.images import load_image
+
+    return load_image(_data)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sample(name: str):
+    from explorer.images import sample_image
+
+    return sample_image(name)
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def _model_names() -> list[str]:
+    from explorer.models import list_models
+
+    return list_models()
+
+
+def _run_names() -> list[str]:
+    try:
+        from explorer.runs import list_runs
+    except ModuleNotFoundError:
+        return []
+    try:
+        return [str(run.path) for run in list_runs(str(RUNS_ROOT))]
+    except Exception:  # a half-written run folder must not take the sidebar down
+        return []
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _natural_shape(name: str) -> tuple[int, int, int]:
+    from explorer.models import natural_input_shape
+
+    return natural_input_shape(name)
+
+
+# --- the selection ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    model_name: str
+    weights: str  # "pretrained", "none" or "upload:<sha>"
+    input_shape: tuple[int, int, int]
+    image: Any  # PIL.Image.Image, RGB
+    image_hash: str
+    image_name: str
+    image_note: str
+    device: Any  # torch.device
+
+
+def _parse_hw(text: str) -> tuple[int, int] | None:
+    parts = text.lower().replace("×", "x").replace(" ", "").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) == 3:
+        dims = dims[1:]
+    if len(dims) != 2 or min(dims) < 1 or max(dims) > 1024:
+        return None
+    return dims[0], dims[1]
+
+
+def _on_model_change() -> None:
+    name = st.session_state.get("sel_model")
+    try:
+        _, h, w = _natural_shape(name)
+        st.session_state["sel_input"] = f"{h}x{w}"
+    except Exception:
+        st.session_state.pop("sel_input", None)
+    run = name and (Path(name) / "config.json").is_file()
+    st.session_state["sel_weights"] = "run" if run else "pretrained"
+
+
+def render_sidebar() -> Selection:
+    """Draw the shared sidebar and remember the selection for the pages of this run."""
+    import torch
+
+    from explorer.device import describe_device, pick_device
+    from explorer.images import SAMPLES, ImageLoadError
+
+    sb = st.sidebar
+    sb.selectbox(t("sidebar.language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
+                 index=list(LANGUAGES).index(current_lang()), on_change=_on_lang_change)
+
+    customs = ["arch:" + spec for spec in st.session_state.get("custom_archs", [])]
+    runs = _run_names()
+    options = customs + runs + _model_names()
+    if st.session_state.get("sel_model") not in options:
+        st.session_state["sel_model"] = "resnet18" if "resnet18" in options else options[0]
+        _on_model_change()
+
+    def label(name: str) -> str:
+        if name.startswith("arch:"):
+            return f"{t('sidebar.group.custom')}: {name[5:][:40]}"
+        if name in runs:
+            return f"{t('sidebar.group.run')}: {Path(name).name}"
+        return name
+
+    sb.selectbox(t("sidebar.model"), options, key="sel_model", format_func=label, on_change=_on_model_change,
+                 help=t("sidebar.model_help"))
+    name = st.session_state["sel_model"]
+    is_run = name in runs
+    weight_options = ["run"] if is_run else ["pretrained", "none", "upload"]
+    if st.session_state.get("sel_weights") not in weight_options:
+        st.session_state["sel_weights"] = weight_options[0]
+    sb.selectbox(t("sidebar.weights"), weight_options, key="sel_weights",
+                 format_func=lambda k: t(f"sidebar.weights.{k}"))
+    weights_key = "pretrained" if st.session_state["sel_weights"] in ("pretrained", "run") else "none"
+    weights_bytes = None
+    if st.session_state["sel_weights"] == "upload":
+        ckpt = sb.file_uploader(t("sidebar.checkpoint"), type=["pt", "pth", "bin"], key="sel_checkpoint",
+                                help=t("sidebar.checkpoint_help"))
+        if ckpt is not None:
+            weights_bytes = ckpt.getvalue()
+            weights_key = "upload:" + hashlib.sha256(weights_bytes).hexdigest()[:16]
+    st.session_state["_weights_bytes"] = weights_bytes
+
+    try:
+        natural = _natural_shape(name)
+    except Exception as exc:
+        sb.error(t("common.model_error", message=exc))
+        natural = (3, 224, 224)
+    if "sel_input" not in st.session_state:
+        st.session_state["sel_input"] = f"{natural[1]}x{natural[2]}"
+    text = sb.text_input(t("sidebar.input"), key="sel_input", help=t("sidebar.input_help", channels=natural[0]))
+    hw = _parse_hw(text)
+    if hw is None:
+        sb.warning(t("sidebar.input_bad", text=text, natural=f"{natural[1]}x{natural[2]}"))
+        hw = natural[1:]
+    input_shape = (natural[0], hw[0], hw[1])
+
+    sb.markdown(f"**{t('sidebar.image')}**")
+    if st.session_state.get("sel_sample") not in SAMPLES:
+        st.session_state["sel_sample"] = "grace_hopper"
+    sb.selectbox(t("sidebar.sample"), list(SAMPLES), key="sel_sample", format_func=lambda k: t(f"sidebar.sample.{k}"))
+    upload = sb.file_uploader(t("sidebar.upload"), type=["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"],
+                              key="sel_upload", help=t("sidebar.upload_help"))
+    camera = None
+    if sb.toggle(t("sidebar.camera"), key="sel_camera_on"):
+        camera = sb.camera_input(t("sidebar.camera_input"), key="sel_camera")
+    image, image_hash, image_name, note = None, "", "", ""
+    chosen = camera if camera is not None else upload
+    if chosen is not None:
+        data = chosen.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            image = _decode_image(data, digest)
+            image_hash, image_name = digest, "camera" if chosen is camera else "upload"
+            note = image.info.get("explorer_note", "")
+        except ImageLoadError as exc:
+            sb.error(t("sidebar.image_error", message=exc))
+    if image is None:
+        sample = st.session_state["sel_sample"]
+        image, image_hash, image_name = _sample(sample), f"sample:{sample}", sample
+    if note:
+        sb.caption(t("sidebar.image_note", note=note))
+    sb.image(image, width="stretch")
+
+    sb.markdown(f"**{t('sidebar.device')}**")
+    choices = ["auto", "cpu"]
+    if st.session_state.get("sel_device") not in choices:
+        st.session_state["sel_device"] = "auto"
+    if torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        sb.radio(t("sidebar.device"), choices, key="sel_device", label_visibility="collapsed",
+                 format_func=lambda k: t(f"sidebar.device_{k}"))
+    device = pick_device(st.session_state["sel_device"])
+    sb.caption(t("sidebar.device_running", device=describe_device(device)))
+
+    selection = Selection(model_name=name, weights=weights_key, input_shape=input_shape, image=image,
+                          image_hash=image_hash, image_name=image_name, image_note=note, device=device)
+    st.session_state["_selection"] = selection
+    return selection
+
+
+def selection() -> Selection:
+    """The selection the sidebar drew in this script run."""
+    sel = st.session_state.get("_selection")
+    if sel is None:
+        sel = render_sidebar()
+    return sel
+
+
+def loaded_model():
+    """The cached model for the current selection, viewed at the selected input shape.
+
+    Shows an error and stops the page when it cannot be loaded.
+    """
+    from explorer.models import with_input_shape
+
+    sel = selection()
+    try:
+        with st.spinner(t("common.computing")):
+            loaded = _cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"))
+    except Exception as exc:
+        error_box(exc, prefix="common.model_error")
+        st.stop()
+    return with_input_shape(loaded, sel.input_shape)
+
+
+def model_input():
+    """The current image preprocessed for the current model: ``[1, C, H, W]`` on CPU."""
+    return loaded_model().preprocess(selection().image)
+
+
+def show_weights_note(loaded=None) -> None:
+    loaded = loaded or loaded_model()
+    if loaded.categories is None:
+        st.info(t("common.weights_random", status=loaded.weights_status))
+    else:
+        st.caption(t("common.weights_ok", status=loaded.weights_status))
+
+
+def error_box(exc: BaseException, prefix: str = "common.error") -> None:
+    """A readable error (never a traceback) for library errors."""
+    from explorer.device import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        st.error(t("common.oom"))
+        return
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    st.error(t(prefix, message=message))
+
+
+def model_cache_key(loaded=None) -> tuple[str, str, tuple[int, int, int], str]:
+    """Plain values identifying (model, weights, input shape, device) for ``st.cache_data`` keys."""
+    loaded = loaded or loaded_model()
+    return loaded.name, loaded.weights_key, tuple(loaded.input_shape), str(loaded.device)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_layer_table(name: str, weights_key: str, input_shape: tuple[int, int, int], device: str, _loaded):
+    from explorer.shapes import layer_table, model_totals
+
+    table = layer_table(_loaded.model, input_shape)
+    return table, model_totals(_loaded.model, table)
