@@ -18,7 +18,7 @@ SECTIONS = [
 HERE = Path(__file__).parent
 # URL slugs deliberately differ from the file names: a url_path equal to a file's stem in pages/ makes
 # AppTest (and Streamlit's legacy pages/ discovery) run that file alone, without this entry script.
-URL_PATHS = {"architecture": "shapes", "receptive_field": "receptive-field", "conv_arithmetic": "conv-arithmetic",
+URL_PATHS = {"home": "welcome", "architecture": "shapes", "receptive_field": "receptive-field", "conv_arithmetic": "conv-arithmetic",
              "feature_maps": "feature-maps", "gradcam": "grad-cam", "filters": "filters-lab",
              "augmentation": "augment", "training": "train", "compare": "compare-models",
              "papers": "paper-tables", "build": "build-your-own"}

@@ -32,10 +32,11 @@ METHODS: tuple[str, ...] = ("guided_gradcam", "integrated_gradients", "saliency"
 LAYER_METHODS: frozenset[str] = frozenset({"guided_gradcam"})
 
 
-def _single_image(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+def _single_image(x: torch.Tensor, model: nn.Module, requires_grad: bool = False) -> torch.Tensor:
+    """A private copy of one image on the model's device (the caller's tensor is never modified)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected one image [1,C,H,W], got {tuple(x.shape)}")
-    return x.detach().to(device_of(model))
+    return x.detach().to(device_of(model)).requires_grad_(requires_grad)
 
 
 def _selected_logit(model: nn.Module, target: int | None, chosen: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -123,7 +124,7 @@ def guided_gradcam(model: nn.Module, x: torch.Tensor, layer: str, target: int | 
     """
     from captum.attr import GuidedGradCam
 
-    x = _single_image(x, model)
+    x = _single_image(x, model, requires_grad=True)
     target = resolve_target(model, x, target)
     probe = nn.Identity()
     with model_lock(model), route_call(model, layer, probe), torch.enable_grad():
@@ -136,7 +137,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: int | None = None) -> np
     """|d score / d pixel|, maximum over colour channels (Simonyan et al. 2014)."""
     from captum.attr import Saliency
 
-    x = _single_image(x, model)
+    x = _single_image(x, model, requires_grad=True)
     chosen: list[int] = []
     with model_lock(model), torch.enable_grad():
         attr = Saliency(_selected_logit(model, target, chosen)).attribute(x, target=0, abs=True)
@@ -149,7 +150,7 @@ def integrated_gradients(
     """Integrated Gradients from a black baseline (zeros after preprocessing), |.| summed over channels."""
     from captum.attr import IntegratedGradients
 
-    x = _single_image(x, model)
+    x = _single_image(x, model, requires_grad=True)
     target = resolve_target(model, x, target)
     with model_lock(model), torch.enable_grad():
         attr = IntegratedGradients(_Logits(model)).attribute(

@@ -626,12 +626,17 @@ def kernel_figure(kernel: np.ndarray, title: str | None = None, height: int = 22
 
 
 def grid_figure(values: np.ndarray, highlight: tuple[int, int, int, int] | None = None,
-                title: str | None = None, height: int = 260, colorscale: object = "Blues") -> go.Figure:
+                title: str | None = None, height: int = 260, diverging: bool = False) -> go.Figure:
     """A small grid of numbers (patch, products, output) with an optional highlighted rectangle
-    ``(top, left, rows, cols)``."""
+    ``(top, left, rows, cols)``. ``diverging``: colour around 0 (white) for signed values."""
     v = np.asarray(values, dtype=np.float64)
     text = [[f"{x:.3g}" for x in row] for row in v]
-    fig = go.Figure(go.Heatmap(z=v, text=text, texttemplate="%{text}", colorscale=colorscale, showscale=False,
+    if diverging:
+        m = float(np.max(np.abs(v))) or 1.0
+        colours = {"colorscale": DIVERGING_COLORSCALE, "zmin": -m, "zmax": m}
+    else:
+        colours = {"colorscale": "Blues"}
+    fig = go.Figure(go.Heatmap(z=v, text=text, texttemplate="%{text}", showscale=False, **colours,
                                hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>"))
     if highlight is not None:
         top, left, rows, cols = highlight

@@ -191,6 +191,7 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
         entry = get_entry(name)
         natural, entry_categories, weights_enum = entry.input_shape, entry.categories, entry.weights_enum
         model = None
+    known_classes = entry.num_classes if entry is not None else None
     pretrained = False
     categories: list[str] | None = None
     if weights in (None, "none", "random"):
@@ -214,7 +215,10 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
                 model = None
     else:
         state = read_state_dict(weights if isinstance(weights, (bytes, bytearray)) else Path(weights))
-        model = model if model is not None else build_model(name, num_classes=_num_classes_in(state, entry))
+        head = _num_classes_in(state, entry)
+        model = model if model is not None else build_model(name, num_classes=head)
+        if head is not None:
+            entry_categories, known_classes = None, head  # re-headed: ImageNet names no longer apply
         apply_state_dict(model, state)
         import hashlib
 
@@ -228,7 +232,7 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
     model = model.eval().to(device)
     shape = tuple(input_shape) if input_shape else tuple(natural)
     transform = _transform_for(shape, natural, weights_enum)
-    n_out = _num_outputs(model)
+    n_out = _num_outputs(model, natural, known_classes)
     class_names = list(entry_categories) if entry_categories and len(entry_categories) == n_out else [
         f"class {i}" for i in range(n_out or 0)]
     if categories is not None and len(categories) != n_out:
@@ -264,21 +268,14 @@ def _transform_for(shape: tuple[int, int, int], natural: tuple[int, int, int], w
     return basic_transform(shape, tuple(preset.mean), tuple(preset.std))
 
 
-def _num_outputs(model: nn.Module) -> int | None:
-    last = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            last = module.out_features
-        elif isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1):
-            last = module.out_channels if last is None else last
-    for attr in ("fc", "classifier", "output", "head", "heads"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Sequential) and len(head):
-            head = head[-1]
-        n = getattr(head, "out_features", None) or getattr(head, "out_channels", None)
-        if n:
-            return int(n)
-    return last
+def _num_outputs(model: nn.Module, natural: tuple[int, int, int], known: int | None) -> int:
+    """How many classes the model outputs: registry metadata when it applies, else one cheap pass."""
+    if known:
+        return known
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with model_lock(model), torch.no_grad():
+        out = model(torch.zeros(1, *natural, device=device))
+    return int(out.shape[-1])
 
 
 # --- layer helpers shared by the pages ---------------------------------------------------------

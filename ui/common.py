@@ -34,6 +34,16 @@ def t(key: str, **fmt: Any) -> str:
     return translate(key, current_lang(), **fmt)
 
 
+def formatter(prefix: str):
+    """A ``format_func`` that translates ``prefix + option`` in the language of *this* run.
+
+    Bind the language now: Streamlit (and AppTest) may call format functions outside the script run,
+    where session state is unavailable and ``t`` would fall back to English.
+    """
+    lang = current_lang()
+    return lambda option: translate(f"{prefix}{option}", lang)
+
+
 def _on_lang_change() -> None:
     st.query_params["lang"] = st.session_state["lang"]
 
@@ -145,11 +155,13 @@ def render_sidebar() -> Selection:
         st.session_state["sel_model"] = "resnet18" if "resnet18" in options else options[0]
         _on_model_change()
 
+    custom_label, run_label = t("sidebar.group.custom"), t("sidebar.group.run")
+
     def label(name: str) -> str:
         if name.startswith("arch:"):
-            return f"{t('sidebar.group.custom')}: {name[5:][:40]}"
+            return f"{custom_label}: {name[5:][:40]}"
         if name in runs:
-            return f"{t('sidebar.group.run')}: {Path(name).name}"
+            return f"{run_label}: {Path(name).name}"
         return name
 
     sb.selectbox(t("sidebar.model"), options, key="sel_model", format_func=label, on_change=_on_model_change,
@@ -160,7 +172,7 @@ def render_sidebar() -> Selection:
     if st.session_state.get("sel_weights") not in weight_options:
         st.session_state["sel_weights"] = weight_options[0]
     sb.selectbox(t("sidebar.weights"), weight_options, key="sel_weights",
-                 format_func=lambda k: t(f"sidebar.weights.{k}"))
+                 format_func=formatter("sidebar.weights."))
     weights_key = "pretrained" if st.session_state["sel_weights"] in ("pretrained", "run") else "none"
     weights_bytes = None
     if st.session_state["sel_weights"] == "upload":
@@ -188,7 +200,7 @@ def render_sidebar() -> Selection:
     sb.markdown(f"**{t('sidebar.image')}**")
     if st.session_state.get("sel_sample") not in SAMPLES:
         st.session_state["sel_sample"] = "grace_hopper"
-    sb.selectbox(t("sidebar.sample"), list(SAMPLES), key="sel_sample", format_func=lambda k: t(f"sidebar.sample.{k}"))
+    sb.selectbox(t("sidebar.sample"), list(SAMPLES), key="sel_sample", format_func=formatter("sidebar.sample."))
     upload = sb.file_uploader(t("sidebar.upload"), type=["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"],
                               key="sel_upload", help=t("sidebar.upload_help"))
     camera = None
@@ -218,7 +230,7 @@ def render_sidebar() -> Selection:
         st.session_state["sel_device"] = "auto"
     if torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         sb.radio(t("sidebar.device"), choices, key="sel_device", label_visibility="collapsed",
-                 format_func=lambda k: t(f"sidebar.device_{k}"))
+                 format_func=formatter("sidebar.device_"))
     device = pick_device(st.session_state["sel_device"])
     sb.caption(t("sidebar.device_running", device=describe_device(device)))
 

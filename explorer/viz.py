@@ -1,0 +1,264 @@
+"""Pictures of activations: channel tiles, colormaps, heatmap overlays, filter images, PNG bytes.
+
+All numpy (plus OpenCV for colormaps, resizing and PNG encoding): a layer of 512 channels becomes one
+image in milliseconds, drawn as a single picture rather than 512 plot traces.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+COLORMAPS: dict[str, int | None] = {
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "cividis": cv2.COLORMAP_CIVIDIS,
+    "turbo": cv2.COLORMAP_TURBO,
+    "jet": cv2.COLORMAP_JET,
+    "hot": cv2.COLORMAP_HOT,
+    "bone": cv2.COLORMAP_BONE,
+    "gray": None,
+}
+PAD_COLOUR = (255, 255, 255)  # the gaps between tiles
+
+Order = Literal["index", "mean"]
+Scale = Literal["shared", "channel"]
+
+
+# ------------------------------------------------------------------------------------------ colours
+def _lut(cmap: str) -> np.ndarray:
+    """(256, 3) RGB lookup table of a named colormap."""
+    if cmap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {cmap!r}; choose from {', '.join(COLORMAPS)}")
+    ramp = np.arange(256, dtype=np.uint8)
+    code = COLORMAPS[cmap]
+    if code is None:
+        return np.repeat(ramp[:, None], 3, axis=1)
+    return cv2.applyColorMap(ramp[:, None], code)[:, 0, ::-1].copy()  # OpenCV gives BGR
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis", pad_colour: tuple[int, int, int] = PAD_COLOUR) -> np.ndarray:
+    """Values in [0, 1] (NaN = gap) -> uint8 RGB image through the colormap's lookup table."""
+    lut = _LUTS.get(cmap)
+    if lut is None:
+        lut = _LUTS[cmap] = _lut(cmap)
+    arr = np.asarray(values, dtype=np.float32)
+    gaps = np.isnan(arr)
+    index = np.clip(np.nan_to_num(arr, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = lut[index]
+    if gaps.any():
+        rgb[gaps] = pad_colour
+    return rgb
+
+
+def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Linear map of [lo, hi] (default: the array's range) onto [0, 1]; a constant array gives zeros."""
+    arr = np.asarray(values, dtype=np.float32)
+    lo = float(np.nanmin(arr)) if lo is None else float(lo)
+    hi = float(np.nanmax(arr)) if hi is None else float(hi)
+    if not np.isfinite(hi - lo) or hi <= lo:
+        return np.zeros_like(arr, dtype=np.float32)
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------ tiling
+@dataclass
+class Tiling:
+    """Channels of one layer laid out in a grid. ``image`` is float32 in [0, 1] with NaN in the gaps."""
+
+    image: np.ndarray
+    channels: np.ndarray  # channel index shown in each cell, row-major
+    rows: int
+    cols: int
+    cell: tuple[int, int]  # (h, w) of one cell as drawn (after any shrinking)
+    pad: int
+    shrink: int  # each map was block-averaged by this factor to keep the tile small
+
+    def channel_at(self, x: float, y: float) -> int | None:
+        """The channel drawn at pixel (x, y) of ``image`` (for clicks), or None in a gap/outside."""
+        col, row = int(x) // (self.cell[1] + self.pad), int(y) // (self.cell[0] + self.pad)
+        if not (0 <= row < self.rows and 0 <= col < self.cols):
+            return None
+        index = row * self.cols + col
+        return int(self.channels[index]) if index < len(self.channels) else None
+
+
+def channel_order(maps: np.ndarray, order: Order = "index") -> np.ndarray:
+    """Channel indices by index, or by mean activation (strongest first)."""
+    count = maps.shape[0]
+    if order == "index":
+        return np.arange(count)
+    if order == "mean":
+        means = maps.reshape(count, -1).mean(axis=1)
+        return np.argsort(-means, kind="stable")
+    raise ValueError(f"unknown order {order!r}: use 'index' or 'mean'")
+
+
+def _block_mean(maps: np.ndarray, factor: int) -> np.ndarray:
+    if factor <= 1:
+        return maps
+    c, h, w = maps.shape
+    h2, w2 = max(1, h // factor), max(1, w // factor)
+    cropped = maps[:, : h2 * factor, : w2 * factor]
+    return cropped.reshape(c, h2, factor, w2, factor).mean(axis=(2, 4))
+
+
+def tile_channels(
+    maps: np.ndarray,
+    order: Order = "index",
+    scale: Scale = "shared",
+    cols: int | None = None,
+    pad: int = 1,
+    max_side: int = 2048,
+    limit: int | None = None,
+) -> Tiling:
+    """All channels of ``maps`` (C, H, W) as one grid image.
+
+    ``scale="shared"`` maps the layer's overall [min, max] to [0, 1] (channels compare with each other);
+    ``"channel"`` stretches each channel to its own range (weak channels become visible). ``limit`` keeps
+    the first channels after ordering. Large layers are block-averaged so the tile stays under
+    ``max_side`` pixels wide and high.
+    """
+    arr = np.asarray(maps, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"expected channel maps (C, H, W), got shape {arr.shape}")
+    chosen = channel_order(arr, order)
+    if limit is not None:
+        chosen = chosen[:limit]
+    arr = arr[chosen]
+    count, height, width = arr.shape
+    cols = cols or max(1, math.ceil(math.sqrt(count * height / max(width, 1))))
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    factor = max(1, math.ceil(max(cols * width, rows * height) / max_side))
+    arr = _block_mean(arr, factor)
+    _, height, width = arr.shape
+
+    if scale == "shared":
+        scaled = normalize(arr)
+    elif scale == "channel":
+        flat = arr.reshape(count, -1)
+        lo, hi = flat.min(axis=1)[:, None, None], flat.max(axis=1)[:, None, None]
+        span = hi - lo
+        scaled = np.where(span > 0, (arr - lo) / np.where(span > 0, span, 1), 0.0).astype(np.float32)
+    else:
+        raise ValueError(f"unknown scale {scale!r}: use 'shared' or 'channel'")
+
+    grid = np.full((rows * cols, height + pad, width + pad), np.nan, dtype=np.float32)
+    grid[:count, :height, :width] = scaled
+    image = grid.reshape(rows, cols, height + pad, width + pad).transpose(0, 2, 1, 3)
+    image = image.reshape(rows * (height + pad), cols * (width + pad))
+    if pad:
+        image = image[:-pad, :-pad]
+    return Tiling(image=image, channels=chosen, rows=rows, cols=cols, cell=(height, width), pad=pad, shrink=factor)
+
+
+def channel_stats(channel: np.ndarray) -> dict[str, float]:
+    """Summary numbers of one map: min, max, mean, std and the share of positive values."""
+    arr = np.asarray(channel, dtype=np.float64)
+    return {
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "mean": float(arr.mean()),
+        "std": float(arr.std()),
+        "positive": float((arr > 0).mean()),
+    }
+
+
+# ------------------------------------------------------------------------------------------ overlays
+def to_rgb_uint8(image) -> np.ndarray:
+    """A PIL image or array (H, W[, C], uint8 or float in [0, 1]) as uint8 RGB."""
+    arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D map to ``size`` = (H, W)."""
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.shape == tuple(size):
+        return arr
+    return cv2.resize(arr, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
+
+
+def overlay(image, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """``heat`` (values in [0, 1], any size) coloured and blended over ``image`` with opacity ``alpha``."""
+    base = to_rgb_uint8(image)
+    heat = resize_map(np.clip(np.nan_to_num(heat), 0, 1), base.shape[:2])
+    coloured = colorize(heat, cmap).astype(np.float32)
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    return np.clip(base.astype(np.float32) * (1 - alpha) + coloured * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement (small kernels and maps stay crisp)."""
+    if factor <= 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 RGB/grey image, or of a float map in [0, 1] (saved as grey)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.nan_to_num(arr.astype(np.float32), nan=1.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", arr)
+    if not ok:  # pragma: no cover - OpenCV only fails on unsupported shapes
+        raise ValueError(f"cannot encode an image of shape {arr.shape} as PNG")
+    return buffer.tobytes()
+
+
+# ------------------------------------------------------------------------------------------ filters
+def filter_images(weight: np.ndarray) -> np.ndarray:
+    """First-layer kernels (O, I, kh, kw) as pictures (O, kh, kw, 3) in [0, 1].
+
+    Each filter is stretched to its own [min, max]; three input channels are shown as RGB, any other
+    number as grey (their mean).
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 4:
+        raise ValueError(f"expected conv weights (out, in, kh, kw), got shape {w.shape}")
+    pictures = w.transpose(0, 2, 3, 1) if w.shape[1] == 3 else np.repeat(w.mean(axis=1)[..., None], 3, axis=3)
+    flat = pictures.reshape(pictures.shape[0], -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out = (pictures - lo[:, None, None, None]) / span[:, None, None, None]
+    out[hi <= lo] = 0.5
+    return out.astype(np.float32)
+
+
+def filter_grid(weight: np.ndarray, zoom: int | None = None, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """All first-layer filters as one uint8 RGB grid, each kernel enlarged ``zoom`` times (default: ~24 px)."""
+    pictures = filter_images(weight)
+    count, kh, kw, _ = pictures.shape
+    zoom = zoom or max(1, 24 // max(kh, kw))
+    cells = np.stack([upscale(p, zoom) for p in pictures])
+    ch, cw = cells.shape[1:3]
+    cols = cols or max(1, math.ceil(math.sqrt(count)))
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    pad_px = max(0, pad)
+    grid = np.ones((rows * cols, ch + pad_px, cw + pad_px, 3), dtype=np.float32)
+    grid[:count, :ch, :cw] = cells
+    image = grid.reshape(rows, cols, ch + pad_px, cw + pad_px, 3).transpose(0, 2, 1, 3, 4)
+    image = image.reshape(rows * (ch + pad_px), cols * (cw + pad_px), 3)
+    if pad_px:
+        image = image[:-pad_px, :-pad_px]
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)

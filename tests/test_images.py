@@ -1,0 +1,109 @@
+"""Image decoding: every bad-input case gives a readable ImageLoadError; odd modes decode correctly."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer.images import MAX_SIDE, ImageLoadError, SAMPLES, load_image, sample_image
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_grace_hopper_sample_is_a_real_photo():
+    img = sample_image("grace_hopper")
+    assert img.mode == "RGB" and img.size == (512, 600)
+    assert np.asarray(img).std() > 20
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_samples_decode(name):
+    img = sample_image(name)
+    assert img.mode == "RGB" and min(img.size) >= 64
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF"])
+def test_formats_roundtrip(fmt):
+    img = load_image(_encode(sample_image("shapes"), fmt))
+    assert img.mode == "RGB" and img.size == (256, 256)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"", "empty"),
+    (b"hello, this is text with a .png name", "not an image"),
+    (_encode(Image.new("RGB", (64, 64), "red"), "JPEG")[:200], "corrupt or truncated"),
+    (_encode(Image.new("RGB", (300, 300), "red"), "PNG")[:-40], "corrupt or truncated"),
+])
+def test_bad_files_have_clear_messages(data, needle):
+    with pytest.raises(ImageLoadError, match=needle):
+        load_image(data)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = _encode(Image.new("1", (12000, 12000)), "PNG")
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageLoadError, match="too large|bomb"):
+        load_image(bomb)
+
+
+def test_sixteen_bit_is_scaled_by_its_real_range():
+    ramp = np.linspace(1000, 3000, 64 * 64).reshape(64, 64).astype(np.uint16)
+    img = load_image(_encode(Image.fromarray(ramp), "PNG"))
+    arr = np.asarray(img)[..., 0].astype(int)
+    assert arr.min() == 0 and arr.max() == 255  # a plain convert('RGB') would saturate to white
+    assert np.all(np.diff(arr.reshape(-1)) >= 0)
+
+
+def test_float_tiff_is_scaled():
+    data = np.linspace(-1.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
+    img = load_image(_encode(Image.fromarray(data, "F"), "TIFF"))
+    arr = np.asarray(img)[..., 0]
+    assert arr[0, 0] == 0 and arr[-1, -1] == 255
+
+
+def test_cmyk_palette_and_alpha():
+    cmyk = load_image(_encode(Image.new("CMYK", (40, 40), (0, 255, 255, 0)), "JPEG"))
+    r, g, b = np.asarray(cmyk)[20, 20]
+    assert r > 200 and g < 60 and b < 60
+    palette = load_image(_encode(Image.new("RGB", (40, 40), (0, 0, 255)).convert("P"), "PNG"))
+    assert tuple(np.asarray(palette)[0, 0]) == (0, 0, 255)
+    transparent = Image.new("RGBA", (40, 40), (255, 0, 0, 0))
+    assert tuple(np.asarray(load_image(_encode(transparent, "PNG")))[0, 0]) == (255, 255, 255)
+
+
+def test_animated_gif_keeps_first_frame_and_says_so():
+    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    img = load_image(buf.getvalue())
+    r, g, b = np.asarray(img)[0, 0]
+    assert r > 200 and g < 50
+    assert "first of 3 frames" in img.info["explorer_note"]
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (60, 30), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise for display
+    out = load_image(_encode(img, "JPEG", exif=exif))
+    assert out.size == (30, 60)
+
+
+def test_tiny_and_thin_images():
+    assert load_image(_encode(Image.new("RGB", (1, 1), "red"), "PNG")).size == (1, 1)
+    with pytest.raises(ImageLoadError, match="aspect ratio"):
+        load_image(_encode(Image.new("RGB", (10000, 1), "red"), "PNG"))
+
+
+def test_large_images_are_bounded():
+    img = load_image(_encode(Image.new("RGB", (4000, 3000), "red"), "PNG"))
+    assert max(img.size) == MAX_SIDE and "downscaled" in img.info["explorer_note"]
+
+
+def test_missing_path():
+    with pytest.raises(ImageLoadError, match="no such image"):
+        load_image("/nonexistent/picture.png")

@@ -1,0 +1,107 @@
+"""The layer table against torchinfo and against the output-size formula computed independently."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torchinfo
+
+from explorer import models
+from explorer.shapes import CSV_COLUMNS, InputTooSmallError, layer_table, model_totals
+
+
+def _formula(n: int, f: int, p: int, s: int, d: int = 1, ceil: bool = False) -> int:
+    value = (n + 2 * p - d * (f - 1) - 1) / s + 1
+    return math.ceil(value) if ceil else math.floor(value)
+
+
+def test_columns_are_the_contract():
+    table = layer_table(models.build_model("mnist_cnn"), (1, 28, 28))
+    assert list(table.columns[: len(CSV_COLUMNS)]) == CSV_COLUMNS
+
+
+def test_mnist_cnn_matches_the_seed_notes():
+    table = layer_table(models.build_model("mnist_cnn"), (1, 28, 28)).set_index("layer")
+    assert table.loc["conv1", "output_shape"] == "8x12x12"
+    assert table.loc["conv2", "output_shape"] == "8x4x4"
+    assert table.loc["conv3", "output_shape"] == "8x2x2"
+    assert table.loc["flatten", "output_shape"] == "32"
+    assert table["trainable_params"].sum() == 2762
+    assert table.loc["conv1", "formula"].endswith("= 12") and "⌊" in table.loc["conv1", "formula"]
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "tiny_vgg", "alexnet", "resnet18", "googlenet", "vgg16", "densenet121"])
+def test_against_torchinfo(name):
+    model = models.build_model(name)
+    shape = models.get_entry(name).input_shape
+    table = layer_table(model, shape)
+    totals = model_totals(model, table)
+    info = torchinfo.summary(model, input_size=(1, *shape), verbose=0, depth=20)
+    assert totals.params == info.total_params
+    assert totals.trainable_params == info.trainable_params
+    # Per-conv mult-adds and output shapes, matched by module identity.
+    ours = table.set_index("layer")
+    names = {id(m): n for n, m in model.named_modules()}
+    checked = 0
+    for layer in info.summary_list:
+        if isinstance(layer.module, nn.Conv2d) and id(layer.module) in names:
+            row = ours.loc[names[id(layer.module)]]
+            assert row["mult_adds"] == layer.macs, names[id(layer.module)]
+            assert row["output_shape"] == "x".join(map(str, layer.output_size[1:]))
+            checked += 1
+    assert checked > 0
+
+
+def test_vgg16_totals():
+    model = models.build_model("vgg16")
+    totals = model_totals(model, layer_table(model, (3, 224, 224)))
+    assert totals.params == 138_357_544
+
+
+def test_every_conv_and_pool_follows_the_formula():
+    model = models.build_model("alexnet")
+    table = layer_table(model, (3, 224, 224)).set_index("layer")
+    modules = dict(model.named_modules())
+    for name, row in table.iterrows():
+        module = modules.get(name)
+        if not isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+            continue
+        pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+        (k, _), (s, _), (p, _), (d, _) = (pair(module.kernel_size), pair(module.stride), pair(module.padding),
+                                          pair(module.dilation))
+        n = int(row["input_shape"].split("x")[1])
+        expected = _formula(n, k, p, s, d, getattr(module, "ceil_mode", False))
+        assert int(row["output_shape"].split("x")[1]) == expected
+        assert row["formula"].endswith(f"= {expected}")
+
+
+def test_container_rows_sum_their_leaves():
+    model = models.build_model("resnet18")
+    table = layer_table(model, (3, 64, 64)).set_index("layer")
+    leaves = table[table["is_leaf"]]
+    for container in ("layer1", "layer2.0", "layer4"):
+        inside = leaves[[n.split("#")[0] == container or n.startswith(container + ".") for n in leaves.index]]
+        assert table.loc[container, "mult_adds"] == inside["mult_adds"].sum()
+        assert table.loc[container, "params"] == sum(p.numel() for p in dict(model.named_modules())[container].parameters())
+
+
+def test_shared_module_gets_one_row_per_call():
+    table = layer_table(models.build_model("resnet18"), (3, 64, 64))
+    relu_rows = [n for n in table["layer"] if n.startswith("layer1.0.relu")]
+    assert relu_rows == ["layer1.0.relu", "layer1.0.relu#2"]
+
+
+def test_too_small_input_names_the_first_empty_layer():
+    with pytest.raises(InputTooSmallError) as info:
+        layer_table(models.build_model("alexnet"), (3, 40, 40))
+    assert info.value.layer is not None and info.value.layer.startswith("features.")
+    assert "features" in str(info.value)
+
+
+def test_hooks_are_removed_even_after_failure():
+    model = models.build_model("alexnet")
+    with pytest.raises(InputTooSmallError):
+        layer_table(model, (3, 30, 30))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    layer_table(model, (3, 224, 224))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

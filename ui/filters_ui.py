@@ -1,0 +1,326 @@
+"""Widgets, cached computations and drawing helpers for the Filters lab page (pages/filters.py).
+
+Session-state keys (all prefixed ``flt_``): ``flt_view``, ``flt_padding``, ``flt_stride``, ``flt_color``,
+``flt_operation``, ``flt_display``, ``flt_preset``, ``flt_gsize``, ``flt_gsigma``, ``flt_bsize``,
+``flt_ed_size``, ``flt_ed_from``, ``flt_ed{size}_{row}_{col}`` (editor cells), ``flt_ed_msg``, ``flt_cmp``,
+``flt_uploads``, ``flt_hand_src``, ``flt_hand_kernel``, ``flt_hand_size``, ``flt_hand_r``, ``flt_hand_c``,
+``flt_hand_pad``, ``flt_hand_stride``, ``flt_hand_op``, ``flt_hand_pos``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from explorer import filters as F
+from ui.common import error_box, t
+
+EDITOR_SIZES = (3, 5, 7)
+Spec = tuple  # ("preset", name, gaussian_size, gaussian_sigma, box_size) or ("custom", rows as tuples)
+
+
+@dataclass(frozen=True)
+class Settings:
+    padding: str
+    stride: int
+    grayscale: bool
+    operation: str
+    display: str
+
+    def key(self) -> tuple:
+        return (self.padding, self.stride, self.grayscale, self.operation, self.display)
+
+
+# --------------------------------------------------------------------------------------------- widgets
+def settings_controls() -> Settings:
+    """Padding, stride, grey/per-channel, correlation/convolution and display mode, in one row."""
+    c = st.columns(5)
+    padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, key="flt_padding",
+                             format_func=lambda m: t(f"filters.padding.{m}"), help=t("filters.padding_help"))
+    stride = c[1].slider(t("filters.stride"), 1, 4, 1, key="flt_stride")
+    color = c[2].segmented_control(t("filters.color"), ["gray", "rgb"], default="gray", required=True,
+                                   key="flt_color", format_func=lambda m: t(f"filters.color.{m}"))
+    operation = c[3].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
+                               format_func=lambda m: t(f"filters.operation.{m}"), help=t("filters.operation_help"))
+    display = c[4].selectbox(t("filters.display"), F.DISPLAY_MODES[:4], key="flt_display",
+                             format_func=lambda m: t(f"filters.display.{m}"), help=t("filters.display_help"))
+    return Settings(padding, int(stride), color != "rgb", operation, display)
+
+
+def _cell_key(size: int, r: int, c: int) -> str:
+    return f"flt_ed{size}_{r}_{c}"
+
+
+def _set_grid(size: int, kernel: np.ndarray) -> None:
+    for r in range(size):
+        for c in range(size):
+            st.session_state[_cell_key(size, r, c)] = float(kernel[r, c])
+
+
+def _editor_kernel(size: int) -> np.ndarray:
+    centre = size // 2
+    return np.array([[float(st.session_state.get(_cell_key(size, r, c), 1.0 if r == c == centre else 0.0))
+                      for c in range(size)] for r in range(size)])
+
+
+def _fit(kernel: np.ndarray, size: int) -> np.ndarray:
+    """Place a preset in a size x size grid: centred with zeros around, or its centre part if larger."""
+    out = np.zeros((size, size))
+    kh, kw = kernel.shape
+    if kh <= size:
+        o = (size - kh) // 2
+        out[o:o + kh, o:o + kw] = kernel
+    else:
+        o = (kh - size) // 2
+        out[:] = kernel[o:o + size, o:o + size]
+    return out
+
+
+def _load_preset() -> None:
+    size, name = st.session_state["flt_ed_size"], st.session_state["flt_ed_from"]
+    kernel = F.kernel_for(name, gaussian_size=size, box_size=size) if name in ("gaussian", "box_blur") \
+        else F.KERNELS[name]
+    _set_grid(size, _fit(np.asarray(kernel), size))
+    st.session_state["flt_ed_msg"] = ""
+
+
+def _normalise() -> None:
+    size = st.session_state["flt_ed_size"]
+    try:
+        _set_grid(size, F.normalise_kernel(_editor_kernel(size)))
+        st.session_state["flt_ed_msg"] = ""
+    except ValueError as exc:
+        st.session_state["flt_ed_msg"] = str(exc)
+
+
+def _flip() -> None:
+    size = st.session_state["flt_ed_size"]
+    _set_grid(size, F.flip_kernel(_editor_kernel(size)))
+
+
+def kernel_editor() -> np.ndarray:
+    """A 3x3 / 5x5 / 7x7 grid of numbers with load-preset, normalise and flip; returns the kernel."""
+    c1, c2, c3, c4 = st.columns([2, 3, 2, 2], vertical_alignment="bottom")
+    size = c1.segmented_control(t("filters.editor.size"), EDITOR_SIZES, default=3, required=True, key="flt_ed_size",
+                                format_func=lambda s: f"{s}×{s}")
+    c2.selectbox(t("filters.editor.from"), list(F.KERNELS), key="flt_ed_from", format_func=lambda n: t(f"filters.k.{n}"))
+    c2.button(t("filters.editor.load"), on_click=_load_preset, key="flt_ed_load")
+    c3.button(t("filters.editor.normalise"), on_click=_normalise, key="flt_ed_norm", help=t("filters.editor.normalise_help"))
+    c4.button(t("filters.editor.flip"), on_click=_flip, key="flt_ed_flip", help=t("filters.editor.flip_help"))
+    if st.session_state.get("flt_ed_msg"):
+        st.warning(st.session_state["flt_ed_msg"])
+    centre = size // 2
+    for r in range(size):
+        cols = st.columns(size)
+        for c in range(size):
+            key = _cell_key(size, r, c)
+            if key not in st.session_state:
+                st.session_state[key] = 1.0 if r == c == centre else 0.0
+            cols[c].number_input(f"k[{r},{c}]", key=key, step=1.0, format="%.4g", label_visibility="collapsed")
+    kernel = _editor_kernel(size)
+    st.caption(t("filters.editor.sum", total=float(kernel.sum()), text=F.format_kernel(kernel)))
+    return kernel
+
+
+def preset_params(name: str) -> tuple[int, float, int]:
+    """The Gaussian size/sigma and box size sliders, shown only for the presets that use them."""
+    gsize, gsigma, bsize = 5, 1.0, 3
+    if name == "gaussian":
+        c1, c2 = st.columns(2)
+        gsize = c1.select_slider(t("filters.gsize"), [3, 5, 7, 9, 11, 15], value=5, key="flt_gsize")
+        gsigma = c2.slider(t("filters.gsigma"), 0.3, 5.0, 1.0, 0.1, key="flt_gsigma")
+    elif name == "box_blur":
+        bsize = st.select_slider(t("filters.bsize"), [3, 5, 7, 9, 11], value=3, key="flt_bsize")
+    return int(gsize), float(gsigma), int(bsize)
+
+
+def kernel_choice(options: list[str] | None = None, key: str = "flt_preset") -> tuple[str, Spec]:
+    """Preset select (plus "custom" = the editor); returns (label, spec)."""
+    options = options or [*F.FILTER_NAMES, "custom"]
+    name = st.selectbox(t("filters.kernel"), options, index=options.index("sobel_x") if "sobel_x" in options else 0,
+                        key=key, format_func=lambda n: t(f"filters.k.{n}"))
+    return name, spec_for(name)
+
+
+def spec_for(name: str) -> Spec:
+    """The spec of a preset or of the editor, drawing the widgets it needs (parameters, editor grid)."""
+    if name == "custom":
+        with st.container(border=True):
+            st.markdown(f"**{t('filters.editor.title')}**")
+            kernel = kernel_editor()
+        return ("custom", tuple(map(tuple, kernel.tolist())))
+    return ("preset", name, *preset_params(name))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def decode_upload(_data: bytes, digest: str):
+    """An uploaded file decoded by ``explorer.images.load_image`` (cached by content hash)."""
+    from explorer.images import load_image
+
+    return load_image(_data)
+
+
+def kernel_of(spec: Spec) -> np.ndarray | None:
+    """The kernel of a spec; None for the Sobel magnitude/direction (two kernels combined)."""
+    if spec[0] == "custom":
+        return np.array(spec[1], dtype=np.float64)
+    name = spec[1]
+    if name in F.COMPOSITE_FILTERS:
+        return None
+    return F.kernel_for(name, gaussian_size=spec[2], gaussian_sigma=spec[3], box_size=spec[4])
+
+
+def kernel_shape_of(spec: Spec) -> tuple[int, int]:
+    k = kernel_of(spec)
+    return (3, 3) if k is None else k.shape
+
+
+# ------------------------------------------------------------------------------------------ compute
+def compute(image, spec: Spec, settings: Settings) -> np.ndarray:
+    """The full-resolution result (float64) of one filter on a PIL image."""
+    arr = F.to_array(image, grayscale=settings.grayscale)
+    if spec[0] == "preset" and spec[1] in F.COMPOSITE_FILTERS:
+        return F.apply_filter(arr, spec[1], settings.padding, settings.stride, settings.operation)
+    return F.apply(arr, kernel_of(spec), settings.padding, settings.stride, settings.operation)
+
+
+def display_mode(spec: Spec, settings: Settings) -> str:
+    return "direction" if spec[:2] == ("preset", "sobel_direction") else settings.display
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def cached_view(image_key: str, spec: Spec, settings_key: tuple, _image):
+    """Figure (downscaled for drawing) and the honest numbers, keyed on plain values."""
+    settings = Settings(*settings_key)
+    result = compute(_image, spec, settings)
+    fig, mapping = F.result_figure(result, display_mode(spec, settings))
+    info = {"shape": result.shape, "lo": mapping.value_min, "hi": mapping.value_max, "mode": mapping.mode,
+            "zmin": mapping.zmin, "zmax": mapping.zmax, "clipped": mapping.clipped_fraction,
+            "in_shape": (_image.height, _image.width)}
+    return fig, info
+
+
+def show_result(image, image_key: str, spec: Spec, settings: Settings, title: str, key: str) -> None:
+    """One result: figure, value range and display mapping, and a full-resolution PNG download."""
+    try:
+        fig, info = cached_view(image_key, spec, settings.key(), _image=image)
+    except ValueError as exc:
+        error_box(exc)
+        return
+    st.markdown(f"**{title}**")
+    st.plotly_chart(fig, key=f"{key}_fig", config={"displaylogo": False})
+    shape = "×".join(map(str, info["shape"]))
+    st.caption(t("filters.range", lo=info["lo"], hi=info["hi"], shape=shape))
+    st.caption(t(f"filters.mapping.{info['mode']}", zmin=info["zmin"], zmax=info["zmax"],
+                 clipped=100 * info["clipped"]))
+    if max(info["shape"][:2]) > 384:
+        st.caption(t("filters.downscaled"))
+
+    def png() -> bytes:  # deferred: only computed when the button is clicked
+        return F.to_png(compute(image, spec, settings), display_mode(spec, settings))
+
+    st.download_button(t("common.download_png"), png, file_name=f"{key}.png", mime="image/png", key=f"{key}_png")
+
+
+def size_formula(image, spec: Spec, settings: Settings) -> None:
+    """The output size by (N - F + 2P) / S + 1 for rows and columns, with the numbers filled in."""
+    kh, kw = kernel_shape_of(spec)
+    try:
+        ph, pw = F.padding_amount((kh, kw), settings.padding)
+        rows = F.explain_output_size(image.height, kh, ph, settings.stride)
+        cols = F.explain_output_size(image.width, kw, pw, settings.stride)
+    except ValueError as exc:
+        error_box(exc)
+        return
+    for axis, e in ((t("filters.rows"), rows), (t("filters.cols"), cols)):
+        note = "" if e.divides_evenly else t("filters.floor_note")
+        st.markdown(t("filters.formula", axis=axis, n=e.n, f=e.f, p=e.p, s=e.s, exact=f"{e.exact:g}",
+                      size=e.size) + note)
+
+
+# ------------------------------------------------------------------------------------ by hand
+def clamped_slider(where, label: str, high: int, default: int, key: str, offset: int = 0) -> int:
+    """A 0..high slider (shown as offset..high+offset) whose remembered value is kept inside its range when
+    the range shrinks (another image or kernel); returns the 0-based value."""
+    if high <= 0:
+        return 0
+    value = st.session_state.get(key, default + offset)
+    st.session_state[key] = int(min(max(value, offset), high + offset))
+    return int(where.slider(label, offset, high + offset, key=key)) - offset
+def by_hand_view(image) -> None:
+    """Convolution by hand: patch, kernel, products, sum and the whole output grid, position by position."""
+    c = st.columns(5)
+    src = c[0].segmented_control(t("filters.hand.src"), ["example", "image"], default="example", required=True,
+                                 key="flt_hand_src", format_func=lambda s: t(f"filters.hand.src.{s}"))
+    names = ["example_x", *F.KERNELS, "custom"]
+    kname = c[1].selectbox(t("filters.kernel"), names, key="flt_hand_kernel", format_func=lambda n: t(f"filters.k.{n}"))
+    padding = c[2].selectbox(t("filters.padding"), F.PADDING_MODES, index=3, key="flt_hand_pad",
+                             format_func=lambda m: t(f"filters.padding.{m}"))
+    stride = c[3].slider(t("filters.stride"), 1, 3, 1, key="flt_hand_stride")
+    operation = c[4].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_hand_op",
+                               format_func=lambda m: t(f"filters.operation.{m}"))
+    if src == "example":
+        patch = np.asarray(F.EXAMPLE_PATCH)
+    else:
+        grey = np.rint(F.to_array(image, grayscale=True))
+        c1, c2, c3 = st.columns(3)
+        size = c1.select_slider(t("filters.hand.size"), [5, 7, 9], value=5, key="flt_hand_size")
+        size = min(size, *grey.shape)
+        r0 = clamped_slider(c2, t("filters.hand.row"), grey.shape[0] - size, (grey.shape[0] - size) // 2, "flt_hand_r")
+        c0 = clamped_slider(c3, t("filters.hand.col"), grey.shape[1] - size, (grey.shape[1] - size) // 2, "flt_hand_c")
+        patch = grey[r0:r0 + size, c0:c0 + size]
+        st.caption(t("filters.hand.patch_note", size=size, r=r0, c=c0))
+    if kname == "example_x":
+        kernel = np.asarray(F.EXAMPLE_KERNEL)
+    elif kname == "custom":
+        kernel = np.array(spec_for("custom")[1])
+    else:
+        kernel = np.asarray(F.kernel_for(kname, gaussian_size=3, box_size=3))
+    try:
+        rows, cols = F.output_shape(patch.shape, kernel.shape, padding, stride)
+        F.validate_kernel(kernel, patch.shape, padding)
+    except ValueError as exc:
+        error_box(exc)
+        return
+    total = rows * cols
+    pos = 1 + clamped_slider(st, t("filters.hand.position"), total - 1, 0, "flt_hand_pos", offset=1)
+    step = F.convolution_by_hand(patch, kernel, divmod(pos - 1, cols), padding, stride, operation)
+    kh, kw = kernel.shape
+    g = st.columns(3)
+    g[0].plotly_chart(F.grid_figure(step.padded, (*step.top_left, kh, kw), t("filters.hand.input")), key="flt_h_in")
+    g[1].plotly_chart(F.kernel_figure(step.kernel_used, t(f"filters.hand.kernel.{operation}")), key="flt_h_k")
+    g[2].plotly_chart(F.grid_figure(step.products, None, t("filters.hand.products"), diverging=True), key="flt_h_p")
+    terms = " + ".join(f"{a:g}×{b:g}" for a, b in zip(step.window.ravel(), step.kernel_used.ravel()))
+    st.markdown(t("filters.hand.sum", r=step.position[0], c=step.position[1], total=f"{step.total:g}"))
+    st.code(f"{terms}\n= {step.total:g}", language=None)
+    st.plotly_chart(F.grid_figure(step.output, (*step.position, 1, 1), t("filters.hand.output",
+                    rows=rows, cols=cols)), key="flt_h_out")
+    st.caption(t("filters.hand.output_note", n=patch.shape[0], f=kh, p=step.pad[0], s=stride, size=rows))
+    correlation_note(patch)
+
+
+def correlation_note(patch: np.ndarray) -> None:
+    """OpenCV's filter2D (and CNN layers) correlate; true convolution flips the kernel. Shown with Sobel x."""
+    st.subheader(t("filters.corr.title"))
+    st.markdown(t("filters.corr.body"))
+    k = np.asarray(F.KERNELS["sobel_x"])
+    corr = F.correlate(patch, k, "none")
+    conv = F.convolve(patch, k, "none")
+    c = st.columns(4)
+    c[0].plotly_chart(F.kernel_figure(k, t("filters.corr.kernel")), key="flt_c_k")
+    c[1].plotly_chart(F.grid_figure(corr, None, t("filters.corr.correlate"), diverging=True), key="flt_c_a")
+    c[2].plotly_chart(F.kernel_figure(F.flip_kernel(k), t("filters.corr.flipped")), key="flt_c_f")
+    c[3].plotly_chart(F.grid_figure(conv, None, t("filters.corr.convolve"), diverging=True), key="flt_c_b")
+    st.caption(t("filters.corr.caption"))
+
+
+# ------------------------------------------------------------------------------- augmentation page
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_draws(image_key: str, config_items: tuple, n: int, seed: int, preview_side: int, _image):
+    """Seeded augmentation draws of the preview image, as numpy ``[3, H, W]`` float32 tensors."""
+    from explorer import augment as A
+
+    config = A.AugmentConfig.from_dict(dict(config_items))
+    preview = A.prepare_preview(_image, preview_side)
+    return [d.numpy() for d in A.draws(preview, config, n, seed)]
