@@ -248,7 +248,7 @@ def tensor_figure(x: torch.Tensor, max_side: int = 160, height: int = 260) -> go
                                  hovertemplate="x=%{x} y=%{y}: %{z:.3f}<extra></extra>",
                                  colorbar={"thickness": 12}), row=1, col=c + 1)
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{c + 1 if c else ''}", showticklabels=False,
-                         row=1, col=c + 1)
-        fig.update_xaxes(showticklabels=False, row=1, col=c + 1)
+                         showgrid=False, zeroline=False, row=1, col=c + 1)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c + 1)
     fig.update_layout(margin={"l": 0, "r": 0, "t": 30, "b": 0}, height=height)
     return fig

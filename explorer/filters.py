@@ -350,6 +350,9 @@ def correlate(
     stride = int(stride)
     k = validate_kernel(kernel, x.shape[:2], padding, pad)
     ph, pw = padding_amount(k.shape, padding, pad)
+    if padding == "reflect" and (ph >= x.shape[0] or pw >= x.shape[1]):
+        raise ValueError(f"reflect padding of {max(ph, pw)} needs an image larger than that on each side, "
+                         f"got {x.shape[0]}x{x.shape[1]}")
     if x.ndim == 2:
         return _correlate_2d(np.ascontiguousarray(x), k, padding, ph, pw, stride)
     channels = [_correlate_2d(np.ascontiguousarray(x[..., c]), k, padding, ph, pw, stride) for c in range(x.shape[2])]
@@ -605,8 +608,8 @@ def result_figure(
     else:
         fig.add_trace(go.Image(z=mapping.rgb, hoverinfo="skip"))
     fig.update_layout(margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0}, height=height, title=title)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return fig, mapping
 
 
@@ -619,8 +622,8 @@ def kernel_figure(kernel: np.ndarray, title: str | None = None, height: int = 22
         z=k, zmin=-m, zmax=m, colorscale=DIVERGING_COLORSCALE, text=text, texttemplate="%{text}",
         showscale=False, hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>",
     ))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_layout(margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0}, height=height, title=title)
     return fig
 
@@ -642,8 +645,8 @@ def grid_figure(values: np.ndarray, highlight: tuple[int, int, int, int] | None 
         top, left, rows, cols = highlight
         fig.add_shape(type="rect", x0=left - 0.5, x1=left + cols - 0.5, y0=top - 0.5, y1=top + rows - 0.5,
                       line={"color": "rgb(214,39,40)", "width": 3})
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_layout(margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0}, height=height, title=title)
     return fig
 

@@ -35,7 +35,7 @@ with st.expander(t("aug.pipeline"), expanded=True):
         hue = col.slider(t("aug.hue"), 0.0, 0.5, 0.05, 0.01, key="aug_hue")
         grayscale = col.slider(t("aug.grayscale"), 0.0, 1.0, 0.1, 0.05, key="aug_grayscale")
         blur = col.select_slider(t("aug.blur"), [0, 3, 5, 7, 9], 0, key="aug_blur",
-                                 format_func=lambda k: t("aug.off") if k == 0 else f"{k}×{k}")
+                                 format_func=lambda k, off=t("aug.off"): off if k == 0 else f"{k}×{k}")
         sigma = col.slider(t("aug.blur_sigma"), 0.1, 5.0, (0.1, 2.0), 0.1, key="aug_sigma") if blur else (0.1, 2.0)
     with ten:
         st.markdown(f"**{t('aug.group.tensor')}**")

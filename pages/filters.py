@@ -14,7 +14,7 @@ st.write(t("filters.intro"))
 sel = selection()
 
 view = st.segmented_control(t("filters.view"), ["single", "filters", "images", "hand"], default="single",
-                            required=True, key="flt_view", format_func=lambda v: t(f"filters.view.{v}"))
+                            required=True, key="flt_view", format_func=ui.labels("filters.view"))
 
 if view == "hand":
     st.caption(t("filters.hand.intro"))
@@ -24,7 +24,7 @@ if view == "hand":
 settings = ui.settings_controls()
 
 if view == "single":
-    left, right = st.columns([1, 2])
+    left, middle, right = st.columns([1, 1, 1.6])
     with left:
         name, spec = ui.kernel_choice()
         kernel = ui.kernel_of(spec)
@@ -36,20 +36,18 @@ if view == "single":
         if name == "sobel_y":
             st.caption(t("filters.sobel_y_note"))
         ui.size_formula(sel.image, spec, settings)
+    with middle:
+        st.markdown(f"**{t('filters.original')}**")
+        st.image(sel.image, caption=f"{sel.image.width}×{sel.image.height}", width="stretch")
     with right:
-        o1, o2 = st.columns(2)
-        with o1:
-            st.markdown(f"**{t('filters.original')}**")
-            st.image(sel.image, caption=f"{sel.image.width}×{sel.image.height}", width="stretch")
-        with o2:
-            ui.show_result(sel.image, sel.image_hash, spec, settings, t(f"filters.k.{name}"), key="flt_single")
+        ui.show_result(sel.image, sel.image_hash, spec, settings, t(f"filters.k.{name}"), key="flt_single")
 
 elif view == "filters":
     names = [*F.FILTER_NAMES, "custom"]
     if "flt_cmp" not in st.session_state:
         st.session_state["flt_cmp"] = ["sobel_x", "sobel_y", "sobel_magnitude", "gaussian"]
     chosen = st.multiselect(t("filters.compare_pick"), names, key="flt_cmp", max_selections=MAX_COMPARE,
-                            format_func=lambda n: t(f"filters.k.{n}"))
+                            format_func=ui.labels("filters.k"))
     if not chosen:
         st.info(t("filters.compare_none"))
         st.stop()

@@ -187,6 +187,8 @@ def test_kernel_larger_than_image_is_refused_but_even_kernel_works_without_paddi
         F.correlate(x, np.ones((3, 3)), stride=0)
     with pytest.raises(ValueError, match="padding"):
         F.correlate(x, np.ones((3, 3)), padding="circular")
+    with pytest.raises(ValueError, match="reflect padding"):
+        F.correlate(x, np.ones((3, 3)), padding="reflect", pad=4)
 
 
 @pytest.mark.parametrize("text,message", [

@@ -14,7 +14,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import filters as F
-from ui.common import error_box, t
+from explorer.i18n import translate
+from ui.common import current_lang, error_box, t
 
 EDITOR_SIZES = (3, 5, 7)
 Spec = tuple  # ("preset", name, gaussian_size, gaussian_sigma, box_size) or ("custom", rows as tuples)
@@ -33,18 +34,28 @@ class Settings:
 
 
 # --------------------------------------------------------------------------------------------- widgets
+def labels(prefix: str):
+    """A format_func for options ``v`` -> ``t(f"{prefix}.{v}")`` with the language fixed now.
+
+    Widgets may call format_func outside this script run (AppTest does), where the session's language
+    cannot be read; binding it here keeps the labels in the page's language.
+    """
+    lang = current_lang()
+    return lambda value: translate(f"{prefix}.{value}", lang)
+
+
 def settings_controls() -> Settings:
     """Padding, stride, grey/per-channel, correlation/convolution and display mode, in one row."""
     c = st.columns(5)
     padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, key="flt_padding",
-                             format_func=lambda m: t(f"filters.padding.{m}"), help=t("filters.padding_help"))
+                             format_func=labels("filters.padding"), help=t("filters.padding_help"))
     stride = c[1].slider(t("filters.stride"), 1, 4, 1, key="flt_stride")
     color = c[2].segmented_control(t("filters.color"), ["gray", "rgb"], default="gray", required=True,
-                                   key="flt_color", format_func=lambda m: t(f"filters.color.{m}"))
+                                   key="flt_color", format_func=labels("filters.color"))
     operation = c[3].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
-                               format_func=lambda m: t(f"filters.operation.{m}"), help=t("filters.operation_help"))
+                               format_func=labels("filters.operation"), help=t("filters.operation_help"))
     display = c[4].selectbox(t("filters.display"), F.DISPLAY_MODES[:4], key="flt_display",
-                             format_func=lambda m: t(f"filters.display.{m}"), help=t("filters.display_help"))
+                             format_func=labels("filters.display"), help=t("filters.display_help"))
     return Settings(padding, int(stride), color != "rgb", operation, display)
 
 
@@ -104,7 +115,7 @@ def kernel_editor() -> np.ndarray:
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2], vertical_alignment="bottom")
     size = c1.segmented_control(t("filters.editor.size"), EDITOR_SIZES, default=3, required=True, key="flt_ed_size",
                                 format_func=lambda s: f"{s}×{s}")
-    c2.selectbox(t("filters.editor.from"), list(F.KERNELS), key="flt_ed_from", format_func=lambda n: t(f"filters.k.{n}"))
+    c2.selectbox(t("filters.editor.from"), list(F.KERNELS), key="flt_ed_from", format_func=labels("filters.k"))
     c2.button(t("filters.editor.load"), on_click=_load_preset, key="flt_ed_load")
     c3.button(t("filters.editor.normalise"), on_click=_normalise, key="flt_ed_norm", help=t("filters.editor.normalise_help"))
     c4.button(t("filters.editor.flip"), on_click=_flip, key="flt_ed_flip", help=t("filters.editor.flip_help"))
@@ -139,7 +150,7 @@ def kernel_choice(options: list[str] | None = None, key: str = "flt_preset") -> 
     """Preset select (plus "custom" = the editor); returns (label, spec)."""
     options = options or [*F.FILTER_NAMES, "custom"]
     name = st.selectbox(t("filters.kernel"), options, index=options.index("sobel_x") if "sobel_x" in options else 0,
-                        key=key, format_func=lambda n: t(f"filters.k.{n}"))
+                        key=key, format_func=labels("filters.k"))
     return name, spec_for(name)
 
 
@@ -220,7 +231,9 @@ def show_result(image, image_key: str, spec: Spec, settings: Settings, title: st
     def png() -> bytes:  # deferred: only computed when the button is clicked
         return F.to_png(compute(image, spec, settings), display_mode(spec, settings))
 
-    st.download_button(t("common.download_png"), png, file_name=f"{key}.png", mime="image/png", key=f"{key}_png")
+    stem = spec[1] if spec[0] == "preset" else "custom_kernel"
+    st.download_button(t("common.download_png"), png, file_name=f"{stem}_{settings.padding}_s{settings.stride}.png",
+                       mime="image/png", key=f"{key}_png")
 
 
 def size_formula(image, spec: Spec, settings: Settings) -> None:
@@ -248,18 +261,21 @@ def clamped_slider(where, label: str, high: int, default: int, key: str, offset:
     value = st.session_state.get(key, default + offset)
     st.session_state[key] = int(min(max(value, offset), high + offset))
     return int(where.slider(label, offset, high + offset, key=key)) - offset
+
+
 def by_hand_view(image) -> None:
     """Convolution by hand: patch, kernel, products, sum and the whole output grid, position by position."""
-    c = st.columns(5)
+    c = st.columns([3, 2])
     src = c[0].segmented_control(t("filters.hand.src"), ["example", "image"], default="example", required=True,
-                                 key="flt_hand_src", format_func=lambda s: t(f"filters.hand.src.{s}"))
+                                 key="flt_hand_src", format_func=labels("filters.hand.src"))
     names = ["example_x", *F.KERNELS, "custom"]
-    kname = c[1].selectbox(t("filters.kernel"), names, key="flt_hand_kernel", format_func=lambda n: t(f"filters.k.{n}"))
-    padding = c[2].selectbox(t("filters.padding"), F.PADDING_MODES, index=3, key="flt_hand_pad",
-                             format_func=lambda m: t(f"filters.padding.{m}"))
-    stride = c[3].slider(t("filters.stride"), 1, 3, 1, key="flt_hand_stride")
-    operation = c[4].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_hand_op",
-                               format_func=lambda m: t(f"filters.operation.{m}"))
+    kname = c[1].selectbox(t("filters.kernel"), names, key="flt_hand_kernel", format_func=labels("filters.k"))
+    c = st.columns(3)
+    padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, index=3, key="flt_hand_pad",
+                             format_func=labels("filters.padding"))
+    stride = c[1].slider(t("filters.stride"), 1, 3, 1, key="flt_hand_stride")
+    operation = c[2].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_hand_op",
+                               format_func=labels("filters.operation"))
     if src == "example":
         patch = np.asarray(F.EXAMPLE_PATCH)
     else:
