@@ -3,6 +3,7 @@ import hashlib
 
 import streamlit as st
 
+from explorer import filter_display as D
 from explorer import filters as F
 from ui import filters_ui as ui
 from ui.common import selection, t
@@ -32,7 +33,7 @@ if view == "single":
             st.caption(t("filters.composite_note"))
         else:
             shown = F.flip_kernel(kernel) if settings.operation == "convolve" else kernel
-            st.plotly_chart(F.kernel_figure(shown, t(f"filters.kernel_as.{settings.operation}")), key="flt_kfig")
+            st.plotly_chart(D.kernel_figure(shown, t(f"filters.kernel_as.{settings.operation}")), key="flt_kfig")
         if name == "sobel_y":
             st.caption(t("filters.sobel_y_note"))
         ui.size_formula(sel.image, spec, settings)

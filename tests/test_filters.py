@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F_t
 from PIL import Image
 
+from explorer import filter_display as D
 from explorer import filters as F
 from explorer.cli import main as cli_main
 
@@ -251,18 +252,18 @@ def test_convolution_by_hand_with_asymmetric_kernel_padding_and_stride():
 
 def test_display_mapping_keeps_sign_and_range_honest():
     values = np.array([[-50.0, 0.0], [25.0, 100.0]])
-    m = F.display_mapping(values)
+    m = D.display_mapping(values)
     assert m.mode == "diverging" and (m.zmin, m.zmax) == (-100.0, 100.0)
     assert (m.value_min, m.value_max) == (-50.0, 100.0)
     assert tuple(m.rgb[0, 1]) == (247, 247, 247)  # zero is the neutral colour
     assert m.rgb[0, 0, 2] > m.rgb[0, 0, 0]  # negative is blue
     assert m.rgb[1, 1, 0] > m.rgb[1, 1, 2]  # positive is red
-    a = F.display_mapping(values, "abs")
+    a = D.display_mapping(values, "abs")
     assert a.rgb[1, 1, 0] == 255 and a.rgb[0, 0, 0] == 128 and a.rgb[0, 1, 0] == 0
-    c = F.display_mapping(np.array([[-10.0, 100.0], [300.0, 50.0]]), "clip")
+    c = D.display_mapping(np.array([[-10.0, 100.0], [300.0, 50.0]]), "clip")
     assert c.clipped_fraction == 0.5 and c.rgb[1, 0, 0] == 255 and c.rgb[0, 0, 0] == 0
-    assert F.choose_display_mode(np.array([[0.0, 255.0]])) == "clip"
-    assert F.choose_display_mode(np.array([[0.0, 900.0]])) == "abs"
+    assert D.choose_display_mode(np.array([[0.0, 255.0]])) == "clip"
+    assert D.choose_display_mode(np.array([[0.0, 900.0]])) == "abs"
 
 
 def test_large_upload_is_downscaled_for_display_only():
@@ -274,15 +275,15 @@ def test_large_upload_is_downscaled_for_display_only():
     for r, c in [(0, 0), (700, 1999), (1535, 2047), (1, 1024)]:  # spot-check against the definition
         xp = np.pad(big, 1, mode="reflect")
         assert result[r, c] == pytest.approx(float((xp[r:r + 3, c:c + 3] * F.KERNELS["sobel_x"]).sum()), abs=1e-8)
-    fig, mapping = F.result_figure(result, max_side=256)
+    fig, mapping = D.result_figure(result, max_side=256)
     z = np.asarray(fig.data[0].z)
     assert max(z.shape) <= 256
     assert (mapping.value_min, mapping.value_max) == (result.min(), result.max())  # the full range is stated
     assert mapping.zmax == max(abs(result.min()), abs(result.max()))
     np.testing.assert_array_equal(big, before)
-    small, scale = F.downscale_for_display(result, 512)
+    small, scale = D.downscale_for_display(result, 512)
     assert small.shape == (384, 512) and scale == pytest.approx(0.25)
-    png = F.to_png(result)
+    png = D.to_png(result)
     decoded = np.asarray(Image.open(__import__("io").BytesIO(png)))
     assert decoded.shape == (1536, 2048, 3)  # downloads are full resolution
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from explorer import filter_display as D
 from explorer import filters as F
 from explorer.images import sample_image
 from explorer.i18n import catalogue
@@ -169,8 +170,8 @@ def test_every_page_key_exists_in_both_languages():
     dynamic = ({f"filters.k.{n}" for n in (*F.FILTER_NAMES, "custom", "example_x")}
                | {f"filters.padding.{m}" for m in F.PADDING_MODES}
                | {f"filters.operation.{m}" for m in F.OPERATIONS}
-               | {f"filters.display.{m}" for m in F.DISPLAY_MODES[:4]}
-               | {f"filters.mapping.{m}" for m in F.DISPLAY_MODES[1:]}
+               | {f"filters.display.{m}" for m in D.DISPLAY_MODES[:4]}
+               | {f"filters.mapping.{m}" for m in D.DISPLAY_MODES[1:]}
                | {f"filters.view.{v}" for v in ("single", "filters", "images", "hand")}
                | {f"filters.kernel_as.{m}" for m in F.OPERATIONS} | {f"filters.hand.kernel.{m}" for m in F.OPERATIONS}
                | {f"filters.hand.src.{s}" for s in ("example", "image")} | {"filters.color.gray", "filters.color.rgb"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from explorer import filter_display as D
 from explorer import filters as F
 from explorer.i18n import translate
 from ui.common import current_lang, error_box, t
@@ -54,7 +55,7 @@ def settings_controls() -> Settings:
                                    key="flt_color", format_func=labels("filters.color"))
     operation = c[3].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
                                format_func=labels("filters.operation"), help=t("filters.operation_help"))
-    display = c[4].selectbox(t("filters.display"), F.DISPLAY_MODES[:4], key="flt_display",
+    display = c[4].selectbox(t("filters.display"), D.DISPLAY_MODES[:4], key="flt_display",
                              format_func=labels("filters.display"), help=t("filters.display_help"))
     return Settings(padding, int(stride), color != "rgb", operation, display)
 
@@ -205,7 +206,7 @@ def cached_view(image_key: str, spec: Spec, settings_key: tuple, _image):
     """Figure (downscaled for drawing) and the honest numbers, keyed on plain values."""
     settings = Settings(*settings_key)
     result = compute(_image, spec, settings)
-    fig, mapping = F.result_figure(result, display_mode(spec, settings))
+    fig, mapping = D.result_figure(result, display_mode(spec, settings))
     info = {"shape": result.shape, "lo": mapping.value_min, "hi": mapping.value_max, "mode": mapping.mode,
             "zmin": mapping.zmin, "zmax": mapping.zmax, "clipped": mapping.clipped_fraction,
             "in_shape": (_image.height, _image.width)}
@@ -229,7 +230,7 @@ def show_result(image, image_key: str, spec: Spec, settings: Settings, title: st
         st.caption(t("filters.downscaled"))
 
     def png() -> bytes:  # deferred: only computed when the button is clicked
-        return F.to_png(compute(image, spec, settings), display_mode(spec, settings))
+        return D.to_png(compute(image, spec, settings), display_mode(spec, settings))
 
     stem = spec[1] if spec[0] == "preset" else "custom_kernel"
     st.download_button(t("common.download_png"), png, file_name=f"{stem}_{settings.padding}_s{settings.stride}.png",
@@ -304,13 +305,13 @@ def by_hand_view(image) -> None:
     step = F.convolution_by_hand(patch, kernel, divmod(pos - 1, cols), padding, stride, operation)
     kh, kw = kernel.shape
     g = st.columns(3)
-    g[0].plotly_chart(F.grid_figure(step.padded, (*step.top_left, kh, kw), t("filters.hand.input")), key="flt_h_in")
-    g[1].plotly_chart(F.kernel_figure(step.kernel_used, t(f"filters.hand.kernel.{operation}")), key="flt_h_k")
-    g[2].plotly_chart(F.grid_figure(step.products, None, t("filters.hand.products"), diverging=True), key="flt_h_p")
+    g[0].plotly_chart(D.grid_figure(step.padded, (*step.top_left, kh, kw), t("filters.hand.input")), key="flt_h_in")
+    g[1].plotly_chart(D.kernel_figure(step.kernel_used, t(f"filters.hand.kernel.{operation}")), key="flt_h_k")
+    g[2].plotly_chart(D.grid_figure(step.products, None, t("filters.hand.products"), diverging=True), key="flt_h_p")
     terms = " + ".join(f"{a:g}×{b:g}" for a, b in zip(step.window.ravel(), step.kernel_used.ravel()))
     st.markdown(t("filters.hand.sum", r=step.position[0], c=step.position[1], total=f"{step.total:g}"))
     st.code(f"{terms}\n= {step.total:g}", language=None)
-    st.plotly_chart(F.grid_figure(step.output, (*step.position, 1, 1), t("filters.hand.output",
+    st.plotly_chart(D.grid_figure(step.output, (*step.position, 1, 1), t("filters.hand.output",
                     rows=rows, cols=cols)), key="flt_h_out")
     st.caption(t("filters.hand.output_note", n=patch.shape[0], f=kh, p=step.pad[0], s=stride, size=rows))
     correlation_note(patch)
@@ -324,10 +325,10 @@ def correlation_note(patch: np.ndarray) -> None:
     corr = F.correlate(patch, k, "none")
     conv = F.convolve(patch, k, "none")
     c = st.columns(4)
-    c[0].plotly_chart(F.kernel_figure(k, t("filters.corr.kernel")), key="flt_c_k")
-    c[1].plotly_chart(F.grid_figure(corr, None, t("filters.corr.correlate"), diverging=True), key="flt_c_a")
-    c[2].plotly_chart(F.kernel_figure(F.flip_kernel(k), t("filters.corr.flipped")), key="flt_c_f")
-    c[3].plotly_chart(F.grid_figure(conv, None, t("filters.corr.convolve"), diverging=True), key="flt_c_b")
+    c[0].plotly_chart(D.kernel_figure(k, t("filters.corr.kernel")), key="flt_c_k")
+    c[1].plotly_chart(D.grid_figure(corr, None, t("filters.corr.correlate"), diverging=True), key="flt_c_a")
+    c[2].plotly_chart(D.kernel_figure(F.flip_kernel(k), t("filters.corr.flipped")), key="flt_c_f")
+    c[3].plotly_chart(D.grid_figure(conv, None, t("filters.corr.convolve"), diverging=True), key="flt_c_b")
     st.caption(t("filters.corr.caption"))
 
 

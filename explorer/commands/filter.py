@@ -37,7 +37,7 @@ def _filter_names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer import filters
+    from explorer import filter_display, filters
     from explorer.images import load_image
 
     image = filters.to_array(load_image(args.image), grayscale=not args.per_channel)
@@ -57,16 +57,16 @@ def run(args: argparse.Namespace) -> int:
         kernel_shape, label = kernel.shape, filters.format_kernel(kernel)
     mode = "direction" if args.kernel == "sobel_direction" and args.display == "auto" else args.display
     if mode == "auto":
-        mode = filters.choose_display_mode(result)
-    png = filters.to_png(result, mode)
+        mode = filter_display.choose_display_mode(result)
+    png = filter_display.to_png(result, mode)
     args.png.parent.mkdir(parents=True, exist_ok=True)
     args.png.write_bytes(png)
     if args.npy is not None:
         args.npy.parent.mkdir(parents=True, exist_ok=True)
-        args.npy.write_bytes(filters.to_npy(result))
+        args.npy.write_bytes(filter_display.to_npy(result))
     ph, _ = filters.padding_amount(tuple(kernel_shape), args.padding)
     size = filters.explain_output_size(image.shape[0], kernel_shape[0], ph, args.stride)
-    low, high = filters.value_range(result)
+    low, high = filter_display.value_range(result)
     print(f"{operation} {label} | padding {args.padding} (P={ph}) stride {args.stride} | "
           f"input {image.shape[0]}x{image.shape[1]} -> output {result.shape[0]}x{result.shape[1]} "
           f"(rows: ({size.n} - {size.f} + 2*{size.p}) / {size.s} + 1 = {size.exact:g} -> {size.size}) | "
