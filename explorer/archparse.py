@@ -41,7 +41,6 @@ import re
 from dataclasses import dataclass, field
 
 import pandas as pd
-import torch
 import torch.nn as nn
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (3, 32, 32)
@@ -202,6 +201,20 @@ def _tokens(spec: str) -> list[str]:
     return [t for t in _SEPARATORS.split(spec.strip()) if t]
 
 
+def token_spans(spec: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of each token in ``spec`` (position ``i`` is ``spans[i - 1]``),
+    so a UI can underline the token an :class:`ArchSpecError` names."""
+    spans, start = [], None
+    for i, char in enumerate(spec + " "):
+        if _SEPARATORS.fullmatch(char):
+            if start is not None:
+                spans.append((start, i))
+                start = None
+        elif start is None:
+            start = i
+    return spans
+
+
 def parse_arch(spec: str) -> list[LayerSpec]:
     """Parse a spec into layers (the input token, if present, is the first element).
 
@@ -229,6 +242,12 @@ def format_arch(layers: list[LayerSpec]) -> str:
 
 def canonical_spec(spec: str) -> str:
     return format_arch(parse_arch(spec))
+
+
+def full_spec(spec: str) -> str:
+    """The canonical spec with its input token written out (``in-3x32x32`` when the spec had none)."""
+    shape, body = split_input(parse_arch(spec))
+    return format_arch([LayerSpec("input", shape=tuple(shape)), *body])
 
 
 def split_input(layers: list[LayerSpec]) -> tuple[tuple[int, int, int], list[LayerSpec]]:

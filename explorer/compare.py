@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -162,6 +163,11 @@ def _build(name: str, device: str | None) -> tuple[nn.Module, tuple[int, int, in
             model = build_model(name)
             shape = model.input_shape
         return model, tuple(shape), "custom", None
+    if (Path(name) / "config.json").is_file():  # a training run folder: its own weights, on the CPU
+        from explorer.models import load_model
+
+        loaded = load_model(name, device="cpu")
+        return loaded.model, tuple(loaded.input_shape), "run", None
     entry = get_entry(name)
     if device == "meta":
         with torch.device("meta"):
@@ -182,27 +188,40 @@ def _meta_or_cpu(name: str, work: Callable[[nn.Module, tuple[int, int, int]], An
 
 
 def final_receptive_field(model: nn.Module, input_shape: tuple[int, int, int]) -> float | None:
-    """Largest receptive-field side (pixels) in explorer.receptive's table, or None if unavailable."""
+    """Receptive field (pixels, larger side) of the last layer that still has a spatial map larger than
+    1×1 (VGG-16: pool5, 212; ResNet-18: layer4, 435), from :mod:`explorer.receptive`; None if unknown.
+
+    Later layers (global pooling, FC) see the whole image by construction, so they say nothing.
+    """
     try:
         from explorer.receptive import receptive_field_table
     except ImportError:
         return None
     try:
-        table = receptive_field_table(model, input_shape)
+        return _final_field(receptive_field_table(model, input_shape))
     except Exception:  # a model the receptive-field analysis does not support: leave the cell empty
         return None
+
+
+def _final_field(table: pd.DataFrame | None) -> float | None:
     if table is None or len(table) == 0 or "rf_h" not in table:
         return None
+    if "unknown" in table:
+        table = table[~table["unknown"].astype(bool)]
+    if {"out_h", "out_w"} <= set(table.columns):
+        sizes = pd.to_numeric(table["out_h"], errors="coerce") * pd.to_numeric(table["out_w"], errors="coerce")
+        table = table[sizes > 1]
     sides = pd.concat([pd.to_numeric(table["rf_h"], errors="coerce"),
-                       pd.to_numeric(table.get("rf_w", table["rf_h"]), errors="coerce")], axis=1).max(axis=1)
-    sides = sides.dropna()
-    return float(sides.max()) if len(sides) else None
+                       pd.to_numeric(table.get("rf_w", table["rf_h"]), errors="coerce")], axis=1).max(axis=1).dropna()
+    return float(sides.iloc[-1]) if len(sides) else None
 
 
 def model_stats(name: str, receptive: bool = True) -> ModelStats:
     """Statistics of one model at its natural input shape (random weights suffice: nothing depends on them)."""
     if name.startswith(ARCH_PREFIX):
         family, weights_enum = "custom", None
+    elif (Path(name) / "config.json").is_file():
+        family, weights_enum = "run", None
     else:
         entry = get_entry(name)
         family, weights_enum = entry.family, entry.weights_enum
@@ -215,12 +234,15 @@ def model_stats(name: str, receptive: bool = True) -> ModelStats:
     rf = None
     if receptive:
         try:
-            rf = _meta_or_cpu(name, final_receptive_field)
-        except Exception:
-            rf = None
-        if rf is None:
-            model, shape_cpu, _f, _w = _build(name, None)
-            rf = final_receptive_field(model, shape_cpu)
+            from explorer.receptive import receptive_field_table
+        except ImportError:
+            receptive_field_table = None
+        if receptive_field_table is not None:
+            try:  # shapes are all the analysis needs: try the free meta-device build first
+                rf = _meta_or_cpu(name, lambda m, s: _final_field(receptive_field_table(m, s)))
+            except Exception:  # an op without meta support: real weights (random) on the CPU
+                model, shape_cpu, _f, _w = _build(name, None)
+                rf = final_receptive_field(model, shape_cpu)
     top1, top5 = _imagenet_metrics(weights_enum)
     return ModelStats(model=name, family=family, input="×".join(map(str, shape)), params_m=params / 1e6,
                       gflops=mult_adds / 1e9, weight_layers=depth, receptive_field=rf, size_mb=size_mb,

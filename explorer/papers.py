@@ -13,6 +13,7 @@ papers *print*, kept in clearly labelled "printed" columns as citations, so the 
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,7 @@ import torch.nn as nn
 
 from explorer.compare import mult_adds_by_module, weight_layer_depth
 from explorer.models import build_model, get_entry
-from explorer.paper_models import VGG_CONFIGS, VGG_MODEL_NAMES, VGG_TORCHVISION_TWIN, PaperInception
+from explorer.paper_models import VGG_MODEL_NAMES, VGG_TORCHVISION_TWIN
 
 # --- citations: what the papers print (never used to compute anything) ---------------------------
 
@@ -204,7 +205,7 @@ def _googlenet_rows(model: nn.Module, input_shape: tuple[int, int, int]) -> list
         module = children[name]
         in_shape, out_shape = executed[name]
         row: dict[str, Any] = {"modules": [name], "output": out_shape, "after": []}
-        convs = _convs(module) if not isinstance(module, PaperInception) and not hasattr(module, "branch1") else []
+        convs = [] if hasattr(module, "branch1") else _convs(module)  # an inception block is its own row
         if isinstance(module, nn.LocalResponseNorm):
             if rows:
                 rows[-1]["after"].append(name)
@@ -341,6 +342,7 @@ def _v1_strides(model: nn.Module) -> nn.Module:
     return model
 
 
+@lru_cache(maxsize=8)  # meta-device models: no memory; resnet_table and resnet_flops_table share them
 def _resnet_parts(depth: int, input_shape: tuple[int, int, int]) -> dict[str, Any]:
     model = _meta_model(f"resnet{depth}")
     shapes = _executed_outputs(model, input_shape)
@@ -359,7 +361,7 @@ def _resnet_parts(depth: int, input_shape: tuple[int, int, int]) -> dict[str, An
 
 def resnet_table(input_shape: tuple[int, int, int] = (3, 224, 224)) -> pd.DataFrame:
     """The paper's Table 1: layer name, output size, one column per depth, FLOPs rows (computed/printed)."""
-    parts = {d: _resnet_parts(d, input_shape) for d in RESNET_DEPTHS}
+    parts = {d: _resnet_parts(d, tuple(input_shape)) for d in RESNET_DEPTHS}
     first = parts[RESNET_DEPTHS[0]]["shapes"]
 
     def size(child: str) -> str:
@@ -385,7 +387,7 @@ def resnet_flops_table(input_shape: tuple[int, int, int] = (3, 224, 224)) -> pd.
     """Numbers behind the FLOPs rows, one row per depth (G = 10⁹ multiply-adds at 224×224)."""
     rows = []
     for depth in RESNET_DEPTHS:
-        part = _resnet_parts(depth, input_shape)
+        part = _resnet_parts(depth, tuple(input_shape))
         model = part["model"]
         rows.append({"model": f"resnet{depth}", "weight_layers": weight_layer_depth(model),
                      "blocks": "-".join(str(len(getattr(model, f"layer{i}"))) for i in range(1, 5)),

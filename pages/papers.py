@@ -1,0 +1,87 @@
+"""The papers' tables (VGG, GoogLeNet, ResNet) regenerated from models built in code, with the printed
+numbers beside them and why they differ."""
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer.papers import GOOGLENET_DIFF_TEXT
+from ui.common import error_box, t
+from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
+
+st.title(t("papers.title"))
+st.write(t("papers.intro"))
+
+
+def notes(*codes: str) -> None:
+    st.markdown(f"**{t('papers.why_title')}**")
+    st.markdown("\n".join(f"- {t(f'papers.note.{code}')}" for code in codes))
+
+
+def download(frame, file_name: str, key: str) -> None:
+    st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=file_name,
+                       mime="text/csv", key=key)
+
+
+tab_vgg, tab_googlenet, tab_resnet = st.tabs([t("papers.tab.vgg"), t("papers.tab.googlenet"), t("papers.tab.resnet")])
+
+with tab_vgg:
+    st.subheader(t("papers.vgg.title"))
+    try:
+        config, summary = vgg_tables()
+    except Exception as exc:
+        error_box(exc)
+    else:
+        st.caption(t("papers.vgg.caption"))
+        st.dataframe(config.rename(columns={"row": ""}), hide_index=True, width="stretch", height=660)
+        download(config, "vgg_configurations.csv", "papers_vgg_csv")
+        st.markdown(f"**{t('papers.vgg.summary')}**")
+        st.dataframe(summary, hide_index=True, width="stretch", column_config={
+            "params": st.column_config.NumberColumn(format="localized"),
+            "torchvision_params": st.column_config.NumberColumn(format="localized")})
+        download(summary, "vgg_parameters.csv", "papers_vgg_params_csv")
+        notes("vgg_params", "vgg_fc")
+
+with tab_googlenet:
+    st.subheader(t("papers.googlenet.title"))
+    try:
+        table = googlenet_table()
+    except Exception as exc:
+        error_box(exc)
+    else:
+        st.caption(t("papers.googlenet.caption"))
+        shown = table.copy()
+        shown["torchvision differences"] = [
+            "; ".join(t(f"papers.diff.{code.strip()}") for code in codes.split(";") if code.strip())
+            for codes in table["torchvision differences"]]
+        st.dataframe(shown.drop(columns=["key"]), hide_index=True, width="stretch", height=720, column_config={
+            "params": st.column_config.NumberColumn(format="localized"),
+            "ops": st.column_config.NumberColumn(format="localized"),
+            "params (torchvision)": st.column_config.NumberColumn(format="localized"),
+            "ops (torchvision)": st.column_config.NumberColumn(format="localized")})
+        download(table, "googlenet_table1.csv", "papers_googlenet_csv")
+        st.markdown(f"**{t('papers.googlenet.diff_title')}**")
+        st.markdown("\n".join(f"- `{code}`: {t(f'papers.diff.{code}')}" for code in GOOGLENET_DIFF_TEXT))
+        notes("googlenet_stem", "googlenet_params", "googlenet_aux")
+
+with tab_resnet:
+    st.subheader(t("papers.resnet.title"))
+    try:
+        with st.spinner(t("common.computing")):
+            layout, flops = resnet_tables()
+    except Exception as exc:
+        error_box(exc)
+    else:
+        st.caption(t("papers.resnet.caption"))
+        st.dataframe(layout, hide_index=True, width="stretch")
+        download(layout, "resnet_table1.csv", "papers_resnet_csv")
+        st.markdown(f"**{t('papers.resnet.flops')}**")
+        st.dataframe(flops, hide_index=True, width="stretch")
+        download(flops, "resnet_flops.csv", "papers_resnet_flops_csv")
+        figure = go.Figure([
+            go.Bar(name=t("papers.resnet.v15"), x=flops["model"], y=flops["gflops_v15"]),
+            go.Bar(name=t("papers.resnet.v1"), x=flops["model"], y=flops["gflops_v1"]),
+            go.Bar(name=t("papers.resnet.printed"), x=flops["model"], y=flops["gflops_paper_printed"]),
+        ])
+        figure.update_layout(barmode="group", yaxis_title=t("papers.resnet.gflops"), height=360,
+                             margin=dict(l=10, r=10, t=30, b=10))
+        st.plotly_chart(figure, width="stretch", key="papers_resnet_chart")
+        notes("resnet_v15", "resnet_depth")

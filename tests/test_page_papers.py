@@ -1,0 +1,31 @@
+"""AppTests of the Paper tables page."""
+
+
+def _frames(at):
+    return [d.value for d in at.dataframe]
+
+
+def test_three_tables_render(app_factory):
+    at = app_factory("papers")
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.tabs) == 3
+    frames = _frames(at)
+    vgg = next(f for f in frames if "A-LRN" in f.columns)
+    assert "conv3-256 conv3-256 conv1-256" in vgg["C"].tolist()
+    googlenet = next(f for f in frames if "#5×5 reduce" in f.columns)
+    row = googlenet.set_index("type").loc["inception (3a)"]
+    assert row["ops"] == 128049152 and row["ops (paper printed)"] == "128M"
+    assert "BatchNorm" in row["torchvision differences"]
+    resnet = next(f for f in frames if "152-layer" in f.columns)
+    assert "[1×1, 64 | 3×3, 64 | 1×1, 256] ×3" in resnet["50-layer"].tolist()
+    assert len(at.get("download_button")) == 5
+    assert at.get("plotly_chart")
+
+
+def test_korean_explanations(app_factory):
+    at = app_factory("papers", lang="ko")
+    assert not at.exception
+    googlenet = next(f for f in _frames(at) if "#5×5 reduce" in f.columns)
+    assert "편향" in googlenet.set_index("type").loc["inception (4a)", "torchvision differences"]
+    assert any("스트라이드" in m.value for m in at.markdown)
