@@ -252,8 +252,11 @@ class _CpuStore:
     cloned again rather than aliased.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int | None = None) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
+        self.skipped: list[str] = []  # names not kept because the byte budget was spent
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._seen: list[tuple[weakref.ref, int, torch.Tensor]] = []
 
     def put(self, name: str, tensor: torch.Tensor) -> None:
@@ -261,12 +264,23 @@ class _CpuStore:
             if ref() is tensor and tensor._version == version:
                 self.tensors[name] = clone
                 return
+        size = tensor.numel() * tensor.element_size()
+        if self.max_bytes is not None and self.bytes + size > self.max_bytes:
+            self.skipped.append(name)
+            return
         clone = tensor.detach().to("cpu", copy=True)
+        self.bytes += size
         self.tensors[name] = clone
-        try:
-            self._seen.append((weakref.ref(tensor), tensor._version, clone))
-        except TypeError:  # pragma: no cover - tensors support weak references
-            pass
+        self._remember(tensor, clone)
+
+    def same_values(self, tensor: torch.Tensor, name: str) -> None:
+        """``tensor`` is a fresh copy of what was stored as ``name``: alias it too, if stored."""
+        clone = self.tensors.get(name)
+        if clone is not None:
+            self._remember(tensor, clone)
+
+    def _remember(self, tensor: torch.Tensor, clone: torch.Tensor) -> None:
+        self._seen.append((weakref.ref(tensor), tensor._version, clone))
         if len(self._seen) > 8:  # only recent tensors can be seen again
             self._seen.pop(0)
 
@@ -315,6 +329,7 @@ class _Pass:
     tensors: dict[str, torch.Tensor]
     cam_acts: dict[str, torch.Tensor]
     calls: list[CallInfo]
+    skipped: list[str]
 
 
 def _run_pass(
@@ -324,26 +339,30 @@ def _run_pass(
     record: Sequence[CallSpec] | None,
     cam_specs: Sequence[CallSpec] = (),
     list_calls: bool = False,
+    cam_all: bool = False,
+    max_bytes: int | None = None,
 ) -> _Pass:
     """One forward pass with hooks. Caller holds the model's lock (``hooked`` takes it again: RLock).
 
     ``record=None`` records every call's output and every activation module's input; a list records
     those specs only. For CAM calls the graph is switched on at that point (the pass itself runs under
     no_grad) and the rest of the forward pass works on a clone, so in-place ops downstream leave the
-    recorded activation intact for ``torch.autograd.grad``.
+    recorded activation intact for ``torch.autograd.grad``. ``cam_all`` makes every call of a conv-like
+    module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
+    ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``).
     """
     all_modules = {n: m for n, m in model.named_modules() if n}
     record_all = record is None
     specs = list(record or [])
     _resolve_modules(model, specs + list(cam_specs))
-    if record_all or list_calls:
+    if record_all or list_calls or cam_all:
         modules = all_modules
     else:
         modules = {s.module: all_modules[s.module] for s in [*specs, *cam_specs]}
     wanted_out = {(s.module, s.call): str(s) for s in specs if not s.want_input}
     wanted_in = {(s.module, s.call): str(s) for s in specs if s.want_input}
     cam_keys = {(s.module, s.call): s.call_name for s in cam_specs}
-    store = _CpuStore()
+    store = _CpuStore(max_bytes)
     cam_acts: dict[str, torch.Tensor] = {}
     started: list[tuple[str, nn.Module, int]] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
@@ -368,18 +387,24 @@ def _run_pass(
         if key is not None and tensor is not None:
             store.put(key, tensor)
         cam_key = cam_keys.get((name, k))
+        if cam_key is None and cam_all and tensor is not None and tensor.dim() == 4:
+            if is_conv_like(module) or next(module.children(), None) is not None:
+                cam_key = call_name(name, k)
         if cam_key is None or tensor is None:
             return None
         torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
         act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
         cam_acts[cam_key] = act
-        return _replace_first_tensor(output, act.clone())
+        downstream = act.clone()
+        if key is not None:
+            store.same_values(downstream, key)  # the next layer's input is this copy: no second clone
+        return _replace_first_tensor(output, downstream)
 
     with hooked(model) as add, torch.no_grad():
         _add_counting_hooks(model, add, modules, on_enter, on_exit)
         output = model(x.to(device_of(model)))
 
-    missing = [str(s) for s in specs if str(s) not in store.tensors]
+    missing = [str(s) for s in specs if str(s) not in store.tensors and str(s) not in store.skipped]
     missing += [s.call_name for s in cam_specs if s.call_name not in cam_acts]
     if missing:
         raise ValueError(f"these layers were not called (or returned no tensor) in the forward pass: {missing}")
@@ -394,7 +419,7 @@ def _run_pass(
                 is_activation=is_activation(module),
             )
         )
-    return _Pass(output, store.tensors, cam_acts, calls)
+    return _Pass(output, store.tensors, cam_acts, calls, store.skipped)
 
 
 def callable_layers(model: nn.Module, x: torch.Tensor) -> list[CallInfo]:
@@ -502,6 +527,7 @@ class Analysis:
     activations: dict[str, torch.Tensor] = field(default_factory=dict)  # call spec -> CPU tensor [1,...]
     calls: list[CallInfo] = field(default_factory=list)  # filled when every layer was recorded
     input_size: tuple[int, int] = (0, 0)
+    skipped: list[str] = field(default_factory=list)  # recorded names dropped by the byte budget
 
     def cam(self, layer: str | None = None) -> np.ndarray:
         """Grad-CAM of ``layer`` (default: the first CAM layer) at the input size, scaled to [0, 1]."""
@@ -559,6 +585,8 @@ def analyze(
     target: int | None = None,
     *,
     layers: Sequence[str] | None = None,
+    cam_all: bool = False,
+    max_bytes: int | None = None,
 ) -> Analysis:
     """One forward pass: class scores, the activations of ``layers`` and Grad-CAM for ``cam_layer``.
 
@@ -567,7 +595,11 @@ def analyze(
     computation serves all of them. Gradients are asked for with ``torch.autograd.grad`` on the layer
     activations only (no parameter gradients) and the graph only starts at the first CAM layer, so the
     pass costs little more than a plain forward. ``target=None`` explains the top-1 class. ``x`` is one
-    image ``[1,C,H,W]``.
+    image ``[1,C,H,W]``. ``cam_all=True`` adds Grad-CAM of every conv call and every block with a spatial
+    output (what a layer picker offers), still from the same single gradient computation.
+    ``max_bytes`` bounds the memory of the recorded activations (every layer of efficientnet_b7 at
+    600x600 is ~4 GB): in forward order, tensors that would exceed it are not kept and their names are
+    listed in ``Analysis.skipped`` (get them later with :func:`capture`).
     """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"analyze takes one image [1,C,H,W], got {tuple(x.shape)}")
@@ -577,7 +609,7 @@ def analyze(
         raise ValueError("Grad-CAM explains layer outputs: drop the ':in' suffix")
     record = None if layers is None else [parse_call(n) for n in layers]
     with model_lock(model):
-        result = _run_pass(model, x, record=record, cam_specs=cam_specs)
+        result = _run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes)
         scores = logits_of(result.output)
         if scores.dim() != 2 or scores.shape[0] != 1:
             raise ValueError(f"the model's output is not class scores [1, classes]: {tuple(scores.shape)}")
@@ -585,8 +617,8 @@ def analyze(
         if not 0 <= chosen < scores.shape[1]:
             raise ValueError(f"target class {chosen} is outside 0..{scores.shape[1] - 1}")
         cam_raw: dict[str, np.ndarray] = {}
-        if cam_specs:
-            names = [s.call_name for s in cam_specs]
+        if result.cam_acts:
+            names = list(dict.fromkeys([s.call_name for s in cam_specs] + list(result.cam_acts)))
             acts = [result.cam_acts[n] for n in names]
             if scores.requires_grad:
                 grads = torch.autograd.grad(scores[0, chosen], acts, allow_unused=True)
@@ -602,9 +634,11 @@ def analyze(
         probabilities=torch.softmax(logits, 0).numpy(),
         target=chosen,
         cam_raw=cam_raw,
-        activations=result.tensors if record is None else {str(s): result.tensors[str(s)] for s in record},
+        activations=result.tensors if record is None else {
+            str(s): result.tensors[str(s)] for s in record if str(s) in result.tensors},
         calls=result.calls,
         input_size=(int(x.shape[-2]), int(x.shape[-1])),
+        skipped=result.skipped,
     )
 
 

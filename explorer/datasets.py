@@ -316,6 +316,17 @@ def _open_torchvision(name: str, train: bool, root: Path):
         raise DatasetUnavailableError(_DISPLAY[name], root, f"download failed: {exc}") from exc
 
 
+def torchvision_status(name: str, root: Path | None = None) -> str:
+    """"" when ``name`` can be used now (on disk, or downloaded now), else why not (e.g. offline).
+
+    Opens the test split only: it is small, and proves the files are there."""
+    try:
+        _open_torchvision(name, False, Path(root) if root is not None else data_root())
+        return ""
+    except DatasetUnavailableError as exc:
+        return exc.reason
+
+
 def _as_uint8_nchw(data) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(data))
     if t.dim() == 3:  # MNIST: [N, H, W]
@@ -331,7 +342,7 @@ def load_torchvision(name: str, channels: int, size: int, seed: int = 0, valid_f
     root = Path(root) if root is not None else data_root()
     train_set = _open_torchvision(name, True, root)
     test_set = _open_torchvision(name, False, root)
-    classes = [str(c).split(" - ")[-1] for c in train_set.classes]  # MNIST names are "0 - zero"
+    classes = [str(c).split(" - ")[0] for c in train_set.classes]  # MNIST names are "0 - zero"
     images = fit_tensor_images(_as_uint8_nchw(train_set.data), channels, size)
     labels = torch.as_tensor(np.asarray(train_set.targets), dtype=torch.int64)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

@@ -22,6 +22,7 @@ for layers that pooled everything, whose field is clipped to the image.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -41,7 +42,7 @@ from explorer.locks import model_lock
 
 CSV_COLUMNS = ["layer", "type", "output_shape", "rf_h", "rf_w", "jump_h", "jump_w", "start_h", "start_w"]
 EXTRA_COLUMNS = ["depth", "kind", "source", "out_h", "out_w", "merge_inputs", "sees_whole_image", "global_context",
-                 "exact", "unknown", "note"]
+                 "exact", "unknown", "note", "note_codes"]
 AXES = ("h", "w")
 SPATIAL_KINDS = ("conv", "pool", "global_pool")
 
@@ -110,6 +111,38 @@ class _Info:
 
 _UNKNOWN_FIELD = AxisField(math.nan, math.nan, math.nan, exact=False)
 
+# Explanations in the table: a code (the page translates it) with parameters, and the English text.
+NOTE_TEXT = {
+    "merge": "union of {n} inputs",
+    "gate": "gated by a global branch: every unit also depends on the whole image",
+    "context": "also depends on the whole image through a global branch",
+    "global_pool": "global pooling: union of every position (whole image)",
+    "flatten": "flattened: later layers see every position (whole image)",
+    "fully_connected": "fully connected across positions",
+    "mix_positions": "mixes every position",
+    "adaptive_same": "adaptive pooling to the size it already has: does nothing at this input size",
+    "adaptive_bins": "adaptive pooling {size_in}→{size_out}: bins of {smallest}–{largest} units, largest field shown",
+    "resample": "resampling: field approximate",
+    "transposed": "transposed convolution: field approximate",
+    "pad_copy": "{mode} padding copies border units: border fields differ",
+    "concat_spatial": "concatenated along a spatial axis: field approximate",
+    "norm_stats": "{op} statistics over positions: every unit depends on the whole image",
+    "batch_stats": "batch statistics (training mode) mix positions",
+    "unknown": "{reason}",
+    "after_unknown": "after an unknown operation ({reason})",
+    "approximate": "approximate (after a non-uniform layer)",
+}
+Note = tuple  # (code, ((param, value), ...))
+
+
+def _note(code: str, **params: Any) -> Note:
+    return code, tuple(sorted(params.items()))
+
+
+def note_text(note: Note) -> str:
+    code, params = note
+    return NOTE_TEXT[code].format(**dict(params))
+
 
 @dataclass
 class _Result:
@@ -119,7 +152,7 @@ class _Result:
     kind: str = "pointwise"
     notable: bool = False
     merge: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 class _Stop(Exception):
@@ -155,8 +188,8 @@ _ADAPTIVE_RE = re.compile(r"^adaptive_(avg|max)_pool([123])d(_with_indices)?$")
 _CONV_RE = re.compile(r"^conv([123])d$")
 _CONV_T_RE = re.compile(r"^conv_transpose([123])d$")
 _UPSAMPLE_RE = re.compile(r"^(interpolate|upsample(_nearest|_bilinear)?|upsample_(nearest|bilinear|bicubic|linear|trilinear)[123]?d)$")
-_KIND_RANK = {"unknown": 7, "conv": 6, "pool": 5, "global_pool": 5, "linear": 4, "merge": 3, "reshape": 2,
-              "norm": 1, "pointwise": 0}
+_KIND_RANK = {"unknown": 7, "conv": 6, "pool": 5, "global_pool": 5, "linear": 4, "merge": 3, "norm": 2,
+              "pointwise": 1, "reshape": 0}
 
 
 def _op_name(func: Any) -> str:
@@ -220,7 +253,7 @@ class _Frame:
     tracked_input: bool
     kinds: list[str] = field(default_factory=list)
     merge: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 @dataclass
@@ -232,7 +265,7 @@ class _Row:
     info: _Info
     kind: str
     merge: int
-    notes: list[str]
+    notes: list[Note]
 
 
 class _Tracer(TorchFunctionMode):
@@ -249,6 +282,8 @@ class _Tracer(TorchFunctionMode):
         self.counts: Counter[str] = Counter()
         self.captured: tuple[torch.Tensor, _Info] | None = None
         self.handles: list[Any] = []
+        self.error: str | None = None  # why the forward pass stopped early (partial tables only)
+        self.failed_layer: str | None = None
 
     # tensor -> info, by identity (weak references, so a recycled id() is never mistaken for a tensor)
     def info(self, tensor: torch.Tensor) -> _Info | None:
@@ -310,13 +345,13 @@ class _Tracer(TorchFunctionMode):
         return hook
 
     @staticmethod
-    def _absorb(frame: _Frame, kinds: list[str], merge: int, notes: list[str]) -> None:
+    def _absorb(frame: _Frame, kinds: list[str], merge: int, notes: list[Note]) -> None:
         frame.kinds.extend(kinds)
         frame.merge = max(frame.merge, merge)
         frame.notes.extend(n for n in notes if n not in frame.notes)
 
     def _emit(self, name: str, type_name: str, source: str, tensor: torch.Tensor, info: _Info, kind: str,
-              merge: int, notes: list[str]) -> None:
+              merge: int, notes: list[Note]) -> None:
         self.counts[name] += 1
         unique = name if self.counts[name] == 1 else f"{name}#{self.counts[name]}"
         self.rows.append(_Row(unique, type_name, source, tuple(int(d) for d in tensor.shape), info, kind, merge,
@@ -345,7 +380,8 @@ class _Tracer(TorchFunctionMode):
             result = _dispatch(name, func, args, kwargs, inputs, out, outputs)
         except Exception as exc:  # an op we parse wrongly must not break the user's forward pass
             result = _Result([_unknown_info(t.dim(), f"{name}: {type(exc).__name__}") for t in outputs],
-                             kind="unknown", notable=True, notes=[f"could not analyse {name}: {exc}"])
+                             kind="unknown", notable=True,
+                             notes=[_note("unknown", reason=f"could not analyse {name}: {exc}")])
         upstream = next((i.unknown for _, i in inputs if i.unknown), None)
         if upstream and result.kind != "unknown":
             result.infos = [replace(i, unknown=upstream) for i in result.infos]
@@ -377,27 +413,27 @@ def _dispatch(name: str, func: Any, args: Sequence[Any], kwargs: dict[str, Any],
               inputs: list[tuple[torch.Tensor, _Info]], out: Any, outputs: list[torch.Tensor]) -> _Result:
     first_t, first = inputs[0]
     if name in _POINTWISE or name == "batch_norm" or name == "layer_norm" or name in _CONTEXT_NORMS or name in _SOFTMAXES:
-        if name in ("max", "min") and not isinstance(_arg(args, kwargs, 1, "other"), torch.Tensor):
-            return _reduction(name, args, kwargs, first_t, first, outputs)
         result = _broadcast(inputs, outputs[0])
         result.infos = result.infos * len(outputs)
-        info = result.infos[0]
         if name == "batch_norm" and bool(_arg(args, kwargs, 5, "training", False)):
             result.infos = [replace(i, context=True) for i in result.infos]
-            result.notes.append("batch statistics (training mode) mix positions")
+            result.notes.append(_note("batch_stats"))
             result.kind = "norm"
         elif name in _CONTEXT_NORMS or name == "layer_norm" or name in _SOFTMAXES:
             spatial_dims = _normalised_spatial_dims(name, args, kwargs, first_t, first)
             if spatial_dims:
                 result.infos = [replace(i, context=True) for i in result.infos]
-                result.notes.append(f"{name} statistics over positions: every unit depends on the whole image")
+                result.notes.append(_note("norm_stats", op=name))
                 result.notable = True
             result.kind = "norm"
         elif name == "batch_norm":
             result.kind = "norm"
-        del info
         return result
-    if name in ("max", "min") or name in _REDUCTIONS:
+    if name in ("max", "min") and isinstance(_arg(args, kwargs, 1, "other"), torch.Tensor):
+        result = _broadcast(inputs, outputs[0])
+        result.infos = result.infos * len(outputs)
+        return result
+    if name in _REDUCTIONS:
         return _reduction(name, args, kwargs, first_t, first, outputs)
     m = _CONV_RE.match(name)
     if m:
@@ -441,7 +477,8 @@ def _dispatch(name: str, func: Any, args: Sequence[Any], kwargs: dict[str, Any],
             return _Result([replace(first, dims=tuple(dims))], kind="reshape")
         return _Result([first])
     reason = f"unknown operation {name!r}"
-    return _Result([_unknown_info(t.dim(), reason) for t in outputs], kind="unknown", notable=True, notes=[reason])
+    return _Result([_unknown_info(t.dim(), reason) for t in outputs], kind="unknown", notable=True,
+                   notes=[_note("unknown", reason=reason)])
 
 
 def _normalised_spatial_dims(name: str, args, kwargs, tensor: torch.Tensor, info: _Info) -> list[int]:
@@ -475,8 +512,7 @@ def _broadcast(inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _
                 tags[off + k] = tag
     fields: dict[str, AxisField] = {}
     context = any(info.context for _, info in operands)
-    notes: list[str] = []
-    local_count = 0
+    notes: list[Note] = []
     for axis in AXES:
         if axis in tags and out_shape[tags.index(axis)] > 1:
             pos = tags.index(axis)
@@ -488,24 +524,20 @@ def _broadcast(inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _
                     local.append(info.axis(axis))
                 else:
                     fixed.append(info.axis(axis))
-            local_count = max(local_count, len(local))
             fields[axis] = _union(local) if local else _union(fixed)
             if local and fixed:
                 context = True
                 if not all(f.collapsed for f in fixed):
                     fields[axis] = fields[axis].inexact()
-                if "gated by a global branch: every unit also depends on the whole image" not in notes:
-                    notes.append("gated by a global branch: every unit also depends on the whole image")
+                if _note("gate") not in notes:
+                    notes.append(_note("gate"))
         else:
             fields[axis] = _union([info.axis(axis) for _, info in operands])
-            local_count = max(local_count, len(operands))
-    base = operands[0][1]
     info = _Info(dims=tuple(tags), h=fields["h"], w=fields["w"], depth=max(i.depth for _, i in operands),
                  context=context, unknown=next((i.unknown for _, i in operands if i.unknown), None))
     merge = len(operands) if len(operands) > 1 else 0
     if merge:
-        notes.insert(0, f"union of {merge} inputs")
-    del base
+        notes.insert(0, _note("merge", n=merge))
     return _Result([info], kind="merge" if merge else "pointwise", notable=bool(merge), merge=merge, notes=notes)
 
 
@@ -552,7 +584,7 @@ def _conv_transpose(args, kwargs, tensor: torch.Tensor, info: _Info) -> _Result:
         lo = f.lo + ((padding[i] - reach + 1) / stride[i]) * f.jump
         fields[axis] = AxisField(lo, lo + (f.hi - f.lo) + (taps - 1) * f.jump, f.jump / stride[i], f.collapsed, False)
     return _Result([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True,
-                   notes=["transposed convolution: field approximate"])
+                   notes=[_note("transposed")])
 
 
 def _pool(kind: str, n: int, args, kwargs, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
@@ -575,13 +607,15 @@ def _pool(kind: str, n: int, args, kwargs, tensor: torch.Tensor, info: _Info, ou
 def _adaptive(n: int, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
     out = outputs[0]
     fields: dict[str, AxisField] = {}
-    notes: list[str] = []
+    notes: list[Note] = []
     collapsed = False
+    changed = False
     for i, dim, axis in _spatial_positions(info, tensor, n):
         size_in, size_out = int(tensor.shape[dim]), int(out.shape[dim])
         f = info.axis(axis)
         if size_in == size_out:
             continue
+        changed = True
         if size_out == 1:
             fields[axis] = f.collapse(size_in)
             collapsed = True
@@ -593,11 +627,14 @@ def _adaptive(n: int, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
             sizes = [math.ceil((j + 1) * size_in / size_out) - math.floor(j * size_in / size_out) for j in range(size_out)]
             fields[axis] = AxisField(f.lo, f.hi + (max(sizes) - 1) * f.jump, f.jump * size_in / size_out, f.collapsed,
                                      False)
-            notes.append(f"adaptive pooling {size_in}→{size_out}: bins of {min(sizes)}–{max(sizes)} units, "
-                         "largest field shown")
+            notes.append(_note("adaptive_bins", size_in=size_in, size_out=size_out, smallest=min(sizes),
+                               largest=max(sizes)))
+    if not changed:
+        return _Result([info] * len(outputs), kind="pool", notable=True,
+                       notes=[_note("adaptive_same")])
     new = info.with_axes(fields, depth=info.depth + 1)
     if collapsed:
-        notes.insert(0, "global pooling: union of every position (whole image)")
+        notes.insert(0, _note("global_pool"))
     return _Result([new] * len(outputs), kind="global_pool" if collapsed else "pool", notable=True, notes=notes)
 
 
@@ -612,7 +649,7 @@ def _upsample(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: t
         f = info.axis(axis)
         fields[axis] = AxisField(f.lo, f.hi + (taps - 1) * f.jump, f.jump * size_in / size_out, f.collapsed, False)
     return _Result([info.with_axes(fields, depth=info.depth + 1)], kind="pool", notable=True,
-                   notes=["resampling: field approximate"] if fields else [])
+                   notes=[_note("resample")] if fields else [])
 
 
 def _pad(args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
@@ -625,7 +662,7 @@ def _pad(args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> 
         axis = info.dims[dim]
         if axis in AXES:
             fields[axis] = info.axis(axis).shift(-int(pad[2 * i]))
-    notes = [] if mode in ("constant", None) else [f"{mode} padding copies border units: border fields differ"]
+    notes = [] if mode in ("constant", None) else [_note("pad_copy", mode=str(mode))]
     return _Result([info.with_axes(fields)], kind="pointwise", notable=True, notes=notes)
 
 
@@ -635,7 +672,7 @@ def _linear(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
         fields = {axis: info.axis(axis).collapse(int(tensor.shape[-1]))}
         dims = info.dims[:-1] + (None,)
         return _Result([info.with_axes(fields, dims=dims)], kind="linear", notable=True,
-                       notes=["fully connected across positions"])
+                       notes=[_note("fully_connected")])
     return _Result([info], kind="linear", notable=True)
 
 
@@ -652,18 +689,17 @@ def _matmul(inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _Res
     base = inputs[0][1]
     info = base.with_axes(fields, dims=(None,) * out.dim(), context=any(i.context for _, i in inputs),
                           depth=max(i.depth for _, i in inputs))
-    return _Result([info], kind="linear", notable=True, notes=["mixes every position"])
+    return _Result([info], kind="linear", notable=True, notes=[_note("mix_positions")])
 
 
 def _reduction(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
     nd = tensor.dim()
     dim_arg = _arg(args, kwargs, 2 if name == "norm" else 1, "dim")
-    keepdim = bool(_arg(args, kwargs, 3 if name == "norm" else 2, "keepdim", False))
     if dim_arg is None:
         dims = list(range(nd))
-        keepdim = keepdim and bool(outputs[0].dim() == nd)
     else:
         dims = [_norm_dim(int(d), nd) for d in (dim_arg if isinstance(dim_arg, (list, tuple)) else [dim_arg])]
+    keepdim = bool(dims) and outputs[0].dim() == nd  # read off the result: argument orders differ (std, norm)
     fields = {}
     for d in dims:
         axis = info.dims[d]
@@ -675,7 +711,7 @@ def _reduction(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outpu
         new_dims = tuple(t for i, t in enumerate(info.dims) if i not in dims)
     new = info.with_axes(fields, dims=new_dims)
     lost = any(info.dims[d] in AXES for d in dims)
-    notes = ["global pooling: union of every position (whole image)"] if fields else []
+    notes = [_note("global_pool")] if fields else []
     return _Result([new] * len(outputs), kind="global_pool" if fields else "pointwise", notable=lost, notes=notes)
 
 
@@ -724,7 +760,7 @@ def _reshape(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
                 fields[axis] = info.axis(axis).collapse(int(shape_in[d]))
     before = sum(t in AXES for t in info.dims)
     after = sum(t in AXES for t in tags)
-    notes = ["flattened: later layers see every position (whole image)"] if fields else []
+    notes = [_note("flatten")] if fields else []
     return _Result([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=after < before, notes=notes)
 
 
@@ -784,15 +820,15 @@ def _index(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torc
     else:
         raw = args[1]
         key = list(raw) if isinstance(raw, tuple) else [raw]
-    if any(isinstance(k, (torch.Tensor, list)) or (hasattr(k, "__index__") and not isinstance(k, int)
-                                                     and not isinstance(k, bool) and isinstance(k, torch.Tensor))
-           for k in key):
+    advanced = [i for i, k in enumerate(key) if isinstance(k, (torch.Tensor, list))]
+    if advanced:
+        # One index tensor on a non-spatial dim (e.g. picking channels) keeps the positions as they are.
+        if (len(advanced) == 1 and Ellipsis not in key and None not in key and advanced[0] < nd
+                and info.dims[advanced[0]] is None and out.dim() == nd):
+            return _Result([info], kind="reshape")
         reason = "indexing with a tensor or list"
-        if all(not isinstance(k, (torch.Tensor, list)) or i >= nd or info.dims[i] is None for i, k in enumerate(key)) \
-                and sum(isinstance(k, (torch.Tensor, list)) for k in key) == 1 and Ellipsis not in key \
-                and out.dim() == nd:
-            return _Result([info], kind="reshape")  # one gather along a non-spatial dim (e.g. channels)
-        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True, notes=[reason])
+        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True,
+                       notes=[_note("unknown", reason=reason)])
     if Ellipsis in key:
         pos = key.index(Ellipsis)
         used = sum(1 for k in key if k is not None and k is not Ellipsis)
@@ -823,7 +859,8 @@ def _index(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torc
     tags.extend(info.dims[dim:])
     if len(tags) != out.dim():
         reason = "indexing pattern not understood"
-        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True, notes=[reason])
+        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True,
+                       notes=[_note("unknown", reason=reason)])
     return _Result([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=lost)
 
 
@@ -856,7 +893,7 @@ def _cat(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, _Info]], out:
             tracked.setdefault(id(tensor), info)
     infos = list(tracked.values()) or [inputs[0][1]]
     base = infos[0]
-    notes: list[str] = []
+    notes: list[Note] = []
     exact = True
     if name == "stack":
         dims = base.dims[:dim] + (None,) + base.dims[dim:]
@@ -864,7 +901,7 @@ def _cat(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, _Info]], out:
         dims = base.dims
         if base.dims[dim] in AXES:
             exact = False
-            notes.append("concatenated along a spatial axis: field approximate")
+            notes.append(_note("concat_spatial"))
     fields = {}
     for axis in AXES:
         u = _union([i.axis(axis) for i in infos])
@@ -873,7 +910,7 @@ def _cat(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, _Info]], out:
                             unknown=next((i.unknown for i in infos if i.unknown), None))
     merge = len(infos) if len(infos) > 1 else 0
     if merge:
-        notes.insert(0, f"union of {merge} inputs")
+        notes.insert(0, _note("merge", n=merge))
     return _Result([merged], kind="merge" if merge else "reshape", notable=bool(merge) or not exact, merge=merge,
                    notes=notes)
 
@@ -913,8 +950,12 @@ def _input_info(x: torch.Tensor) -> _Info:
     return _Info(dims=dims, h=unit, w=unit)
 
 
-def _trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None) -> _Tracer:
-    """Run ``model(x)`` under the tracer, with hooks that are always removed and the model's lock held."""
+def _trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None, partial: bool = False) -> _Tracer:
+    """Run ``model(x)`` under the tracer, with hooks that are always removed and the model's lock held.
+
+    ``partial``: when the forward pass fails after some rows were recorded (a classifier that only accepts
+    its natural input size), keep those rows and put the reason in ``tracer.error`` instead of raising.
+    """
     tracer = _Tracer(model, stop_at=stop_at)
     with model_lock(model), _eval_mode(model):
         tracer.set_info(x, _input_info(x))
@@ -924,6 +965,22 @@ def _trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None) -> _Tr
                 model(x)
         except _Stop:
             pass
+        except RuntimeError as exc:
+            from explorer.shapes import InputTooSmallError
+
+            frame = next((f for f in reversed(tracer.frames) if f.name), None)
+            where = f"layer {frame.name} ({type(frame.module).__name__})" if frame else "the model"
+            shape = "×".join(str(d) for d in x.shape[1:])
+            first_line = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            if partial and tracer.rows:
+                tracer.error = f"the input {shape} does not fit this model: {where} fails ({first_line})"
+                tracer.failed_layer = frame.name if frame else None
+            elif re.search(r"too small|can.t be greater|empty|output size|input size", str(exc), re.IGNORECASE):
+                raise InputTooSmallError(f"the input {shape} does not fit this model: {where} fails — most likely "
+                                         f"its output would be empty. Try a larger input. ({first_line})",
+                                         frame.name if frame else None) from exc
+            else:
+                raise
         finally:
             tracer.detach()
     return tracer
@@ -964,13 +1021,15 @@ def _row_record(row: _Row, image_hw: tuple[int, int]) -> dict[str, Any]:
     rf_h, jump_h, start_h, cover_h = _axis_report(info.h, units["h"], image_hw[0])
     rf_w, jump_w, start_w, cover_w = _axis_report(info.w, units["w"], image_hw[1])
     notes = list(row.notes)
+    codes = {code for code, _ in notes}
     exact = info.h.exact and info.w.exact and not info.unknown
     if info.unknown:
-        notes.append(info.unknown if row.kind == "unknown" else f"after an unknown operation ({info.unknown})")
-    elif not exact and not any("approximate" in n or "largest field" in n for n in notes):
-        notes.append("approximate (after a non-uniform layer)")
-    if info.context and not any("whole image" in n for n in notes):
-        notes.append("also depends on the whole image through a global branch")
+        if "unknown" not in codes:
+            notes.append(_note("unknown" if row.kind == "unknown" else "after_unknown", reason=info.unknown))
+    elif not exact and not codes & {"approximate", "adaptive_bins", "resample", "transposed", "concat_spatial"}:
+        notes.append(_note("approximate"))
+    if info.context and not codes & {"gate", "norm_stats", "batch_stats", "global_pool", "flatten"}:
+        notes.append(_note("context"))
     return {
         "layer": row.layer, "type": row.type, "output_shape": "x".join(str(d) for d in row.shape[1:]),
         "rf_h": _number(math.ceil(rf_h) if not math.isnan(rf_h) else rf_h),
@@ -979,32 +1038,41 @@ def _row_record(row: _Row, image_hw: tuple[int, int]) -> dict[str, Any]:
         "depth": info.depth, "kind": row.kind, "source": row.source, "out_h": units["h"], "out_w": units["w"],
         "merge_inputs": row.merge, "sees_whole_image": bool(not info.unknown and ((cover_h and cover_w) or info.context)),
         "global_context": bool(info.context), "exact": bool(exact), "unknown": bool(info.unknown),
-        "note": "; ".join(notes),
+        "note": "; ".join(note_text(n) for n in notes),
+        "note_codes": json.dumps([[code, dict(params)] for code, params in notes], ensure_ascii=False),
     }
 
 
-def receptive_field_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
+def receptive_field_table(model: nn.Module, input_shape: Sequence[int], *, partial: bool = False) -> pd.DataFrame:
     """Per layer (forward order): output shape, field size, jump and start per axis, plus explanations.
 
     Columns: :data:`CSV_COLUMNS` then :data:`EXTRA_COLUMNS`. ``rf_*``: field size in input pixels (unclipped,
     except for layers that pooled every position); ``jump_*``: input pixels between neighbouring units;
     ``start_*``: input coordinate of the centre of the first unit's field (negative = in the padding).
     Unknown fields are empty (None). The model is not modified (hooks removed, train/eval flags kept).
+
+    ``partial=True``: if the model fails part-way (e.g. its classifier only accepts the natural input size),
+    return the rows computed so far with the reason in ``table.attrs["error"]`` (and ``"failed_layer"``)
+    instead of raising; errors before the first row still raise.
     """
     x = _input_tensor(model, input_shape)
     with torch.no_grad():
-        tracer = _trace(model, x)
+        tracer = _trace(model, x, partial=partial)
     image_hw = (int(x.shape[-2]), int(x.shape[-1]))
     records = [_row_record(row, image_hw) for row in tracer.rows]
     frame = pd.DataFrame.from_records(records, columns=CSV_COLUMNS + EXTRA_COLUMNS)
+    frame = frame.astype({"rf_h": "Int64", "rf_w": "Int64", "jump_h": float, "jump_w": float, "start_h": float,
+                          "start_w": float})
     frame.attrs["input_shape"] = tuple(int(s) for s in x.shape[1:])
+    frame.attrs["error"] = tracer.error
+    frame.attrs["failed_layer"] = tracer.failed_layer
     return frame
 
 
 def table_to_csv(table: pd.DataFrame) -> str:
     """The nine CSV columns, whole numbers without a trailing ``.0``."""
     def fmt(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or pd.isna(value):
             return ""
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
@@ -1085,7 +1153,7 @@ def field_box(table: pd.DataFrame, layer: str, position: tuple[int, int],
         if not shape:
             raise ValueError("pass image_hw: the table does not record its input shape")
         image_hw = (int(shape[-2]), int(shape[-1]))
-    if row["unknown"] or row["rf_h"] is None or pd.isna(row["rf_h"]):
+    if row["unknown"] or pd.isna(row["rf_h"]):
         raise ValueError(f"the field of {layer!r} is unknown ({row['note']})")
     r, c = int(position[0]), int(position[1])
     if not (0 <= r < int(row["out_h"]) and 0 <= c < int(row["out_w"])):
@@ -1169,7 +1237,8 @@ def effective_receptive_field(model: nn.Module, x: torch.Tensor, layer: str, pos
         raise ValueError(f"x must be [C, H, W] or [1, C, H, W], got {tuple(x.shape)}")
     device, dtype = _model_device_dtype(model)
     inp = x.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
-    with torch.enable_grad():
+    # The lock covers the backward pass too: autograd through a shared model is serialised per model.
+    with model_lock(model), torch.enable_grad():
         tracer = _trace(model, inp, stop_at=layer)
         if tracer.captured is None:
             names = [r.layer for r in tracer.rows]
@@ -1200,3 +1269,22 @@ def effective_receptive_field(model: nn.Module, x: torch.Tensor, layer: str, pos
     if grad is None:
         return np.zeros(tuple(inp.shape[-2:]), dtype=np.float32)
     return grad.detach().abs().sum(dim=1)[0].float().cpu().numpy()
+
+
+def erf_extent(erf: np.ndarray, centre: tuple[float, float], fraction: float = 0.9) -> int:
+    """Side (pixels) of the smallest square centred on ``centre`` that holds ``fraction`` of the ERF's mass.
+
+    Luo et al. found effective fields far smaller than theoretical ones; this number says how much smaller.
+    """
+    total = float(erf.sum())
+    if total <= 0:
+        return 0
+    h, w = erf.shape
+    cy, cx = int(round(centre[0])), int(round(centre[1]))
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    distance = np.maximum(np.abs(rows - cy), np.abs(cols - cx))  # Chebyshev: squares around the centre
+    order = np.argsort(distance, axis=None, kind="stable")
+    mass = np.cumsum(erf.ravel()[order])
+    reached = int(np.searchsorted(mass, fraction * total))
+    radius = int(distance.ravel()[order[min(reached, order.size - 1)]])
+    return 2 * radius + 1

@@ -7,10 +7,11 @@ with the events: the CLI prints them, :class:`TrainingWorker` (a thread the page
 Reproducibility. A run's randomness comes from its own generators, not from torch's global one, so a run
 gives the same numbers whatever else the process does (other users training, pages drawing random
 augmentations): the initial weights are drawn inside ``torch.random.fork_rng`` seeded with the run's seed
-(under a lock, since the global generator is shared); data order and augmentation come from a per-run
-``torch.Generator``; ``nn.Dropout`` layers are swapped for dropout that draws from the run's generator.
-(Functional dropout inside some torchvision models, e.g. Inception's auxiliary head, still uses the global
-generator; CUDA kernels may also be non-deterministic.)
+(under a lock, since the global generator is shared; built twice and compared, so that a reseed or draw by
+other code in between is noticed, retried, and at worst reported in ``Started.notes``); data order and augmentation come from a per-run
+``torch.Generator``; ``nn.Dropout`` and torchvision's ``StochasticDepth`` layers are swapped for versions
+that draw from the run's generator. (Functional dropout inside some torchvision models, e.g. Inception's
+auxiliary head, still uses the global generator; CUDA kernels may also be non-deterministic.)
 
 Speed. Data live in memory as uint8 tensors (on the GPU when training there), a batch is two index
 operations, losses and accuracies accumulate on the device and are read back (one synchronisation) only
@@ -74,6 +75,7 @@ class TrainConfig:
     ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)  # folders and shapes: train/valid/test split
     amp: bool = True  # mixed precision on CUDA
     log_every: int = 10  # report a Step every this many optimiser steps
+    cpu_threads: int | None = None  # CPU intra-op threads for this run; None: 1 for small networks, else torch's
 
     def validate(self) -> "TrainConfig":
         if self.optimizer not in OPTIMIZERS:
@@ -90,6 +92,8 @@ class TrainConfig:
             raise ValueError("weight decay must be ≥ 0 and the backbone factor in (0, 1]")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("cpu_threads must be at least 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         if self.image_size is not None and not 8 <= self.image_size <= 512:
@@ -203,6 +207,27 @@ def seeded(seed: int):
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def build_seeded(seed: int, make, attempts: int = 3) -> tuple[nn.Module, bool]:
+    """``make()`` under :func:`seeded`, built twice and compared: (model, True when both builds agree).
+
+    The lock keeps this module's runs apart (their training draws only from per-run generators), but
+    other code may reseed or draw from torch's global generator meanwhile (a page building a model or
+    sampling augmentations) and shift the initial weights. Two identical builds mean such a draw almost
+    surely did not come in between; otherwise build again, and after ``attempts`` say so (False) rather
+    than fail. (A best effort: interference that hits both builds identically cannot be seen.)
+    """
+    model = None
+    for _ in range(attempts):
+        with seeded(seed):
+            model = make()
+        with seeded(seed):
+            twin = make()
+        twin_state = twin.state_dict()
+        if all(torch.equal(v, twin_state[k]) for k, v in model.state_dict().items()):
+            return model, True
+    return model, False
 
 
 def model_options(model: str) -> set[str]:
@@ -326,11 +351,32 @@ class RunDropout(nn.Module):
         return x * keep / (1 - self.p)
 
 
-def _swap_dropout(model: nn.Module, generator: torch.Generator) -> None:
+class RunStochasticDepth(nn.Module):
+    """torchvision's ``StochasticDepth`` (EfficientNet, ConvNeXt) drawing from the run's generator."""
+
+    def __init__(self, p: float, mode: str, generator: torch.Generator) -> None:
+        super().__init__()
+        self.p, self.mode, self.generator = p, mode, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        survival = 1.0 - self.p
+        shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(survival, generator=self.generator)
+        return x * noise.div_(survival) if survival > 0 else x * noise
+
+
+def _swap_random_layers(model: nn.Module, generator: torch.Generator) -> None:
+    """Replace the layers that would draw from torch's global generator while training."""
+    from torchvision.ops import StochasticDepth
+
     for parent in model.modules():
         for child_name, child in parent.named_children():
             if type(child) in (nn.Dropout, nn.Dropout2d):
                 setattr(parent, child_name, RunDropout(child.p, generator, type(child) is nn.Dropout2d))
+            elif type(child) is StochasticDepth:
+                setattr(parent, child_name, RunStochasticDepth(child.p, child.mode, generator))
 
 
 def _main_output(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -449,11 +495,11 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
     config.validate()
     device = pick_device(config.device)
     shape = input_shape_for(config)
+    kwargs = _builder_kwargs(config)
     data = load_data(config) if data is None else data
     if data.input_shape != shape:
         raise ValueError(f"the data are {data.input_shape} but {config.model} needs {shape}")
     notes: list[str] = []
-    kwargs = _builder_kwargs(config)
     base, pretrained = None, False
     if config.mode != "scratch":
         base, why = _load_pretrained(config.model)
@@ -462,8 +508,11 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
             notes.append(f"pretrained weights unavailable ({why}): the backbone starts from random weights")
     use_builder = config.mode == "scratch" and not config.model.startswith("arch:")
     build: dict = {"head": "builder" if use_builder else "replaced", "kwargs": kwargs, "attrs": {}}
-    with seeded(config.seed):
-        model = _construct(config.model, data.num_classes, build, base=base)
+    model, reproducible = build_seeded(config.seed, lambda: _construct(
+        config.model, data.num_classes, build, base=copy.deepcopy(base) if base is not None else None))
+    if not reproducible:
+        notes.append("other code kept drawing from torch's global random generator while this run was built: "
+                      "its initial weights may not repeat exactly with the same seed")
     if getattr(model, "transform_input", False):
         build["attrs"]["transform_input"] = True  # pretrained GoogLeNet/Inception re-normalise their input
     heads = head_names(model)
@@ -498,6 +547,33 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, stop: threadin
     evaluated on the best weights, so a stopped run is a complete, loadable run.
     """
     prep = prepared or prepare(config, data)
+    threads = cpu_threads_for(prep) if prep.device.type == "cpu" else None
+    previous = torch.get_num_threads()
+    if threads:
+        # Per thread with OpenMP (torch's CPU backend): other threads, e.g. other users' pages, keep theirs.
+        torch.set_num_threads(threads)
+    try:
+        yield from _train_loop(prep, run_dir, stop)
+    finally:
+        if threads:
+            torch.set_num_threads(previous)
+
+
+SMALL_NETWORK_PARAMS = 1_000_000
+
+
+def cpu_threads_for(prep: "PreparedRun") -> int:
+    """Threads for a CPU run: the config's, else 1 for small networks (waking OpenMP workers costs more
+    than the little work they would share, and on a busy 2-core machine they stall waiting for each
+    other: measured 20× slower than one thread for mnist_cnn), else torch's default."""
+    if prep.config.cpu_threads:
+        return prep.config.cpu_threads
+    params = sum(p.numel() for p in prep.model.parameters())
+    return 1 if params < SMALL_NETWORK_PARAMS else torch.get_num_threads()
+
+
+def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
+                stop: threading.Event | None) -> Iterator[Started | Step | Epoch | Finished]:
     config, data, model, device = prep.config, prep.data, prep.model, prep.device
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
@@ -508,7 +584,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, stop: threadin
     generator = torch.Generator().manual_seed(config.seed)
     # Dropout masks are drawn on the device holding the activations.
     device_generator = generator if device.type == "cpu" else torch.Generator(device=device).manual_seed(config.seed)
-    _swap_dropout(model, device_generator)
+    _swap_random_layers(model, device_generator)
     model.to(device)
     optimizer = _make_optimizer(model, config, prep.heads)
     base_lrs = [g["lr"] for g in optimizer.param_groups]

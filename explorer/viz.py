@@ -262,3 +262,35 @@ def filter_grid(weight: np.ndarray, zoom: int | None = None, cols: int | None = 
     if pad_px:
         image = image[:-pad_px, :-pad_px]
     return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def input_picture(x, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> np.ndarray:
+    """The preprocessed model input ``[1, C, H, W]`` (or ``[C, H, W]``) as a uint8 RGB picture.
+
+    Overlays must sit on the image *as the network saw it* (resized and cropped). Normalisation is undone
+    with ``mean``/``std`` when given; otherwise values already in [0, 1] are used as they are, ImageNet
+    statistics are tried next (every torchvision preset uses them), and a min-max stretch is the fallback.
+    """
+    arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+    if arr.ndim == 4:
+        arr = arr[0]
+    channels = arr.shape[0]
+
+    def undo(m: tuple[float, ...], s: tuple[float, ...]) -> np.ndarray:
+        m_arr = np.asarray(m, dtype=np.float32).reshape(-1, 1, 1)[:channels]
+        s_arr = np.asarray(s, dtype=np.float32).reshape(-1, 1, 1)[:channels]
+        return arr * s_arr + m_arr
+
+    if mean is not None and std is not None:
+        picture = undo(mean, std)
+    elif arr.min() >= -1e-3 and arr.max() <= 1 + 1e-3:
+        picture = arr
+    else:
+        picture = undo(IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else arr
+        if picture.min() < -0.05 or picture.max() > 1.05:
+            picture = normalize(arr)
+    return to_rgb_uint8(np.clip(picture, 0, 1).transpose(1, 2, 0))

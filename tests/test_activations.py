@@ -214,3 +214,38 @@ def test_top_k_and_predict(net, image):
         hand = torch.softmax(net.by_hand(image)["logits"][0], 0)
     best = predict(net, image, k=1, categories=["x", "y", "z"])[0]
     assert best.index == int(hand.argmax()) and best.probability == pytest.approx(float(hand.max()), rel=1e-5)
+
+
+def test_byte_budget_keeps_early_layers_and_lists_the_rest(net, image):
+    full = analyze(net, image, None)
+    one_map = full.activations["conv1"].numel() * 4
+    budget = analyze(net, image, "conv2", max_bytes=2 * one_map)
+    assert len({id(t) for t in budget.activations.values()}) == 2  # room for two maps, shared by aliases
+    assert "conv1" in budget.activations and "fc" not in budget.activations and budget.skipped
+    for name in budget.skipped:  # what was left out can be captured alone, and is the same
+        torch.testing.assert_close(capture(net, image, [name])[name], full.activations[name])
+    np.testing.assert_allclose(budget.cam(), analyze(net, image, "conv2").cam())
+
+
+def test_cli_activations_writes_the_channel_grid(tmp_path, capsys):
+    from PIL import Image
+
+    from explorer.cli import main
+    from explorer.images import load_image
+    from explorer.models import load_model
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 0).save(image)
+    out, raw = tmp_path / "maps.png", tmp_path / "maps.npy"
+    assert main(["activations", "mnist_cnn", str(image), "--layer", "conv1", "--png", str(out), "--npy", str(raw)]) == 0
+    assert "conv1: 8 channels of 12x12" in capsys.readouterr().out
+    grid = Image.open(out)
+    assert grid.size == (3 * 13 - 1, 3 * 13 - 1)  # 8 maps in a 3x3 grid, 1-pixel gaps
+    loaded = load_model("mnist_cnn", weights=None, device="cpu")
+    x = loaded.preprocess(load_image(image))
+    with torch.no_grad():
+        expected = F.conv2d(x, loaded.model.conv1.weight, loaded.model.conv1.bias, stride=loaded.model.conv1.stride)
+    np.testing.assert_allclose(np.load(raw), expected[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert main(["activations", "mnist_cnn", str(image), "--list"]) == 0
+    assert "relu1" in capsys.readouterr().out
+    assert main(["activations", "mnist_cnn", str(image), "--layer", "nope", "--png", str(out)]) == 2

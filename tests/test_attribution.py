@@ -122,10 +122,10 @@ def test_grad_cam_peak_lies_on_the_shape():
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2),
     )
-    images, labels, _ = bright_square_images(1024, size, g)
+    images, labels, _ = bright_square_images(512, size, g)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     model.train()  # our own model: training it here is fine
-    for _epoch in range(4):
+    for _epoch in range(5):
         for start in range(0, len(images), 64):
             loss = F.cross_entropy(model(images[start:start + 64]), labels[start:start + 64])
             optimiser.zero_grad()
@@ -302,3 +302,24 @@ def test_fast_models_capture_and_grad_cam(name):
 @pytest.mark.parametrize("name", [n for n in _all_models() if n not in FAST_MODELS])
 def test_every_registered_model_capture_and_grad_cam(name):
     _check_model(name)
+
+
+def test_cli_gradcam_saves_overlay_and_map(tmp_path, capsys):
+    from PIL import Image
+
+    from explorer.cli import main
+    from explorer.images import load_image
+    from explorer.models import load_model
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
+    png, raw = tmp_path / "cam.png", tmp_path / "cam.npy"
+    code = main(["gradcam", "tiny_vgg", str(image), "--layer", "block2.0", "--target", "3", "--png", str(png),
+                 "--npy", str(raw)])
+    assert code == 0
+    assert "block2.0 for class 3" in capsys.readouterr().out
+    assert Image.open(png).size == (64, 64)
+    loaded = load_model("tiny_vgg", weights=None, device="cpu")
+    expected = grad_cam(loaded.model, loaded.preprocess(load_image(image)), "block2.0", target=3)
+    np.testing.assert_allclose(np.load(raw), expected, rtol=1e-5, atol=1e-6)
+    assert main(["gradcam", "tiny_vgg", str(image), "--method", "saliency", "--png", str(png)]) == 0

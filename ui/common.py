@@ -51,7 +51,7 @@ def _on_lang_change() -> None:
 # --- cached loaders ------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None):
+def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None):
     from explorer.models import load_model
 
     weights: Any = {"pretrained": "pretrained", "none": None}.get(weights_key, _weights_bytes)
@@ -258,7 +258,7 @@ def loaded_model():
     sel = selection()
     try:
         with st.spinner(t("common.computing")):
-            loaded = _cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"))
+            loaded = cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"))
     except Exception as exc:
         error_box(exc, prefix="common.model_error")
         st.stop()

@@ -27,12 +27,11 @@ def compare_table(names: tuple[str, ...]) -> pd.DataFrame:
     return compare_models(list(names))
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
 def compare_model(name: str, weights_key: str, device: str):
-    """A model for the side-by-side Grad-CAM (shared read-only by every session)."""
-    from explorer.models import load_model
+    """A model for the side-by-side Grad-CAM: the same shared cache as the sidebar's model (read-only)."""
+    from ui.common import cached_model
 
-    return load_model(name, weights="pretrained" if weights_key == "pretrained" else None, device=device)
+    return cached_model(name, "pretrained" if weights_key == "pretrained" else "none", device)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
