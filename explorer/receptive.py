@@ -44,7 +44,6 @@ CSV_COLUMNS = ["layer", "type", "output_shape", "rf_h", "rf_w", "jump_h", "jump_
 EXTRA_COLUMNS = ["depth", "kind", "source", "out_h", "out_w", "merge_inputs", "sees_whole_image", "global_context",
                  "exact", "unknown", "note", "note_codes"]
 AXES = ("h", "w")
-SPATIAL_KINDS = ("conv", "pool", "global_pool")
 
 
 # --- per-axis geometry ------------------------------------------------------------------------------

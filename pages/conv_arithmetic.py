@@ -1,0 +1,91 @@
+"""Conv arithmetic: output size from N, F, P, S, D with the formula filled in, where the kernel lands,
+and the "three 3×3 layers vs one 7×7" comparison of the course notes."""
+import pandas as pd
+import streamlit as st
+
+from explorer.convarith import compare_stack, conv_arithmetic
+from explorer.receptive_plots import GAP, INPUT, PADDING, TAP, UNVISITED, kernel_positions_figure, stack_diagram_figure
+from ui.common import t
+
+st.title(t("rf.arith_title"))
+st.caption(t("rf.arith_intro"))
+
+defaults = {"ca_n": 7, "ca_f": 3, "ca_p": 0, "ca_s": 2, "ca_d": 1}
+for name, value in defaults.items():
+    st.session_state.setdefault(name, value)
+c = st.columns(5)
+n = c[0].number_input(t("rf.arith_n"), 1, 64, key="ca_n", help=t("rf.arith_n_help"))
+f = c[1].number_input(t("rf.arith_f"), 1, 15, key="ca_f", help=t("rf.arith_f_help"))
+p = c[2].number_input(t("rf.arith_p"), 0, 16, key="ca_p", help=t("rf.arith_p_help"))
+s = c[3].number_input(t("rf.arith_s"), 1, 8, key="ca_s", help=t("rf.arith_s_help"))
+d = c[4].number_input(t("rf.arith_d"), 1, 6, key="ca_d", help=t("rf.arith_d_help"))
+
+try:
+    a = conv_arithmetic(int(n), int(f), int(p), int(s), int(d))
+except ValueError as exc:
+    st.error(t("rf.arith_invalid", message=exc))
+    a = None
+
+if a is not None:
+    m = st.columns(4)
+    m[0].metric(t("rf.arith_output"), f"{a.output}×{a.output}")
+    m[1].metric(t("rf.arith_effective"), a.effective_kernel, help=t("rf.arith_effective_help"))
+    m[2].metric(t("rf.arith_same"), f"{a.same_padding:g}", help=t("rf.arith_same_help"))
+    m[3].metric(t("rf.arith_windows"), a.output * a.output)
+    st.markdown(t("rf.arith_formula", formula=a.formula))
+    st.code(f"{a.formula_numbers}\nnn.Conv2d(C_in, C_out, kernel_size={a.f}, stride={a.s}, padding={a.p}, dilation={a.d})"
+            f"  # {a.n}×{a.n} → {a.output}×{a.output}", language="python")
+    if a.exact_fit:
+        st.success(t("rf.arith_fits", span=a.span, s=a.s))
+    else:
+        st.warning(t("rf.arith_not_divisible", span=a.span, s=a.s, q=f"{a.quotient:.4g}", out=a.output,
+                     leftover=a.leftover))
+    if a.keeps_size:
+        st.info(t("rf.arith_keeps"))
+    elif a.same_padding_is_whole:
+        st.info(t("rf.arith_same_hint", p=int(a.same_padding), s=a.s))
+    else:
+        st.info(t("rf.arith_even_kernel", p=f"{a.same_padding:g}"))
+
+    windows = a.output * a.output
+    index = 0
+    if windows > 1:
+        st.session_state["ca_pos"] = min(st.session_state.get("ca_pos", 1), windows)
+        index = st.slider(t("rf.arith_position"), 1, windows, key="ca_pos", help=t("rf.arith_position_help")) - 1
+    row, col = divmod(index, a.output)
+    names = {INPUT: t("rf.cell_input"), PADDING: t("rf.cell_padding"), TAP: t("rf.cell_tap"), GAP: t("rf.cell_gap"),
+             UNVISITED: t("rf.cell_unvisited")}
+    st.plotly_chart(kernel_positions_figure(a, index, input_title=t("rf.arith_padded_input"),
+                                            output_title=t("rf.arith_output_map"), cell_names=names),
+                    width="stretch", key="ca_grid")
+    st.caption(t("rf.arith_grid_caption", row=row, col=col, r0=a.positions[row], c0=a.positions[col]))
+
+# --- three 3×3 layers vs one big kernel ------------------------------------------------------------------
+st.subheader(t("rf.stack_title"))
+st.caption(t("rf.stack_intro"))
+st.session_state.setdefault("ca_c", 64)
+st.session_state.setdefault("ca_l", 3)
+st.session_state.setdefault("ca_k", 3)
+st.session_state.setdefault("ca_hw", 56)
+c = st.columns(4)
+channels = c[0].number_input(t("rf.stack_c"), 1, 2048, key="ca_c")
+layers = c[1].slider(t("rf.stack_l"), 1, 8, key="ca_l")
+kernel = c[2].selectbox(t("rf.stack_k"), [3, 5], key="ca_k")
+spatial = c[3].slider(t("rf.stack_hw"), 7, 224, key="ca_hw")
+cmp = compare_stack(int(channels), int(layers), int(kernel), int(spatial))
+K, L, B = cmp.kernel, cmp.layers, cmp.big_kernel
+stack_label = t("rf.stack_name", l=L, k=K)
+big_label = t("rf.big_name", k=B)
+comparison = pd.DataFrame({
+    t("rf.stack_property"): [t("rf.stack_field"), t("rf.stack_weights"), t("rf.stack_nonlin"), t("rf.stack_madds")],
+    stack_label: [f"1 + {L}×({K} − 1) = {cmp.stack_field}", f"{L}·{K}²C² = {cmp.stack_weights_per_c2}C² = {cmp.stack_weights:,}",
+                  str(cmp.stack_nonlinearities), f"{cmp.stack_mult_adds:,}"],
+    big_label: [f"{cmp.big_field}", f"{B}²C² = {cmp.big_weights_per_c2}C² = {cmp.big_weights:,}",
+                str(cmp.big_nonlinearities), f"{cmp.big_mult_adds:,}"],
+})
+st.dataframe(comparison, hide_index=True, width="stretch")
+st.success(t("rf.stack_summary", stack=stack_label, big=big_label, pct=f"{100 * cmp.weight_saving:.0f}",
+             times=f"{cmp.big_over_stack:.2f}", nonlin=cmp.stack_nonlinearities))
+st.plotly_chart(stack_diagram_figure(cmp, input_label=t("rf.stack_input"), layer_label=t("rf.stack_layer"),
+                                     stack_title=stack_label, big_title=big_label), width="stretch", key="ca_stack")
+st.caption(t("rf.stack_caption"))
