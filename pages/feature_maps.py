@@ -1,0 +1,121 @@
+"""Feature maps: every channel of any layer, before and after the activation, and the first-layer filters."""
+import math
+
+import plotly.express as px
+import streamlit as st
+
+from explorer.viz import COLORMAPS, channel_stats, colorize, filter_grid, normalize, overlay, tile_channels, to_png, upscale
+from ui.analysis_cache import (cache_key, feature_activation_pair, image_figure, layer_maps, overview,
+                               show_predictions, tile)
+from ui.common import error_box, loaded_model, selection, show_weights_note, t
+
+st.title(t("maps.title"))
+st.caption(t("maps.intro"))
+loaded = loaded_model()
+sel = selection()
+show_weights_note(loaded)
+key = cache_key(loaded, sel.image_hash)
+try:
+    with st.spinner(t("maps.computing")):
+        info = overview(key, loaded, sel.image)
+except Exception as exc:
+    error_box(exc)
+    st.stop()
+safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
+
+st.subheader(t("maps.predictions"))
+show_predictions(info["probabilities"], loaded, t)
+
+# --- layer picker: grouped by block, searchable by typing in the select box ---------------------------
+calls = [c for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
+if not calls:
+    st.warning(t("maps.no_spatial"))
+    st.stop()
+by_name = {c["name"]: c for c in calls}
+blocks = list(dict.fromkeys(c["block"] for c in calls))
+if st.session_state.get("maps_block") not in ["*", *blocks]:
+    st.session_state["maps_block"] = "*"
+col_block, col_layer = st.columns([1, 2])
+block = col_block.selectbox(t("maps.block"), ["*", *blocks], key="maps_block",
+                            format_func=lambda b: t("maps.all_blocks") if b == "*" else (b or t("maps.top_level")))
+options = [c["name"] for c in calls if block == "*" or c["block"] == block]
+if st.session_state.get("maps_layer") not in options:
+    st.session_state["maps_layer"] = info["first_conv"] if info["first_conv"] in options else options[0]
+
+
+def layer_label(name: str) -> str:
+    c = by_name[name]
+    return f"{name} · {c['module_type']} · {'×'.join(map(str, c['shape']))}"
+
+
+layer = col_layer.selectbox(t("maps.layer"), options, key="maps_layer", format_func=layer_label,
+                            help=t("maps.layer_help"))
+
+# --- feature map (before the activation) vs activation map (after it) ----------------------------------
+feature, activation = feature_activation_pair(key, layer, loaded, sel.image)
+kind = st.radio(t("maps.kind"), ["feature", "activation"], key="maps_kind", horizontal=True,
+                format_func=lambda k: t(f"maps.kind.{k}"))
+if activation is None:
+    st.caption(t("maps.no_activation", layer=layer))
+else:
+    st.caption(t("maps.kind_caption", feature=feature, activation=activation))
+shown = activation if kind == "activation" and activation is not None else feature
+maps = layer_maps(key, shown, loaded, sel.image)
+channels = maps.shape[0]
+
+c1, c2, c3 = st.columns(3)
+order = c1.radio(t("maps.order"), ["index", "mean"], key="maps_order", horizontal=True,
+                 format_func=lambda k: t(f"maps.order.{k}"))
+scale = c2.radio(t("maps.scale"), ["shared", "channel"], key="maps_scale", horizontal=True,
+                 format_func=lambda k: t(f"maps.scale.{k}"))
+cmap = c3.selectbox(t("maps.cmap"), list(COLORMAPS), key="maps_cmap")
+
+tiled = tile(key, shown, order, scale, cmap, loaded, sel.image)
+st.plotly_chart(image_figure(tiled["rgb"]), width="stretch", key="maps_tile")
+strongest = ", ".join(str(int(c)) for c in tiled["channels"][:5])
+st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=tiled["cols"], shape="×".join(
+    map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
+st.download_button(t("common.download_png"), to_png(tiled["rgb"]), file_name=f"{safe_name}_{shown}_channels.png",
+                   mime="image/png", key="maps_dl_tile")
+
+# --- one channel, large, with its statistics and over the image ----------------------------------------
+st.subheader(t("maps.channel_title"))
+if st.session_state.get("maps_channel", 0) >= channels:
+    st.session_state["maps_channel"] = 0
+cc1, cc2 = st.columns([1, 2])
+channel = int(cc1.number_input(t("maps.channel"), min_value=0, max_value=channels - 1, step=1, key="maps_channel",
+                               help=t("maps.channel_help")))
+alpha = cc2.slider(t("maps.alpha"), 0.0, 1.0, 0.5, 0.05, key="maps_alpha")
+one = maps[channel]
+stats = channel_stats(one)
+cols = st.columns(5)
+for col, name in zip(cols, ["min", "max", "mean", "std"]):
+    col.metric(t(f"maps.stat.{name}"), f"{stats[name]:.4g}")
+cols[4].metric(t("maps.stat.positive"), f"{stats['positive']:.0%}")
+left, right = st.columns(2)
+fig = px.imshow(one, color_continuous_scale="gray" if cmap == "bone" else cmap, aspect="equal")
+fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), title=t("maps.channel_map", channel=channel, layer=shown))
+left.plotly_chart(fig, width="stretch", key="maps_channel_fig")
+blend = overlay(info["picture"], normalize(one), alpha, cmap)
+right.image(blend, caption=t("maps.overlay_caption"), width="stretch")
+zoom = max(1, 256 // max(one.shape))
+d1, d2 = st.columns(2)
+d1.download_button(t("maps.download_channel"), to_png(upscale(colorize(normalize(one), cmap), zoom)),
+                   file_name=f"{safe_name}_{shown}_ch{channel}.png", mime="image/png", key="maps_dl_channel")
+d2.download_button(t("maps.download_overlay"), to_png(blend), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
+                   mime="image/png", key="maps_dl_overlay")
+
+# --- first-layer filters beside the maps they produce ----------------------------------------------------
+if info["filters"] is not None:
+    st.subheader(t("maps.filters_title"))
+    st.caption(t("maps.filters_caption", layer=info["first_conv"], count=info["filters"].shape[0],
+                 size="×".join(map(str, info["filters"].shape[2:]))))
+    first = layer_maps(key, info["first_conv"], loaded, sel.image)
+    grid_cols = max(1, math.ceil(math.sqrt(first.shape[0])))
+    filters_rgb = filter_grid(info["filters"], cols=grid_cols)
+    first_rgb = colorize(tile_channels(first, cols=grid_cols, max_side=900).image, cmap)
+    f1, f2 = st.columns(2)
+    f1.image(filters_rgb, caption=t("maps.filters_kernels"), width="stretch")
+    f2.image(first_rgb, caption=t("maps.filters_maps"), width="stretch")
+    f1.download_button(t("maps.download_filters"), to_png(filters_rgb), file_name=f"{safe_name}_filters.png",
+                       mime="image/png", key="maps_dl_filters")

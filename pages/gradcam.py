@@ -1,0 +1,127 @@
+"""Grad-CAM: where the network looks for a class, at any layer, and other captum attributions beside it."""
+import plotly.express as px
+import streamlit as st
+
+from explorer.activations import upsample_cam
+from explorer.attribution import LAYER_METHODS, METHODS
+from explorer.viz import COLORMAPS, overlay, to_png
+from ui.analysis_cache import cache_key, cams_for_class, other_method, overview, show_predictions
+from ui.common import error_box, loaded_model, selection, show_weights_note, t
+
+st.title(t("cam.title"))
+st.caption(t("cam.intro"))
+loaded = loaded_model()
+sel = selection()
+show_weights_note(loaded)
+key = cache_key(loaded, sel.image_hash)
+try:
+    with st.spinner(t("cam.computing")):
+        info = overview(key, loaded, sel.image)
+except Exception as exc:
+    error_box(exc)
+    st.stop()
+safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
+show_predictions(info["probabilities"], loaded, t)
+
+# --- layer and class --------------------------------------------------------------------------------------
+shapes = {c["name"]: c["shape"] for c in info["calls"]}
+order = {c["name"]: i for i, c in enumerate(info["calls"])}
+layers = sorted(info["cams"], key=lambda n: order.get(n, -1))
+if not layers:
+    st.warning(t("cam.no_layers"))
+    st.stop()
+if st.session_state.get("cam_layer") not in layers:
+    st.session_state["cam_layer"] = info["default_layer"] if info["default_layer"] in layers else layers[-1]
+names = list(loaded.class_names or [])
+classes = len(info["probabilities"])
+top1 = info["top1"]
+
+
+def class_label(index: int) -> str:
+    return f"{index}: {names[index]}" if index < len(names) else str(index)
+
+
+if st.session_state.get("cam_class", -1) not in range(-1, classes):
+    st.session_state["cam_class"] = -1
+c1, c2 = st.columns(2)
+layer = c1.selectbox(t("cam.layer"), layers, key="cam_layer", help=t("cam.layer_help", default=info["default_layer"]),
+                     format_func=lambda n: f"{n} · {'×'.join(map(str, shapes.get(n) or ()))}")
+choice = c2.selectbox(t("cam.class"), [-1, *range(classes)], key="cam_class", help=t("cam.class_help"),
+                      format_func=lambda i: t("cam.top1", label=class_label(top1)) if i == -1 else class_label(i))
+target = top1 if choice == -1 else int(choice)
+c3, c4 = st.columns(2)
+alpha = c3.slider(t("cam.alpha"), 0.0, 1.0, 0.5, 0.05, key="cam_alpha")
+cmaps = list(COLORMAPS)
+if st.session_state.get("cam_cmap") not in cmaps:
+    st.session_state["cam_cmap"] = "jet"
+cmap = c4.selectbox(t("cam.cmap"), cmaps, key="cam_cmap")
+
+try:
+    with st.spinner(t("cam.computing_class", label=class_label(target))):
+        cams = cams_for_class(key, target, loaded, sel.image)
+except Exception as exc:
+    error_box(exc)
+    st.stop()
+picture = info["picture"]
+size = picture.shape[:2]
+
+# --- the heatmap over the image ---------------------------------------------------------------------------
+heat = upsample_cam(cams[layer], size)
+blend = overlay(picture, heat, alpha, cmap)
+left, right = st.columns(2)
+left.image(blend, width="stretch", caption=t("cam.overlay_caption", layer=layer, label=class_label(target)))
+fig = px.imshow(heat, color_continuous_scale="gray" if cmap == "bone" else cmap, zmin=0, zmax=1)
+fig.update_xaxes(visible=False)
+fig.update_yaxes(visible=False)
+fig.update_layout(height=340, margin=dict(l=0, r=0, t=0, b=0))
+right.plotly_chart(fig, width="stretch", key="cam_heat")
+right.caption(t("cam.heat_caption", h=cams[layer].shape[0], w=cams[layer].shape[1]))
+if float(heat.max()) == 0.0:
+    st.info(t("cam.all_zero"))
+d1, d2 = st.columns(2)
+d1.download_button(t("cam.download_overlay"), to_png(blend), file_name=f"{safe_name}_{layer}_c{target}_gradcam.png",
+                   mime="image/png", key="cam_dl_overlay")
+d2.download_button(t("cam.download_heat"), to_png(heat), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
+                   mime="image/png", key="cam_dl_heat")
+st.caption(t("cam.formula"))
+
+# --- the same class at early, middle and late layers -----------------------------------------------------
+st.subheader(t("cam.layers_title"))
+convs = [c["name"] for c in info["calls"] if c["is_conv"] and c["name"] in cams]
+suggested = list(dict.fromkeys([convs[len(convs) // 4], convs[len(convs) // 2], info["default_layer"]])) if convs else []
+suggested = [n for n in suggested if n in cams]
+if "cam_compare" not in st.session_state or not set(st.session_state["cam_compare"]) <= set(layers):
+    st.session_state["cam_compare"] = suggested
+compare = st.multiselect(t("cam.layers_pick"), layers, key="cam_compare", max_selections=4)
+if compare:
+    for col, name in zip(st.columns(len(compare)), compare):
+        col.image(overlay(picture, upsample_cam(cams[name], size), alpha, cmap), width="stretch",
+                  caption=f"{name} ({'×'.join(map(str, cams[name].shape))})")
+    st.caption(t("cam.layers_caption"))
+
+# --- other captum methods on the same image ---------------------------------------------------------------
+st.subheader(t("cam.methods_title"))
+st.caption(t("cam.methods_caption"))
+if "cam_methods" not in st.session_state:
+    st.session_state["cam_methods"] = ["guided_gradcam", "integrated_gradients", "saliency"]
+methods = st.multiselect(t("cam.methods_pick"), list(METHODS), key="cam_methods",
+                         format_func=lambda m: t(f"cam.method.{m}"))
+if methods and st.toggle(t("cam.methods_run"), key="cam_methods_on", help=t("cam.methods_run_help")):
+    maps = {}
+    with st.status(t("cam.methods_running"), expanded=False) as status:
+        progress = st.progress(0.0)
+        for i, method in enumerate(methods):
+            status.update(label=t("cam.methods_step", method=t(f"cam.method.{method}")))
+            try:
+                maps[method] = other_method(key, method, layer if method in LAYER_METHODS else "", target,
+                                            loaded, sel.image)
+            except Exception as exc:
+                error_box(exc)
+            progress.progress((i + 1) / len(methods))
+        status.update(label=t("cam.methods_done"), state="complete")
+    for col, (method, values) in zip(st.columns(max(1, len(maps))), maps.items()):
+        shown = overlay(picture, values, alpha, cmap)
+        col.image(shown, width="stretch", caption=t(f"cam.method.{method}"))
+        col.caption(t(f"cam.method_help.{method}"))
+        col.download_button(t("common.download_png"), to_png(shown), file_name=f"{safe_name}_c{target}_{method}.png",
+                            mime="image/png", key=f"cam_dl_{method}")

@@ -1,0 +1,128 @@
+"""AppTests for pages/feature_maps.py: the page runs, shows numbers that match the network, and redraws
+from the cached pass (one forward pass per model/weights/image/input size) when widgets change."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import explorer.activations as activations
+from explorer.models import build_model
+
+
+@pytest.fixture
+def count_passes(monkeypatch):
+    """Counts network passes made through explorer.activations.analyze (the page cache's only entry)."""
+    calls = []
+    real = activations.analyze
+
+    def counting(*args, **kwargs):
+        calls.append(args[2] if len(args) > 2 else kwargs.get("cam_layer"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(activations, "analyze", counting)
+    return calls
+
+
+def test_page_runs_with_random_weights_note(app_factory):
+    at = app_factory("feature_maps", sel_model="mnist_cnn")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Feature maps"
+    assert any("random" in i.value for i in at.info)  # no meaningless predictions
+    assert at.selectbox(key="maps_layer").value == "conv1"  # the first conv by default
+    assert at.get("plotly_chart")  # the tiled channels
+    assert len(at.get("download_button")) >= 3
+
+
+def test_widgets_redraw_without_running_the_network_again(app_factory, count_passes):
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="gradient")  # a key no other test uses
+    assert not at.exception, at.exception
+    assert len(count_passes) == 1
+    at.selectbox(key="maps_layer").set_value("conv2").run()
+    at.radio(key="maps_kind").set_value("activation").run()
+    at.radio(key="maps_order").set_value("mean").run()
+    at.radio(key="maps_scale").set_value("channel").run()
+    at.selectbox(key="maps_cmap").set_value("inferno").run()
+    at.number_input(key="maps_channel").set_value(3).run()
+    at.slider(key="maps_alpha").set_value(0.8).run()
+    assert not at.exception, at.exception
+    assert len(count_passes) == 1, "changing layer/channel/colours must not recompute the network"
+
+
+def test_feature_map_before_relu_and_activation_map_after(app_factory):
+    """resnet18's conv1 feeds bn1 then an in-place ReLU: the feature map keeps negative values, the
+    activation map (the ReLU's output) has none; numbers compared with a hand computation."""
+    at = app_factory("feature_maps", sel_model="resnet18", sel_input="64x64", sel_sample="shapes")
+    assert not at.exception, at.exception
+    at.selectbox(key="maps_layer").set_value("conv1").run()
+    at.number_input(key="maps_channel").set_value(5).run()
+    minimum = float(at.metric[0].value)
+    assert minimum < 0
+    at.radio(key="maps_kind").set_value("activation").run()
+    assert not at.exception, at.exception
+    assert float(at.metric[0].value) >= 0
+    assert any("relu" in c.value and "conv1" in c.value for c in at.caption)
+
+    from explorer.images import sample_image
+    from explorer.models import load_model
+
+    loaded = load_model("resnet18", weights=None, device="cpu", input_shape=(3, 64, 64))
+    x = loaded.preprocess(sample_image("shapes"))
+    with torch.no_grad():
+        conv = F.conv2d(x, loaded.model.conv1.weight, stride=2, padding=3)
+    assert minimum == pytest.approx(float(conv[0, 5].min()), rel=1e-3, abs=1e-4)
+
+
+def test_a_module_called_twice_is_offered_per_call(app_factory):
+    at = app_factory("feature_maps", sel_model="resnet18", sel_input="64x64", sel_sample="shapes")
+    options = at.selectbox(key="maps_layer").options
+    assert any(o.startswith("layer1.0.relu · ") for o in options)
+    assert any(o.startswith("layer1.0.relu#2 · ") for o in options)
+    at.selectbox(key="maps_block").set_value("layer1.0").run()
+    at.selectbox(key="maps_layer").set_value("layer1.0.relu#2").run()
+    assert not at.exception, at.exception
+    # A ReLU picked itself: its feature map is its input (bn2 + identity, negatives included) ...
+    assert any("layer1.0.relu#2:in" in c.value for c in at.caption)
+    assert float(at.metric[0].value) < 0
+    at.radio(key="maps_kind").set_value("activation").run()
+    assert float(at.metric[0].value) >= 0  # ... and its activation map is its output
+
+
+def test_predictions_with_trained_weights(app_factory):
+    model = build_model("mnist_cnn")
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_weights="upload")
+    at.sidebar.file_uploader(key="sel_checkpoint").set_value(("w.pt", buffer.getvalue(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception
+    bars = [c for c in at.get("plotly_chart") if '"type":"bar"' in c.proto.spec.replace(" ", "")]
+    assert bars, "the top-5 chart"
+    assert not any("class scores mean nothing" in i.value for i in at.info)
+
+
+def test_korean_page(app_factory):
+    at = app_factory("feature_maps", sel_model="mnist_cnn", lang="ko")
+    assert not at.exception, at.exception
+    assert "특징 맵 (feature map)" in at.title[0].value
+    assert any("활성화 맵 (activation map" in o for o in at.radio(key="maps_kind").options)
+
+
+def test_layers_beyond_the_memory_budget_are_captured_when_picked(app_factory, monkeypatch):
+    import ui.analysis_cache
+
+    monkeypatch.setattr(ui.analysis_cache, "ANALYSIS_BUDGET_BYTES", 8 * 12 * 12 * 4)  # conv1's map only
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="checkerboard")
+    at.selectbox(key="maps_layer").set_value("conv3").run()
+    at.number_input(key="maps_channel").set_value(2).run()
+    assert not at.exception, at.exception
+
+    from explorer.activations import capture
+    from explorer.images import sample_image
+    from explorer.models import load_model
+
+    loaded = load_model("mnist_cnn", weights=None, device="cpu")
+    conv3 = capture(loaded.model, loaded.preprocess(sample_image("checkerboard")), ["conv3"])["conv3"][0, 2]
+    assert float(at.metric[1].value) == pytest.approx(float(conv3.max()), rel=1e-3, abs=1e-4)

@@ -1,0 +1,100 @@
+"""AppTests for pages/gradcam.py: default layer, class choice, cached redraws, the other captum methods."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import explorer.activations as activations
+import explorer.attribution as attribution
+
+
+@pytest.fixture
+def count_passes(monkeypatch):
+    calls = []
+    real = activations.analyze
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("target"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(activations, "analyze", counting)
+    return calls
+
+
+def test_page_runs_with_default_layer_and_three_layers(app_factory):
+    at = app_factory("gradcam", sel_model="resnet18", sel_input="64x64", sel_sample="shapes")
+    assert not at.exception, at.exception
+    assert at.title[0].value.startswith("Grad-CAM")
+    assert at.selectbox(key="cam_layer").value == "layer4"  # explorer.models.default_cam_layer
+    assert at.selectbox(key="cam_class").value == -1  # top-1
+    compared = at.multiselect(key="cam_compare").value
+    assert len(compared) == 3 and compared[-1] == "layer4"
+    assert at.get("plotly_chart")  # the heatmap with its colour scale
+    assert elements(at.main, "Image")  # the overlay and the layer comparison
+    assert len(at.get("download_button")) >= 2
+
+
+def test_redraws_are_cached_and_a_new_class_costs_one_pass(app_factory, count_passes):
+    at = app_factory("gradcam", sel_model="tiny_vgg", sel_sample="gradient")
+    assert not at.exception, at.exception
+    assert len(count_passes) == 1
+    at.slider(key="cam_alpha").set_value(0.3).run()
+    at.selectbox(key="cam_cmap").set_value("viridis").run()
+    layers = at.selectbox(key="cam_layer").options
+    at.selectbox(key="cam_layer").set_value(at.selectbox(key="cam_layer").options[0].split(" · ")[0]).run()
+    assert not at.exception, at.exception
+    assert len(count_passes) == 1, "layer, opacity and colormap come from the cached pass"
+    at.selectbox(key="cam_class").set_value(7).run()
+    assert not at.exception, at.exception
+    assert count_passes[1:] == [7]
+    assert len(layers) >= 4
+
+
+def test_the_pages_maps_are_captums_grad_cam():
+    """The page draws CAMs from its one shared pass; they equal explorer.attribution.grad_cam (captum)."""
+    from explorer.images import sample_image
+    from explorer.models import load_model
+    from ui.analysis_cache import compute_analysis
+
+    loaded = load_model("tiny_vgg", weights=None, device="cpu")
+    image = sample_image("checkerboard")
+    shared = compute_analysis(loaded, image)
+    x = loaded.preprocess(image)
+    for layer in (shared["default_layer"], next(iter(sorted(shared["cams"])))):
+        expected = attribution.grad_cam(loaded.model, x, layer, target=shared["top1"])
+        got = activations.upsample_cam(shared["cams"][layer], shared["picture"].shape[:2])
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert shared["picture"].shape == (64, 64, 3) and shared["picture"].dtype == np.uint8
+
+
+def elements(node, kind: str) -> list:
+    """Every element of ``kind`` (e.g. "Image", "Status") under ``node``, depth first."""
+    found = []
+    for child in getattr(node, "children", {}).values():
+        if type(child).__name__ == kind:
+            found.append(child)
+        found += elements(child, kind)
+    return found
+
+
+def test_other_methods_run_on_demand(app_factory):
+    at = app_factory("gradcam", sel_model="mnist_cnn")
+    assert not at.exception, at.exception
+    assert at.multiselect(key="cam_methods").value == ["guided_gradcam", "integrated_gradients", "saliency"]
+    images_before = len(elements(at.main, "Image"))
+    at.multiselect(key="cam_methods").set_value(["guided_gradcam", "integrated_gradients", "saliency", "occlusion"])
+    at.toggle(key="cam_methods_on").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert len(elements(at.main, "Image")) == images_before + 4
+    captions = [c.value for c in at.caption]
+    for method in ("Guided backprop", "Gradients summed", "gradient of the class score", "Hide one square"):
+        assert any(method in c for c in captions), method
+    status = elements(at.main, "Status")
+    assert status and elements(status[0], "Progress")  # long work shows its progress
+
+
+def test_korean_page(app_factory):
+    at = app_factory("gradcam", sel_model="mnist_cnn", lang="ko")
+    assert not at.exception, at.exception
+    assert "네트워크가 보는 곳" in at.title[0].value
