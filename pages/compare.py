@@ -85,7 +85,7 @@ for column, key in zip(columns, ("cmp_cam_a", "cmp_cam_b")):
             with st.spinner(t("common.computing")):
                 loaded = compare_model(name, weights_key, str(sel.device))
                 result = cam_and_predictions(name, loaded.weights_key, str(sel.device), sel.image_hash,
-                                             _loaded=loaded, _image=sel.image)
+                                             tuple(loaded.input_shape), _loaded=loaded, _image=sel.image)
         except Exception as exc:
             error_box(exc)
             continue

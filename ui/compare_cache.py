@@ -35,19 +35,18 @@ def compare_model(name: str, weights_key: str, device: str):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cam_and_predictions(name: str, weights_key: str, device: str, image_hash: str, _loaded: Any,
-                        _image: Any) -> dict[str, Any]:
+def cam_and_predictions(name: str, weights_key: str, device: str, image_hash: str, input_shape: tuple[int, ...],
+                        _loaded: Any, _image: Any) -> dict[str, Any]:
     """Grad-CAM of the model's default layer for its top-1 class, the overlay, and the top-5 predictions."""
     from explorer.activations import predict
     from explorer.attribution import grad_cam
     from explorer.models import default_cam_layer
-    from explorer.viz import overlay
+    from explorer.viz import input_picture, overlay
 
     x = _loaded.preprocess(_image).to(_loaded.device)  # predict() feeds x to the model as it is
     layer = default_cam_layer(_loaded.model, tuple(_loaded.input_shape))
     cam = grad_cam(_loaded.model, x, layer)
-    height, width = x.shape[-2:]
-    shown = _image.convert("RGB").resize((int(width), int(height)))
+    shown = input_picture(x)  # the image as the network saw it (resized and centre-cropped)
     predictions = predict(_loaded.model, x, k=5, categories=_loaded.categories)
     return {"layer": layer, "overlay": overlay(shown, cam, alpha=0.5),
             "predictions": None if predictions is None else [(p.label, p.probability) for p in predictions]}
