@@ -136,6 +136,9 @@ class LoadedModel:
     device: torch.device
     transform: Callable[[Image.Image], torch.Tensor]
     class_names: list[str] = field(default_factory=list)  # names for pickers, meaningful or not
+    # For translated banners: "pretrained", "random", "no_pretrained", "fallback", "checkpoint", "run" ("" = unknown).
+    weights_kind: str = ""
+    weights_detail: str = ""
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The image as the model sees it: a ``[1, C, H, W]`` CPU tensor."""
@@ -195,10 +198,10 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
     pretrained = False
     categories: list[str] | None = None
     if weights in (None, "none", "random"):
-        status, key = "random initialisation (no trained weights)", "none"
+        status, key, kind, detail = "random initialisation (no trained weights)", "none", "random", ""
     elif weights == "pretrained":
         if weights_enum is None:
-            status, key = "random initialisation: this model has no pretrained weights", "none"
+            status, key, kind, detail = "random initialisation: this model has no pretrained weights", "none", "no_pretrained", ""
         else:
             member = weights_enum.DEFAULT
             try:
@@ -206,11 +209,14 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
                 with torch.random.fork_rng(devices=[]):
                     model = entry.builder(weights=member)
                 pretrained, key = True, f"pretrained:{member}"
-                status = f"pretrained ({member}, {member.meta.get('_metrics', {}).get('ImageNet-1K', {}).get('acc@1', '?')} % top-1)"
+                top1 = member.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1", "?")
+                kind, detail = "pretrained", f"{member}, {top1} % top-1"
+                status = f"pretrained ({detail})"
                 categories = list(member.meta["categories"])
             except Exception as exc:  # offline, timeout, corrupt cache...
+                kind, detail = "fallback", f"{type(exc).__name__}: {str(exc)[:120]}"
                 status = ("random initialisation: pretrained weights could not be loaded "
-                          f"({type(exc).__name__}: {str(exc)[:120]}); results below are from an untrained network")
+                          f"({detail}); results below are from an untrained network")
                 key = "none"
                 model = None
     else:
@@ -225,6 +231,7 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
         digest = hashlib.sha256(weights if isinstance(weights, (bytes, bytearray)) else Path(weights).read_bytes())
         key = f"upload:{digest.hexdigest()[:16]}"
         status = "your checkpoint (loaded: every key and shape matched)"
+        kind, detail = "checkpoint", ""
         categories = list(entry_categories) if entry_categories else None
         pretrained = True
     if model is None:
@@ -238,6 +245,7 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
     if categories is not None and len(categories) != n_out:
         categories = None
     return LoadedModel(model=model, name=name, input_shape=shape, categories=categories, weights_status=status,
+                       weights_kind=kind, weights_detail=detail,
                        weights_key=key, pretrained=pretrained, device=device, transform=transform,
                        class_names=class_names)
 

@@ -270,12 +270,20 @@ def model_input():
     return loaded_model().preprocess(selection().image)
 
 
+def weights_text(loaded) -> str:
+    """The weights status in the current language (the library's English text when the kind is unknown)."""
+    kind = getattr(loaded, "weights_kind", "")
+    if kind:
+        return t(f"weights.{kind}", detail=loaded.weights_detail)
+    return loaded.weights_status
+
+
 def show_weights_note(loaded=None) -> None:
     loaded = loaded or loaded_model()
     if loaded.categories is None:
-        st.info(t("common.weights_random", status=loaded.weights_status))
+        st.info(t("common.weights_random", status=weights_text(loaded)))
     else:
-        st.caption(t("common.weights_ok", status=loaded.weights_status))
+        st.caption(t("common.weights_ok", status=weights_text(loaded)))
 
 
 def error_box(exc: BaseException, prefix: str = "common.error") -> None:
