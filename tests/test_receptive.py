@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
-from explorer import receptive
+from explorer.receptive import tracing as receptive  # every model_lock the package takes is looked up there
 from explorer.receptive import (CSV_COLUMNS, architecture_table, effective_receptive_field, field_box,
                                 receptive_field_table, summarize, table_to_csv)
 
