@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import BinaryIO, Iterable, Sequence
 from urllib.parse import urlparse
 
 import numpy as np

@@ -88,7 +88,7 @@ def write_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
 def save_checkpoint(run_dir: str | Path, state_dict: dict[str, torch.Tensor], **meta: int | float | str) -> Path:
     """Write ``best.pt`` = ``{"state_dict": CPU tensors, **meta}`` atomically (loadable with weights_only)."""
     path = Path(run_dir) / CHECKPOINT_FILE
-    cpu_state = {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+    cpu_state = {k: v.detach().cpu() for k, v in state_dict.items()}  # no copy for tensors already on the CPU
     save_atomic({"state_dict": cpu_state, **meta}, path)
     return path
 
@@ -193,9 +193,9 @@ def load_run(path: str | Path, device: torch.device | str | None = None):
     shape = tuple(int(v) for v in config["input_shape"])
     metrics = read_metrics(run_dir)
     acc = metrics.get("test_accuracy")
-    status = f"trained in this app: run {run_dir.name}" + (
-        f" (test accuracy {acc * 100:.1f} %)" if isinstance(acc, (int, float)) else "")
-    return LoadedModel(model=model, name=str(path), input_shape=shape, categories=classes, weights_status=status,
+    detail = run_dir.name + (f" · test acc {acc * 100:.1f} %" if isinstance(acc, (int, float)) else "")
+    return LoadedModel(model=model, name=str(path), input_shape=shape, categories=classes,
+                       weights_status=f"trained in this app ({detail})",
                        weights_key=f"run:{run_dir.resolve()}:{checkpoint.stat().st_mtime_ns}", pretrained=True,
                        device=device, transform=basic_transform(shape, tuple(config["mean"]), tuple(config["std"])),
-                       class_names=classes)
+                       class_names=classes, weights_kind="run", weights_detail=detail)

@@ -21,6 +21,7 @@ else float16 with a gradient scaler).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import threading
 import time
@@ -36,13 +37,11 @@ import torch.nn.functional as F
 
 from explorer import runs as runs_io
 from explorer.datasets import DEFAULT_SHAPES_SAMPLES, DataBundle, ImageTensors, load_dataset
-from explorer.transfer import MODES, apply_mode, head_names, parameter_groups, replace_head, set_train_mode, \
-    trainable_counts
+from explorer.transfer import (MODES, apply_mode, find_head, head_names, parameter_groups, replace_head,
+                               set_train_mode, trainable_counts)
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The GoogLeNet paper weights each auxiliary classifier's loss by 0.3 during training.
 AUX_LOSS_WEIGHT = 0.3
 MAX_MISCLASSIFIED_SAVED = 48
@@ -62,8 +61,8 @@ class TrainConfig:
     schedule: str = "none"  # "none" | "step" (×0.1 at 1/3 and 2/3 of the epochs) | "cosine"
     weight_decay: float = 0.0
     augment: bool = False  # random shifts (and mirror images where the classes allow it)
-    batch_norm: bool | None = None  # teaching models only: None keeps the model's default
-    dropout: float | None = None  # teaching models only: dropout before the classifier
+    batch_norm: bool | None = None  # False: BatchNorm layers off; None keeps the model as defined
+    dropout: float | None = None  # dropout before the classifier; None keeps the model as defined
     mode: str = "scratch"  # "scratch" | "feature_extract" | "fine_tune"
     backbone_lr_factor: float = 0.1  # fine_tune: backbone learning rate = lr × this
     seed: int = 0
@@ -149,8 +148,8 @@ class Step:
 @dataclass
 class Epoch:
     epoch: int
-    train_loss: float
-    train_acc: float
+    train_loss: float | None
+    train_acc: float | None
     valid_loss: float | None
     valid_acc: float | None
     lr: float
@@ -230,30 +229,58 @@ def build_seeded(seed: int, make, attempts: int = 3) -> tuple[nn.Module, bool]:
     return model, False
 
 
-def model_options(model: str) -> set[str]:
-    """Which of the teaching toggles (``batch_norm``, ``dropout``) the model's builder accepts."""
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _native_options(model: str) -> set[str]:
+    """The toggles the model's builder takes itself (``mnist_cnn(batch_norm=..., dropout=...)``)."""
     import inspect
 
-    if model.startswith("arch:") or Path(model).is_dir():
+    if model.startswith("arch:"):
         return set()
     from explorer.models import get_entry
 
-    params = inspect.signature(get_entry(model).builder).parameters
-    return {"batch_norm", "dropout"} & set(params)
+    return {"batch_norm", "dropout"} & set(inspect.signature(get_entry(model).builder).parameters)
 
 
-def _builder_kwargs(config: TrainConfig) -> dict:
-    options = model_options(config.model)
-    kwargs = {}
+@functools.lru_cache(maxsize=32)
+def model_options(model: str) -> frozenset[str]:
+    """The teaching toggles available for ``model``: ``dropout`` always (before the classifier), and
+    ``batch_norm`` when the network has BatchNorm layers to switch off (or its builder takes the switch)."""
+    from explorer.models import build_model
+
+    native = _native_options(model)
+    has_bn = "batch_norm" in native or any(isinstance(m, _BATCH_NORMS) for m in build_model(model).modules())
+    return frozenset({"dropout"} | ({"batch_norm"} if has_bn else set()))
+
+
+def _toggles(config: TrainConfig) -> tuple[dict, dict]:
+    """(builder keyword arguments, surgery after building) for the BatchNorm/Dropout toggles."""
+    native = _native_options(config.model)
+    kwargs, surgery = {}, {}
     for option in ("batch_norm", "dropout"):
         value = getattr(config, option)
         if value is None:
             continue
-        if option not in options:
-            raise ValueError(f"{config.model} has no {option.replace('_', ' ')} switch "
-                             "(only the teaching models that define one)")
-        kwargs[option] = value
-    return kwargs
+        if option == "batch_norm" and option not in model_options(config.model):
+            raise ValueError(f"{config.model} has no BatchNorm layers to switch")
+        (kwargs if option in native else surgery)[option] = value
+    return kwargs, surgery
+
+
+def _apply_surgery(model: nn.Module, surgery: dict) -> None:
+    """BatchNorm off: every BatchNorm layer becomes an identity. Dropout p: a dropout layer is put in
+    front of the classifier head (``fc`` becomes ``Sequential(Dropout(p), fc)``)."""
+    if surgery.get("batch_norm") is False:
+        for parent in model.modules():
+            for child_name, child in parent.named_children():
+                if isinstance(child, _BATCH_NORMS):
+                    setattr(parent, child_name, nn.Identity())
+    if surgery.get("dropout"):
+        head = find_head(model)
+        parent_name, _, child = head.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, nn.Sequential(nn.Dropout(surgery["dropout"]), getattr(parent, child)))
 
 
 def natural_shape(model: str) -> tuple[int, int, int]:
@@ -281,6 +308,7 @@ def _construct(name: str, num_classes: int, build: dict, base: nn.Module | None 
                 base = get_entry(name).builder(**kwargs)
         model = base
         replace_head(model, num_classes)
+    _apply_surgery(model, build.get("surgery", {}))
     for attr, value in build.get("attrs", {}).items():
         setattr(model, attr, value)
     return model
@@ -482,6 +510,27 @@ def input_shape_for(config: TrainConfig) -> tuple[int, int, int]:
     return channels, size, size
 
 
+QUICK_SIZES = (64, 96, 128)
+
+
+def suggested_image_size(model: str) -> int:
+    """A training size that keeps CPU runs short: the natural size when it is at most 64, else the first of
+    ``QUICK_SIZES`` the network accepts (global pooling makes most accept any), else the natural size."""
+    from explorer.models import build_model
+
+    channels, natural, _ = natural_shape(model)
+    if natural <= QUICK_SIZES[0]:
+        return natural
+    net = build_model(model)
+    for size in QUICK_SIZES:
+        try:
+            _check_forward(net, (channels, size, size), model)
+            return size
+        except ValueError:
+            continue
+    return natural
+
+
 def load_data(config: TrainConfig) -> DataBundle:
     channels, size, _ = input_shape_for(config)
     return load_dataset(config.dataset, channels, size, seed=config.seed, samples=config.samples,
@@ -495,7 +544,7 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
     config.validate()
     device = pick_device(config.device)
     shape = input_shape_for(config)
-    kwargs = _builder_kwargs(config)
+    kwargs, surgery = _toggles(config)
     data = load_data(config) if data is None else data
     if data.input_shape != shape:
         raise ValueError(f"the data are {data.input_shape} but {config.model} needs {shape}")
@@ -507,7 +556,8 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
         if not pretrained:
             notes.append(f"pretrained weights unavailable ({why}): the backbone starts from random weights")
     use_builder = config.mode == "scratch" and not config.model.startswith("arch:")
-    build: dict = {"head": "builder" if use_builder else "replaced", "kwargs": kwargs, "attrs": {}}
+    build: dict = {"head": "builder" if use_builder else "replaced", "kwargs": kwargs, "surgery": surgery,
+                   "attrs": {}}
     model, reproducible = build_seeded(config.seed, lambda: _construct(
         config.model, data.num_classes, build, base=copy.deepcopy(base) if base is not None else None))
     if not reproducible:
@@ -518,6 +568,8 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
     heads = head_names(model)
     apply_mode(model, config.mode, heads)
     if pretrained and shape[0] == 3:
+        from explorer.models import IMAGENET_MEAN, IMAGENET_STD
+
         mean, std = IMAGENET_MEAN, IMAGENET_STD  # what the pretrained backbone was trained with
     else:
         mean, std = data.mean, data.std
@@ -605,7 +657,7 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
                   total_steps, counts.for_mode(config.mode), counts.total, prep.pretrained, prep.notes)
 
     history: list[dict] = []
-    best: dict | None = None  # {"epoch", "valid_acc", "valid_loss", "state"}
+    best: dict | None = None  # {"epoch", "score": (accuracy, -loss), "state": CPU state_dict}
     global_step = 0
     stopped = False
     for epoch in range(1, config.epochs + 1):
@@ -643,13 +695,11 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
             scaler.step(optimizer)
             scaler.update()
             global_step += 1
-            k = len(idx)
-            step_loss = loss.detach() * k
-            step_correct = (logits.detach().argmax(1) == y).sum()
-            report_loss += step_loss
-            report_correct += step_correct
-            report_seen += k
-            seen += k
+            # Accumulated on the device: reading a number back forces a synchronisation, so only reports do.
+            report_loss += loss.detach() * len(idx)
+            report_correct += (logits.detach().argmax(1) == y).sum()
+            report_seen += len(idx)
+            seen += len(idx)
             last = global_step >= total_steps or b == steps_per_epoch - 1
             if global_step % config.log_every == 0 or last:
                 loss_sum += report_loss
@@ -670,9 +720,9 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
             break  # keep the best checkpoint as it is (no epoch record for the unfinished epoch)
         valid = evaluate(model, data.valid, prep.mean, prep.std, data.classes, device, amp=config.amp) \
             if len(data.valid) else None
-        train_loss = float(loss_sum.item()) / max(seen, 1)
-        train_acc = float(correct.item()) / max(seen, 1)
-        score = (valid.accuracy, -valid.loss) if valid else (train_acc, -train_loss)
+        train_loss = float(loss_sum.item()) / seen if seen else None  # None: stopped before the first step
+        train_acc = float(correct.item()) / seen if seen else None
+        score = (valid.accuracy, -valid.loss) if valid else (train_acc or 0.0, -(train_loss or 0.0))
         is_best = best is None or score > best["score"]
         if is_best:
             best = {"epoch": epoch, "score": score, "state": _cpu_state(model)}
@@ -1022,4 +1072,5 @@ def compare_runs_figure(run_dirs: Sequence[str | Path], metric: str = "valid_acc
                                  mode="lines+markers", name=Path(run_dir).name))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=text["epoch"],
                       yaxis_title=text.get(metric, metric), legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(dtick=1)
     return fig

@@ -17,7 +17,7 @@ teaching models' last layer). Auxiliary classifiers (GoogLeNet's ``aux1``/``aux2
 from __future__ import annotations
 
 from dataclasses import dataclass
-import torch
+
 import torch.nn as nn
 
 MODES = ("scratch", "feature_extract", "fine_tune")

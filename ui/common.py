@@ -15,8 +15,6 @@ import streamlit as st
 
 from explorer.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
 
-RUNS_ROOT = Path("runs")
-
 
 # --- language ----------------------------------------------------------------------------------
 
@@ -51,7 +49,9 @@ def _on_lang_change() -> None:
 # --- cached loaders ------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None):
+def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None,
+                 version: float = 0.0):
+    """``version``: a run folder's checkpoint time, so a run that improved is reloaded, not served stale."""
     from explorer.models import load_model
 
     weights: Any = {"pretrained": "pretrained", "none": None}.get(weights_key, _weights_bytes)
@@ -85,7 +85,7 @@ def _run_names() -> list[str]:
     except ModuleNotFoundError:
         return []
     try:
-        return [str(run.path) for run in list_runs(str(RUNS_ROOT))]
+        return [str(run.path) for run in list_runs(None)]  # None: explorer.runs.runs_root()
     except Exception:  # a half-written run folder must not take the sidebar down
         return []
 
@@ -248,6 +248,14 @@ def selection() -> Selection:
     return sel
 
 
+def _run_version(name: str) -> float:
+    """The newest file time in a run folder (0 for registry models)."""
+    folder = Path(name)
+    if name.startswith("arch:") or not (folder / "config.json").is_file():
+        return 0.0
+    return max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=0.0)
+
+
 def loaded_model():
     """The cached model for the current selection, viewed at the selected input shape.
 
@@ -258,7 +266,8 @@ def loaded_model():
     sel = selection()
     try:
         with st.spinner(t("common.computing")):
-            loaded = cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"))
+            loaded = cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
+                                  version=_run_version(sel.model_name))
     except Exception as exc:
         error_box(exc, prefix="common.model_error")
         st.stop()

@@ -1,0 +1,66 @@
+"""Training lab: train, fine-tune and compare networks; runs then appear in every page's model picker."""
+from dataclasses import replace
+
+import streamlit as st
+
+from explorer import training as TR
+from ui.common import selection, t
+from ui import training_ui as U
+
+st.title(t("train.title"))
+st.write(t("train.intro"))
+worker = TR.get_worker(U.session_id())
+running = worker is not None and worker.alive
+
+with st.expander(t("train.setup"), expanded=not running):
+    st.subheader(t("train.data_title"))
+    data = U.data_section()
+    st.subheader(t("train.model_title"))
+    sidebar_model = selection().model_name  # a network built on the Build page is offered first
+    model = U.model_section(sidebar_model if sidebar_model.startswith("arch:") else "mnist_cnn", data.num_classes)
+    st.subheader(t("train.hyper_title"))
+    hyper = U.hyper_section()
+
+config = TR.TrainConfig(model=model.name, dataset=data.dataset, samples=data.samples or TR.DEFAULT_SHAPES_SAMPLES,
+                        image_size=model.image_size, mode=model.mode, batch_norm=model.batch_norm,
+                        dropout=model.dropout, **hyper)
+left, middle, right = st.columns(3)
+if left.button(t("train.start"), type="primary", disabled=running or not data.ready, key="trn_start",
+               width="stretch"):
+    U.start([config])
+if middle.button(t("train.stop"), disabled=not running, key="trn_stop", width="stretch"):
+    TR.stop_training(U.session_id())
+    st.toast(t("train.stopping"))
+with right.popover(t("train.degradation"), width="stretch", disabled=running or not data.ready):
+    st.caption(t("train.degradation_help"))
+    depth = st.radio(t("train.deg_depth"), list(TR.DEGRADATION_DEPTHS), index=1, key="trn_deg_depth", horizontal=True,
+                     format_func=lambda d: f"plain{d} / resnet{d}")
+    deg_size = int(st.number_input(t("train.image_size"), 16, 224, 32, key="trn_deg_size"))
+    if st.button(t("train.deg_start"), key="trn_deg_start"):
+        U.start(TR.degradation_configs(replace(config, image_size=deg_size), depth))
+if not data.ready:
+    st.caption(t("train.need_data"))
+
+st.divider()
+if worker is not None:
+    st.subheader(t("train.live_title"))
+
+    # Polls the worker without rerunning the whole page; once the run ends, one full rerun turns polling
+    # off, shows the results and lets the sidebar's model picker list the new run.
+    @st.fragment(run_every=1.0 if running else None)
+    def live() -> None:
+        U.progress_view(worker)
+        if not worker.alive and st.session_state.get("trn_polling"):
+            st.session_state["trn_polling"] = False
+            st.rerun(scope="app")
+
+    live()
+    if not running:
+        for run in worker.progress().runs:
+            if run.run_dir is not None and run.status in ("finished", "stopped"):
+                with st.container(border=True):
+                    U.run_results(run.run_dir, key=run.name)
+
+st.subheader(t("train.compare_title"))
+st.caption(t("train.compare_caption"))
+U.compare_section()
