@@ -27,7 +27,7 @@ except Exception as exc:
     error_box(exc)
     st.stop()
 if table.attrs.get("error"):
-    st.warning(t("rf.partial", message=table.attrs["error"]))
+    st.error(t("rf.partial", message=table.attrs["error"]))
 
 
 def num(value) -> str:

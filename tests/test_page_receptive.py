@@ -65,10 +65,10 @@ def test_input_the_model_cannot_finish_shows_the_part_that_runs(app_factory):
     at = app_factory("receptive_field", sel_model="alexnet", sel_weights="none", rf_models=[])
     at.text_input(key="sel_input").set_value("30x30").run()
     assert not at.exception, at.exception
-    assert any("does not fit" in w.value and "features.5" in w.value for w in at.warning)
+    assert any("does not fit" in w.value and "features.5" in w.value for w in at.error)
     at = app_factory("receptive_field", sel_model="mnist_cnn", sel_input="36x36", rf_models=[])
     assert not at.exception, at.exception
-    assert any("only part" in w.value.lower() for w in at.warning)  # the classifier wants 28×28
+    assert any("only part" in w.value.lower() for w in at.error)  # the classifier wants 28×28
     assert at.selectbox(key="rf_layer").value == "conv3" and len(at.get("plotly_chart")) == 3
 
 
