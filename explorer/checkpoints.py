@@ -6,7 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 import torch.nn as nn
@@ -82,17 +82,23 @@ def apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadRe
     return report
 
 
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename: a crash never leaves a half-written file."""
+def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = True) -> None:
+    """Write through ``write(file)`` into a temporary file, fsync, then rename over ``path``:
+    a crash or a kill never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.checkpoints import CheckpointError, save_atomic
+from explorer.checkpoints import CheckpointError, atomic_write, save_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -57,32 +56,11 @@ def suggest_run_name(model: str, dataset: str, root: str | Path | None = None) -
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, ensure_ascii=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: json.dump(obj, fh, indent=1, ensure_ascii=False), binary=False)
 
 
 def write_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def save_checkpoint(run_dir: str | Path, state_dict: dict[str, torch.Tensor], **meta: int | float | str) -> Path:

@@ -5,23 +5,10 @@ import plotly.express as px
 import streamlit as st
 
 from explorer.viz import COLORMAPS, channel_stats, colorize, filter_grid, normalize, overlay, tile_channels, to_png, upscale
-from ui.analysis_cache import (cache_key, feature_activation_pair, image_figure, layer_maps, overview,
-                               show_predictions, tile)
-from ui.common import error_box, loaded_model, selection, show_weights_note, t
+from ui.analysis_cache import feature_activation_pair, image_figure, layer_maps, page_start, show_predictions, tile
+from ui.common import t
 
-st.title(t("maps.title"))
-st.caption(t("maps.intro"))
-loaded = loaded_model()
-sel = selection()
-show_weights_note(loaded)
-key = cache_key(loaded, sel.image_hash)
-try:
-    with st.spinner(t("maps.computing")):
-        info = overview(key, loaded, sel.image)
-except Exception as exc:
-    error_box(exc)
-    st.stop()
-safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
+loaded, sel, key, info, safe_name = page_start("maps")
 
 st.subheader(t("maps.predictions"))
 show_predictions(info["probabilities"], loaded, t)

@@ -5,22 +5,10 @@ import streamlit as st
 from explorer.activations import upsample_cam
 from explorer.attribution import LAYER_METHODS, METHODS
 from explorer.viz import COLORMAPS, overlay, to_png
-from ui.analysis_cache import cache_key, cams_for_class, other_method, overview, show_predictions
-from ui.common import error_box, loaded_model, selection, show_weights_note, t
+from ui.analysis_cache import cams_for_class, other_method, page_start, show_predictions
+from ui.common import error_box, t
 
-st.title(t("cam.title"))
-st.caption(t("cam.intro"))
-loaded = loaded_model()
-sel = selection()
-show_weights_note(loaded)
-key = cache_key(loaded, sel.image_hash)
-try:
-    with st.spinner(t("cam.computing")):
-        info = overview(key, loaded, sel.image)
-except Exception as exc:
-    error_box(exc)
-    st.stop()
-safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
+loaded, sel, key, info, safe_name = page_start("cam")
 show_predictions(info["probabilities"], loaded, t)
 
 # --- layer and class --------------------------------------------------------------------------------------

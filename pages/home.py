@@ -2,7 +2,6 @@
 import numpy as np
 import streamlit as st
 
-from explorer.i18n import translate  # noqa: F401  (keeps the catalogue import cheap and explicit)
 from ui.common import loaded_model, model_input, selection, show_weights_note, t
 
 st.title(t("home.title"))

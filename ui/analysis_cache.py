@@ -162,3 +162,28 @@ def image_figure(rgb: np.ndarray, height: int | None = None):
     h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))
     fig.update_layout(height=h, margin=dict(l=0, r=0, t=0, b=0))
     return fig
+
+
+def page_start(area: str) -> tuple[Any, Any, Key, dict[str, Any], str]:
+    """The common top of the analysis pages: title, weights note, and the cached shared pass.
+
+    Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows an error and
+    stops the page when the analysis cannot run (e.g. an input too small, or out of memory).
+    """
+    from ui.common import error_box, loaded_model, selection, show_weights_note, t
+
+    st.title(t(f"{area}.title"))
+    st.caption(t(f"{area}.intro"))
+    loaded = loaded_model()
+    sel = selection()
+    show_weights_note(loaded)
+    key = cache_key(loaded, sel.image_hash)
+    try:
+        with st.spinner(t(f"{area}.computing")):
+            info = overview(key, loaded, sel.image)
+    except Exception as exc:
+        error_box(exc)
+        st.stop()
+    safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
+    return loaded, sel, key, info, safe_name
+
