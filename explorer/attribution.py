@@ -21,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from explorer.activations import device_of, logits_of, route_call, upsample_cam
+from explorer.analysis import upsample_cam
+from explorer.layer_calls import device_of, logits_of
+from explorer.layer_hooks import route_call
 from explorer.locks import model_lock
 
 # captum announces its ReLU hooks on every Guided Grad-CAM call; we document and test their removal.

@@ -13,13 +13,12 @@ import torch.nn.functional as F
 from explorer.activations import (
     activation_pair,
     analyze,
-    block_of,
     callable_layers,
     capture,
-    parse_call,
     predict,
     top_k,
 )
+from explorer.layer_calls import block_of, parse_call
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from explorer.archbuild import describe_arch
 from explorer.archparse import (DEFAULT_INPUT_SHAPE, ArchSpecError, LayerSpec, build_arch, canonical_spec,
-                                describe_arch, format_arch, parse_arch, spec_to_table, table_to_spec)
+                                format_arch, parse_arch, spec_to_table, table_to_spec)
 
 SPECS = [
     "conv3-64 conv3-64 M conv3-128 M FC-256 FC-10",

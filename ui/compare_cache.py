@@ -83,7 +83,7 @@ def built_tables(spec: str) -> tuple[pd.DataFrame, pd.DataFrame, tuple[int, int,
     weights are allocated, so even a VGG-sized spec costs nothing. Raises ``ArchSpecError``."""
     import torch
 
-    from explorer.archparse import build_arch, describe_arch
+    from explorer.archbuild import build_arch, describe_arch
     from explorer.shapes import layer_table
 
     plan = describe_arch(spec)  # checks the spec first, with messages naming the token
