@@ -24,8 +24,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from explorer.datasets import load_shapes  # noqa: E402
-from explorer.training import (Started, Step, TrainConfig, _autocast, cpu_threads_for, input_shape_for,  # noqa: E402
-                               prepare, train)
+from explorer.train_events import Started, Step  # noqa: E402
+from explorer.train_parts import _autocast  # noqa: E402
+from explorer.training import TrainConfig, cpu_threads_for, input_shape_for, prepare, train  # noqa: E402
 
 
 def app_epoch(config: TrainConfig, data) -> float:

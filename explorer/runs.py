@@ -156,7 +156,7 @@ def load_run(path: str | Path, device: torch.device | str | None = None):
     from explorer.device import pick_device
     from explorer.images import basic_transform
     from explorer.models import LoadedModel
-    from explorer.training import build_run_model
+    from explorer.train_build import build_run_model
 
     run_dir = Path(path)
     config = read_config(run_dir)

@@ -3,13 +3,14 @@ from dataclasses import replace
 
 import streamlit as st
 
+from explorer import train_worker as TW
 from explorer import training as TR
 from ui.common import selection, t
 from ui import training_ui as U
 
 st.title(t("train.title"))
 st.write(t("train.intro"))
-worker = TR.get_worker(U.session_id())
+worker = TW.get_worker(U.session_id())
 running = worker is not None and worker.alive
 
 with st.expander(t("train.setup"), expanded=not running):
@@ -29,7 +30,7 @@ if left.button(t("train.start"), type="primary", disabled=running or not data.re
                width="stretch"):
     U.start([config])
 if middle.button(t("train.stop"), disabled=not running, key="trn_stop", width="stretch"):
-    TR.stop_training(U.session_id())
+    TW.stop_training(U.session_id())
     st.toast(t("train.stopping"))
 with right.popover(t("train.degradation"), width="stretch", disabled=running or not data.ready):
     st.caption(t("train.degradation_help"))

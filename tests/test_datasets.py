@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 from explorer import datasets as D
+from explorer import splits as S
+from explorer import torchvision_data as TV
 
 # --- split counts -------------------------------------------------------------------------------------------
 
@@ -23,28 +25,28 @@ def test_split_counts_homework_numbers():
     # The course homework: int(n*0.7), int(n*0.2), int(n*0.1) loses files (372 of 373 dolphins placed).
     assert [int(373 * r) for r in (0.7, 0.2, 0.1)] == [261, 74, 37]
     # Largest remainder, worked by hand: 261.1/74.6/37.3 -> the one left-over dolphin goes to valid (.6).
-    assert D.split_counts(373) == (261, 75, 37)
+    assert S.split_counts(373) == (261, 75, 37)
     # 341.6/97.6/48.8 -> two left over: test (.8), then the .6 tie goes to the earlier split (train).
-    assert D.split_counts(488) == (342, 97, 49)
+    assert S.split_counts(488) == (342, 97, 49)
     # 315.7/90.2/45.1 -> one left over: train (.7).
-    assert D.split_counts(451) == (316, 90, 45)
+    assert S.split_counts(451) == (316, 90, 45)
 
 
 @pytest.mark.parametrize("n", range(0, 40))
 def test_split_counts_cover_every_file_and_stay_within_one_of_the_ratio(n):
-    counts = D.split_counts(n, (0.7, 0.2, 0.1))
+    counts = S.split_counts(n, (0.7, 0.2, 0.1))
     assert sum(counts) == n
     for count, ratio in zip(counts, (7, 2, 1)):
         assert abs(count * 10 - n * ratio) < 10  # |count - n·ratio| < 1
 
 
 def test_split_counts_accept_integer_ratios_and_reject_nonsense():
-    assert D.split_counts(10, (7, 2, 1)) == (7, 2, 1)
-    assert D.split_counts(3, (0.7, 0.2, 0.1)) == (2, 1, 0)  # 2.1/0.6/0.3: the left-over file goes to valid
+    assert S.split_counts(10, (7, 2, 1)) == (7, 2, 1)
+    assert S.split_counts(3, (0.7, 0.2, 0.1)) == (2, 1, 0)  # 2.1/0.6/0.3: the left-over file goes to valid
     with pytest.raises(ValueError):
-        D.split_counts(10, (0, 0, 0))
+        S.split_counts(10, (0, 0, 0))
     with pytest.raises(ValueError):
-        D.split_counts(-1)
+        S.split_counts(-1)
 
 
 # --- split_image_folder ---------------------------------------------------------------------------------------
@@ -267,10 +269,10 @@ def test_load_shapes_splits_7_2_1_without_shared_images():
 
 def test_fit_tensor_images_converts_like_pil():
     rgb = D.make_shapes(4, channels=3, size=16, seed=1).images
-    grey = D.fit_tensor_images(rgb, 1, 16)
+    grey = TV.fit_tensor_images(rgb, 1, 16)
     by_pil = np.stack([np.asarray(Image.fromarray(img.permute(1, 2, 0).numpy()).convert("L")) for img in rgb])
     assert np.abs(grey[:, 0].numpy().astype(int) - by_pil.astype(int)).max() <= 1
-    back = D.fit_tensor_images(grey, 3, 8)
+    back = TV.fit_tensor_images(grey, 3, 8)
     assert back.shape == (4, 3, 8, 8) and torch.equal(back[:, 0], back[:, 2])
 
 
@@ -278,9 +280,9 @@ def test_fit_tensor_images_converts_like_pil():
 
 
 def test_offline_torchvision_dataset_fails_fast_and_clearly(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "network_reachable", lambda urls, timeout=3.0: (False, "no route (test)"))
-    with pytest.raises(D.DatasetUnavailableError) as info:
-        D.load_torchvision("cifar10", channels=3, size=32, root=tmp_path)
+    monkeypatch.setattr(TV, "network_reachable", lambda urls, timeout=3.0: (False, "no route (test)"))
+    with pytest.raises(TV.DatasetUnavailableError) as info:
+        TV.load_torchvision("cifar10", channels=3, size=32, root=tmp_path)
     assert "CIFAR-10" in str(info.value) and "shapes" in str(info.value) and str(tmp_path) in str(info.value)
     assert info.value.dataset == "CIFAR-10"
 
@@ -291,7 +293,7 @@ def test_network_probe_gives_up_at_its_deadline(monkeypatch):
         raise OSError("late")
 
     monkeypatch.setattr(socket, "create_connection", hang)
-    ok, reason = D.network_reachable(["https://example.invalid/x"], timeout=0.1)
+    ok, reason = TV.network_reachable(["https://example.invalid/x"], timeout=0.1)
     assert not ok and "no answer" in reason
 
 
@@ -311,13 +313,13 @@ def test_mnist_files_on_disk_load_without_network(tmp_path, monkeypatch):
     _write_idx(raw / "train-labels-idx1-ubyte", train_y)
     _write_idx(raw / "t10k-images-idx3-ubyte", test_x)
     _write_idx(raw / "t10k-labels-idx1-ubyte", test_y)
-    monkeypatch.setattr(D, "network_reachable", lambda *a, **k: pytest.fail("must not touch the network"))
-    bundle = D.load_torchvision("mnist", channels=1, size=28, root=tmp_path, valid_fraction=0.2)
+    monkeypatch.setattr(TV, "network_reachable", lambda *a, **k: pytest.fail("must not touch the network"))
+    bundle = TV.load_torchvision("mnist", channels=1, size=28, root=tmp_path, valid_fraction=0.2)
     assert bundle.classes == [str(d) for d in range(10)]
     assert (len(bundle.train), len(bundle.valid), len(bundle.test)) == (40, 10, 20)
     assert torch.equal(bundle.test.images[:, 0], torch.as_tensor(test_x, dtype=torch.uint8))
     assert not bundle.flip_ok  # a mirrored digit is not the same digit
-    rgb = D.load_torchvision("mnist", channels=3, size=32, root=tmp_path)
+    rgb = TV.load_torchvision("mnist", channels=3, size=32, root=tmp_path)
     assert rgb.test.images.shape == (20, 3, 32, 32)
 
 

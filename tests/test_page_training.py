@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import datasets as D
-from explorer import training as TR
+from explorer import torchvision_data as TV
+from explorer import train_worker as TW
 from explorer.runs import list_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def isolated(tmp_path, monkeypatch):
     """Runs and data go to tmp_path; the network is never tried."""
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(D, "network_reachable", lambda urls, timeout=3.0: (False, "offline (test)"))
+    monkeypatch.setattr(TV, "network_reachable", lambda urls, timeout=3.0: (False, "offline (test)"))
 
     return tmp_path
 
@@ -38,8 +38,8 @@ def open_page(**state) -> AppTest:
     return at
 
 
-def wait_for_worker(at: AppTest, timeout: float = 180) -> TR.TrainingWorker:
-    worker = TR.get_worker(at.session_state["trn_session"])
+def wait_for_worker(at: AppTest, timeout: float = 180) -> TW.TrainingWorker:
+    worker = TW.get_worker(at.session_state["trn_session"])
     assert worker is not None
     worker.join(timeout)
     assert not worker.alive
@@ -75,7 +75,7 @@ def test_page_trains_mnist_cnn_on_shapes_and_shows_results(isolated):
 def test_stop_button_ends_a_run_and_keeps_a_checkpoint(isolated):
     at = open_page(trn_samples=3000, trn_epochs=50, trn_batch=8)
     at.button(key="trn_start").click().run()
-    worker = TR.get_worker(at.session_state["trn_session"])
+    worker = TW.get_worker(at.session_state["trn_session"])
     deadline = time.monotonic() + 120
     while worker.progress().runs[0].step < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

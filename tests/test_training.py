@@ -11,6 +11,11 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from explorer import evaluation as EV
+from explorer import train_build as TB
+from explorer import train_figures as TF
+from explorer import train_parts as TP
+from explorer import train_worker as TW
 from explorer import training as TR
 from explorer.datasets import DataBundle, ImageTensors, load_shapes
 from explorer.models import load_model
@@ -127,7 +132,7 @@ def test_runs_repeat_by_seed_even_while_other_users_train(tiny28):
     first = _final_state(config, tiny28)
     # Another user's runs (other seeds, dropout and augmentation too) train in the background meanwhile,
     # starting one after the other so that their model building overlaps ours.
-    others = [TR.TrainingWorker([(_config(epochs=3, batch_size=8, dropout=0.5, augment=True, seed=s), None)],
+    others = [TW.TrainingWorker([(_config(epochs=3, batch_size=8, dropout=0.5, augment=True, seed=s), None)],
                                 data=tiny28) for s in range(3)]
     for worker in others:
         worker.start()
@@ -150,9 +155,9 @@ def test_seeded_build_notices_a_reseed_by_other_code():
             torch.manual_seed(123)
         return nn.Linear(4, 3)
 
-    with TR.seeded(5):
+    with TB.seeded(5):
         reference = nn.Linear(4, 3).state_dict()
-    model, reproducible = TR.build_seeded(5, make)
+    model, reproducible = TB.build_seeded(5, make)
     assert reproducible and len(calls) == 4  # first pair disagreed, second pair agreed
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 
@@ -163,8 +168,8 @@ def test_teaching_toggles_reach_the_builder(tiny28):
     with_dropout = TR.prepare(_config(dropout=0.5), tiny28).model
     assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in with_dropout.modules())
     assert isinstance(with_dropout.fc, nn.Linear)  # mnist_cnn's own switch: its layout is unchanged
-    assert TR.model_options("mnist_cnn") == {"batch_norm", "dropout"}
-    assert TR.model_options("lenet5_dense") == {"dropout"} and TR.model_options("plain18") == {"batch_norm", "dropout"}
+    assert TB.model_options("mnist_cnn") == {"batch_norm", "dropout"}
+    assert TB.model_options("lenet5_dense") == {"dropout"} and TB.model_options("plain18") == {"batch_norm", "dropout"}
     with pytest.raises(ValueError, match="BatchNorm"):
         TR.prepare(_config(model="lenet5_dense", batch_norm=False), tiny28)
 
@@ -199,7 +204,7 @@ def test_evaluate_matches_a_hand_computed_confusion_matrix():
             p = (x.mean((1, 2, 3)) * 255 / 10).round().long()
             return nn.functional.one_hot(p, 3).float() * 5
 
-    ev = TR.evaluate(Decoder(), ImageTensors(images, true), mean=(0.0,), std=(1.0,), classes=["a", "b", "c"])
+    ev = EV.evaluate(Decoder(), ImageTensors(images, true), mean=(0.0,), std=(1.0,), classes=["a", "b", "c"])
     by_hand = np.zeros((3, 3), dtype=int)
     for t_, p_ in zip(true.tolist(), pred.tolist()):
         by_hand[t_, p_] += 1
@@ -210,45 +215,45 @@ def test_evaluate_matches_a_hand_computed_confusion_matrix():
 
 
 def test_learning_rate_schedules():
-    assert TR.lr_factor("none", 50, 100, 10, 10) == 1.0
-    assert TR.lr_factor("cosine", 0, 100, 10, 10) == 1.0
-    assert TR.lr_factor("cosine", 50, 100, 10, 10) == pytest.approx(0.5)
-    assert TR.lr_factor("cosine", 100, 100, 10, 10) == pytest.approx(0.0)
+    assert TP.lr_factor("none", 50, 100, 10, 10) == 1.0
+    assert TP.lr_factor("cosine", 0, 100, 10, 10) == 1.0
+    assert TP.lr_factor("cosine", 50, 100, 10, 10) == pytest.approx(0.5)
+    assert TP.lr_factor("cosine", 100, 100, 10, 10) == pytest.approx(0.0)
     # step: ×0.1 after each third of 9 epochs (every 3 epochs of 10 steps)
-    assert [TR.lr_factor("step", s, 90, 10, 9) for s in (0, 29, 30, 60)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert [TP.lr_factor("step", s, 90, 10, 9) for s in (0, 29, 30, 60)] == pytest.approx([1, 1, 0.1, 0.01])
 
 
 def test_augmentation_keeps_shapes_and_is_seeded():
     x = torch.rand(4, 3, 16, 16)
-    a = TR.augment_batch(x, torch.Generator().manual_seed(0), flip=True)
-    b = TR.augment_batch(x, torch.Generator().manual_seed(0), flip=True)
+    a = TP.augment_batch(x, torch.Generator().manual_seed(0), flip=True)
+    b = TP.augment_batch(x, torch.Generator().manual_seed(0), flip=True)
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
 
 
 def test_worker_runs_in_the_background_and_stops_cleanly(tiny28, tmp_path):
     run_dir = tmp_path / "worker"
-    worker = TR.start_training("session-a", [(_config(epochs=50, batch_size=4), run_dir)], data=tiny28)
-    with pytest.raises(TR.RunInProgressError):
-        TR.start_training("session-a", [(_config(), tmp_path / "second")], data=tiny28)
+    worker = TW.start_training("session-a", [(_config(epochs=50, batch_size=4), run_dir)], data=tiny28)
+    with pytest.raises(TW.RunInProgressError):
+        TW.start_training("session-a", [(_config(), tmp_path / "second")], data=tiny28)
     deadline = time.monotonic() + 120
     while worker.progress().runs[0].step < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert TR.stop_training("session-a")
+    assert TW.stop_training("session-a")
     worker.join(120)
     progress = worker.progress()
     assert not worker.alive and progress.status == "stopped" and progress.done
     assert progress.runs[0].status == "stopped" and progress.runs[0].test_accuracy is not None
     assert load_run(run_dir, device="cpu").categories == tiny28.classes
-    assert TR.get_worker("session-a") is worker
+    assert TW.get_worker("session-a") is worker
     # finished: the same session may start again
-    again = TR.start_training("session-a", [(_config(max_steps=2), tmp_path / "again")], data=tiny28)
+    again = TW.start_training("session-a", [(_config(max_steps=2), tmp_path / "again")], data=tiny28)
     again.join(120)
     assert again.progress().status == "finished"
 
 
 def test_worker_reports_failures_instead_of_dying(tiny28):
     bad = _config(model="resnet18")  # 3-channel 224×224 network, 1×28×28 data
-    worker = TR.TrainingWorker([(bad, None)], data=tiny28).start()
+    worker = TW.TrainingWorker([(bad, None)], data=tiny28).start()
     worker.join(120)
     progress = worker.progress()
     assert progress.status == "failed" and "needs" in progress.runs[0].error
@@ -260,13 +265,13 @@ def test_degradation_experiment_trains_plain_and_residual_on_the_same_data(tmp_p
     configs = TR.degradation_configs(base, 18)
     assert [c.model for c in configs] == ["plain18", "resnet18"]
     assert all(c.seed == 3 and c.image_size == 32 and c.mode == "scratch" for c in configs)
-    worker = TR.TrainingWorker([(c, tmp_path / c.model) for c in configs]).start()
+    worker = TW.TrainingWorker([(c, tmp_path / c.model) for c in configs]).start()
     worker.join(300)
     progress = worker.progress()
     assert progress.status == "finished", [r.error for r in progress.runs]
     assert [r.status for r in progress.runs] == ["finished", "finished"]
     assert progress.runs[0].started.counts == progress.runs[1].started.counts
-    fig = TR.curves_figure({r.model: r.history for r in progress.runs})
+    fig = TF.curves_figure({r.model: r.history for r in progress.runs})
     assert len(fig.data) == 8  # 2 runs × (train, valid) × (loss, accuracy)
     with pytest.raises(ValueError):
         TR.degradation_configs(base, 50)
@@ -296,11 +301,11 @@ def test_cli_trains_and_prints_per_epoch_metrics(tmp_path, capsys):
 
 
 def test_cli_reports_an_offline_dataset_cleanly(tmp_path, capsys, monkeypatch):
-    from explorer import datasets
+    from explorer import torchvision_data
     from explorer.cli import main
 
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(datasets, "network_reachable", lambda urls, timeout=3.0: (False, "offline (test)"))
+    monkeypatch.setattr(torchvision_data, "network_reachable", lambda urls, timeout=3.0: (False, "offline (test)"))
     code = main(["train", "--model", "mnist_cnn", "--dataset", "mnist", "--out", str(tmp_path / "x")])
     assert code == 2 and "MNIST" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

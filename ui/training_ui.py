@@ -6,7 +6,7 @@ registry), ``trn_dataset``, ``trn_samples``, ``trn_zip``, ``trn_folder``, ``trn_
 ``trn_lr``, ``trn_schedule``, ``trn_wd``, ``trn_augment``, ``trn_seed``, ``trn_device``, ``trn_deg_depth``,
 ``trn_deg_size``, ``trn_polling`` (a run was going at the last full rerun), ``trn_compare``,
 ``trn_compare_metric``, ``trn_detail``.
-The worker itself lives in ``explorer.training``'s registry, outside the script run: reruns and clicks
+The worker itself lives in ``explorer.train_worker``'s registry, outside the script run: reruns and clicks
 neither stop it nor start a second one.
 """
 from __future__ import annotations
@@ -22,7 +22,12 @@ import pandas as pd
 import streamlit as st
 
 from explorer import datasets as D
+from explorer import evaluation as EV
 from explorer import runs as R
+from explorer import torchvision_data as TV
+from explorer import train_build as TB
+from explorer import train_figures as TF
+from explorer import train_worker as TW
 from explorer import training as TR
 from ui.common import error_box, formatter, t
 
@@ -70,7 +75,7 @@ def _split_preview(folder: str, seed: int) -> tuple[dict, list[str], list[tuple[
 
 @st.cache_data(show_spinner=False, ttl=60)
 def _torchvision_status(name: str) -> str:
-    return D.torchvision_status(name)
+    return TV.torchvision_status(name)
 
 
 def data_section() -> DataChoice:
@@ -164,7 +169,7 @@ def trainable_table(name: str, num_classes: int) -> dict[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _suggested_size(name: str) -> int:
-    return TR.suggested_image_size(name)
+    return TB.suggested_image_size(name)
 
 
 def _is_torchvision(name: str) -> bool:
@@ -190,7 +195,7 @@ def model_section(default: str, num_classes: int | None) -> ModelChoice:
     custom = t("sidebar.group.custom")
     name = st.selectbox(t("train.model"), options, key="trn_model", help=t("train.model_help"),
                         format_func=lambda n: f"{custom}: {n[5:][:40]}" if n.startswith("arch:") else n)
-    channels, natural, _ = TR.natural_shape(name)
+    channels, natural, _ = TB.natural_shape(name)
     size = int(st.number_input(t("train.image_size"), 8, 512, _suggested_size(name), key=f"trn_size_{name}",
                                help=t("train.image_size_help", natural=natural)))
     st.caption(t("train.input_caption", c=channels, s=size))
@@ -205,7 +210,7 @@ def model_section(default: str, num_classes: int | None) -> ModelChoice:
         except Exception as exc:  # a custom network whose head cannot be resized
             error_box(exc)
     # The toggles are for the teaching networks (the project's own and the ones built here).
-    options_set = TR.model_options(name) if name.startswith("arch:") or not _is_torchvision(name) else set()
+    options_set = TB.model_options(name) if name.startswith("arch:") or not _is_torchvision(name) else set()
     batch_norm = dropout = None
     if options_set:
         cols = st.columns(2)
@@ -253,15 +258,15 @@ def start(jobs: list[TR.TrainConfig]) -> None:
             name += "-b"
         planned.append((config, root / name))
     try:
-        TR.start_training(session_id(), planned)
-    except (TR.RunInProgressError, TR.TrainingBusyError) as exc:
+        TW.start_training(session_id(), planned)
+    except (TW.RunInProgressError, TW.TrainingBusyError) as exc:
         st.warning(t("train.busy", message=str(exc)))
         return
     st.session_state["trn_polling"] = True
     st.rerun()
 
 
-def progress_view(worker: TR.TrainingWorker) -> None:
+def progress_view(worker: TW.TrainingWorker) -> None:
     progress = worker.progress()
     labels = chart_labels()
     run = progress.runs[progress.current]
@@ -275,10 +280,10 @@ def progress_view(worker: TR.TrainingWorker) -> None:
         for note in s.notes:
             st.caption(note)
     if run.steps and not progress.done:
-        st.plotly_chart(TR.steps_figure(run.steps, labels), key="trn_steps_fig", config={"displaylogo": False})
+        st.plotly_chart(TF.steps_figure(run.steps, labels), key="trn_steps_fig", config={"displaylogo": False})
     histories = {r.name: r.history for r in progress.runs if r.history}
     if histories:
-        st.plotly_chart(TR.curves_figure(histories, labels), key="trn_curves_fig", config={"displaylogo": False})
+        st.plotly_chart(TF.curves_figure(histories, labels), key="trn_curves_fig", config={"displaylogo": False})
     for r in progress.runs:
         if r.error:
             st.error(t("train.failed", run=r.name, message=r.error))
@@ -292,9 +297,9 @@ def run_results(run_dir: Path, key: str) -> None:
         st.info(t("train.no_test"))
         return
     st.metric(t("train.test_accuracy", run=run_dir.name), f"{acc * 100:.1f} %")
-    evaluation = TR.read_evaluation(run_dir)
+    evaluation = EV.read_evaluation(run_dir)
     if evaluation is not None:
-        st.plotly_chart(TR.confusion_figure(evaluation.confusion, evaluation.classes, chart_labels()),
+        st.plotly_chart(TF.confusion_figure(evaluation.confusion, evaluation.classes, chart_labels()),
                         key=f"trn_conf_{key}", config={"displaylogo": False})
         st.caption(t("train.confusion_caption"))
     wrong = R.read_misclassified(run_dir)
@@ -326,7 +331,7 @@ def compare_section() -> None:
                       key="trn_compare_metric", horizontal=True, format_func=lambda m: t(f"train.chart.{m}"))
     by_name = {i.name: i for i in infos}
     if chosen:
-        st.plotly_chart(TR.compare_runs_figure([by_name[n].path for n in chosen], metric, chart_labels()),
+        st.plotly_chart(TF.compare_runs_figure([by_name[n].path for n in chosen], metric, chart_labels()),
                         key="trn_compare_fig", config={"displaylogo": False})
     st.dataframe(pd.DataFrame([{
         t("train.col.run"): i.name, t("train.col.model"): i.model_name, t("train.col.dataset"): Path(i.dataset).name,

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from explorer.datasets import DEFAULT_SHAPES_SAMPLES
     from explorer.runs import check_run_name
-    from explorer.training import Epoch, Finished, Started, TrainConfig, train
+    from explorer.train_events import Epoch, Finished, Started
+    from explorer.training import TrainConfig, train
 
     out = Path(args.out)
     check_run_name(out.name)
