@@ -46,16 +46,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # ----------------------------------------------------------------------------------------- timing
 @dataclass
 class Timing:
-    """Median wall time of one operation, with the minor page faults it caused per call."""
+    """Median time of one operation (wall or CPU clock, see ``use_clock``), with the minor page faults
+    it caused per call (first touches of freshly mapped memory: a hidden cost on these VMs)."""
 
     name: str
     median_ms: float
     runs_ms: list[float] = field(default_factory=list)
     faults_per_call: float = 0.0
-
-    @property
-    def spread(self) -> str:
-        return f"{min(self.runs_ms):.1f}–{max(self.runs_ms):.1f}" if self.runs_ms else ""
 
 
 def _sync(device: Any) -> None:
@@ -190,6 +187,10 @@ def _analysis_callable(loaded: Any, image: Any, cam_layer: str) -> tuple[Callabl
     library call it is built on: ``explorer.activations.analyze`` recording every layer call with
     Grad-CAM of ``cam_layer``, converted to numpy.
     """
+    import logging
+
+    # Cached functions called outside a Streamlit run warn on every call; the benchmark calls the body only.
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
     try:
         from ui.analysis_cache import compute_analysis
     except Exception:  # not written yet, or no repo root on sys.path
@@ -225,7 +226,7 @@ def _tile_and_encode(maps: np.ndarray) -> None:
     st_image_bytes(viz.colorize(tiling.image, "viridis"))
 
 
-def _interaction(image: Any, data: dict[str, Any], repeats: int) -> tuple[Timing, dict[str, Any]]:
+def _interaction(image: Any, data: dict[str, Any], repeats: int, size: int = SIZE) -> tuple[Timing, dict[str, Any]]:
     """Re-drawing from cached numpy: another layer's channel tile, one channel enlarged, another opacity.
 
     Each is timed as the page does it plus the server-side image encoding of ``st.image``. The figure is
@@ -243,8 +244,8 @@ def _interaction(image: Any, data: dict[str, Any], repeats: int) -> tuple[Timing
     largest = max(names, key=lambda n: acts[n].size)
     middle = names[len(names) // 2]
     raw = data["cams"].get(data.get("default_layer")) if data.get("cams") else None
-    cam = upsample_cam(raw if raw is not None else next(iter(data["cams"].values())), (SIZE, SIZE))
-    rgb = viz.to_rgb_uint8(image.resize((SIZE, SIZE)))
+    cam = upsample_cam(raw if raw is not None else next(iter(data["cams"].values())), (size, size))
+    rgb = viz.to_rgb_uint8(image.resize((size, size)))
     opacities = iter(np.linspace(0.2, 0.8, 10_000))
     detail: dict[str, Any] = {
         "tile_largest": measure("tile_largest", lambda: _tile_and_encode(acts[largest]), repeats).median_ms,
@@ -280,7 +281,11 @@ def _pytorch_grad_cam(model: Any, x: Any, layer: str, target: int) -> Callable[[
 # --------------------------------------------------------------------------------------- per model
 def bench_model(name: str, device: Any, repeats: int, size: int = SIZE, with_pgc: bool = True,
                 log: Callable[[str], None] = lambda s: None) -> ModelReport:
+    """Every measurement for one model (random weights) on the Grace Hopper sample at ``size``×``size``.
 
+    The model is this benchmark's own copy; the CAM layer is ``explorer.models.default_cam_layer``'s choice
+    and the target the top-1 class, so every method explains the same thing.
+    """
     from explorer import attribution
     from explorer.activations import callable_layers, capture, logits_of
     from explorer.images import sample_image
@@ -317,7 +322,7 @@ def bench_model(name: str, device: Any, repeats: int, size: int = SIZE, with_pgc
         ours = attribution.grad_cam(model, x, cam_layer, target)
         report.pgc_correlation = float(np.corrcoef(ours.reshape(-1), np.asarray(pgc()).reshape(-1))[0, 1])
     log(f"  {name}: cached interaction…")
-    report.timings["interaction"], report.interaction_detail = _interaction(image, full(), repeats)
+    report.timings["interaction"], report.interaction_detail = _interaction(image, full(), repeats, size)
     if model.training:  # the benchmark must not change the model either
         report.notes.append("model was left in train mode")
     return report

@@ -4,11 +4,12 @@ import math
 import plotly.express as px
 import streamlit as st
 
-from explorer.viz import COLORMAPS, channel_stats, colorize, filter_grid, normalize, overlay, tile_channels, to_png, upscale
-from ui.analysis_cache import feature_activation_pair, image_figure, layer_maps, page_start, show_predictions, tile
+from explorer.viz import COLORMAPS, channel_stats, colorize, normalize, overlay, to_png, upscale
+from ui.analysis_cache import (feature_activation_pair, first_layer_pictures, layer_maps, page_start,
+                               show_predictions, tile)
 from ui.common import t
 
-loaded, sel, key, info, safe_name = page_start("maps")
+loaded, sel, key, info, safe_name = page_start("maps", ("maps_block", "maps_layer", "maps_channel"))
 
 st.subheader(t("maps.predictions"))
 show_predictions(info["probabilities"], loaded, t)
@@ -58,11 +59,11 @@ scale = c2.radio(t("maps.scale"), ["shared", "channel"], key="maps_scale", horiz
 cmap = c3.selectbox(t("maps.cmap"), list(COLORMAPS), key="maps_cmap")
 
 tiled = tile(key, shown, order, scale, cmap, loaded, sel.image)
-st.plotly_chart(image_figure(tiled["rgb"]), width="stretch", key="maps_tile")
+st.plotly_chart(tiled["figure"], width="stretch", key="maps_tile")
 strongest = ", ".join(str(int(c)) for c in tiled["channels"][:5])
 st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=tiled["cols"], shape="×".join(
     map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
-st.download_button(t("common.download_png"), to_png(tiled["rgb"]), file_name=f"{safe_name}_{shown}_channels.png",
+st.download_button(t("common.download_png"), tiled["png"], file_name=f"{safe_name}_{shown}_channels.png",
                    mime="image/png", key="maps_dl_tile")
 
 # --- one channel, large, with its statistics and over the image ----------------------------------------
@@ -97,12 +98,10 @@ if info["filters"] is not None:
     st.subheader(t("maps.filters_title"))
     st.caption(t("maps.filters_caption", layer=info["first_conv"], count=info["filters"].shape[0],
                  size="×".join(map(str, info["filters"].shape[2:]))))
-    first = layer_maps(key, info["first_conv"], loaded, sel.image)
-    grid_cols = max(1, math.ceil(math.sqrt(first.shape[0])))
-    filters_rgb = filter_grid(info["filters"], cols=grid_cols)
-    first_rgb = colorize(tile_channels(first, cols=grid_cols, max_side=900).image, cmap)
+    pictures = first_layer_pictures(key, max(1, math.ceil(math.sqrt(info["filters"].shape[0]))), cmap,
+                                    loaded, sel.image)
     f1, f2 = st.columns(2)
-    f1.image(filters_rgb, caption=t("maps.filters_kernels"), width="stretch")
-    f2.image(first_rgb, caption=t("maps.filters_maps"), width="stretch")
-    f1.download_button(t("maps.download_filters"), to_png(filters_rgb), file_name=f"{safe_name}_filters.png",
+    f1.image(pictures["filters"], caption=t("maps.filters_kernels"), width="stretch")
+    f2.image(pictures["maps"], caption=t("maps.filters_maps"), width="stretch")
+    f1.download_button(t("maps.download_filters"), pictures["png"], file_name=f"{safe_name}_filters.png",
                        mime="image/png", key="maps_dl_filters")

@@ -8,13 +8,19 @@ from explorer.viz import COLORMAPS, overlay, to_png
 from ui.analysis_cache import cams_for_class, other_method, page_start, show_predictions
 from ui.common import error_box, t
 
-loaded, sel, key, info, safe_name = page_start("cam")
+loaded, sel, key, info, safe_name = page_start("cam", ("cam_layer", "cam_class", "cam_compare"))
 show_predictions(info["probabilities"], loaded, t)
 
 # --- layer and class --------------------------------------------------------------------------------------
 shapes = {c["name"]: c["shape"] for c in info["calls"]}
 order = {c["name"]: i for i, c in enumerate(info["calls"])}
-layers = sorted(info["cams"], key=lambda n: order.get(n, -1))
+try:
+    with st.spinner(t("cam.computing")):
+        top_cams = cams_for_class(key, info["top1"], loaded, sel.image)
+except Exception as exc:
+    error_box(exc)
+    st.stop()
+layers = sorted(top_cams, key=lambda n: order.get(n, -1))
 if not layers:
     st.warning(t("cam.no_layers"))
     st.stop()
@@ -46,7 +52,7 @@ cmap = c4.selectbox(t("cam.cmap"), cmaps, key="cam_cmap")
 
 try:
     with st.spinner(t("cam.computing_class", label=class_label(target))):
-        cams = cams_for_class(key, target, loaded, sel.image)
+        cams = top_cams if target == top1 else cams_for_class(key, target, loaded, sel.image)
 except Exception as exc:
     error_box(exc)
     st.stop()

@@ -1,10 +1,10 @@
 """Cached computations of the Feature-map (pages/feature_maps.py) and Grad-CAM (pages/gradcam.py) pages.
 
 One forward pass per (model name, weights key, image hash, input shape, device): ``shared_pass`` records
-every layer call, the class scores and Grad-CAM of every conv and block for the top-1 class, and returns
+every layer call, the class scores and Grad-CAM of the default layer for the top-1 class, and returns
 plain numpy. Everything the pages redraw when a widget changes (another layer, channel, order, scale,
 opacity, colormap) is derived from it by small cached functions and never runs the network again.
-Only a different class (Grad-CAM for it: one more pass, cached) or another captum method computes more.
+Grad-CAM of every layer for a class (one more pass, cached per class) or another captum method computes more.
 
 Session-state keys: Feature maps ``maps_block``, ``maps_layer``, ``maps_kind``, ``maps_order``,
 ``maps_scale``, ``maps_cmap``, ``maps_channel``, ``maps_alpha``; Grad-CAM ``cam_layer``, ``cam_class``,
@@ -33,7 +33,7 @@ def cache_key(loaded: Any, image_hash: str) -> Key:
 
 def compute_analysis(loaded: Any, image: Any) -> dict[str, Any]:
     """The shared pass, uncached: every call's output (and activation inputs) as float32 numpy without
-    the batch dimension, calls, probabilities, Grad-CAM of every conv/block for the top-1 class, the
+    the batch dimension, calls, probabilities, Grad-CAM of the default layer for the top-1 class, the
     input picture and the first conv's weights. Arrays seen twice (a block's output is its last
     layer's) are one object, so the cache stores them once."""
     from explorer.activations import analyze
@@ -42,7 +42,9 @@ def compute_analysis(loaded: Any, image: Any) -> dict[str, Any]:
 
     x = loaded.preprocess(image)
     default_layer = default_cam_layer(loaded.model, tuple(loaded.input_shape))
-    result = analyze(loaded.model, x, default_layer, layers=None, cam_all=True, max_bytes=ANALYSIS_BUDGET_BYTES)
+    # Grad-CAM of the default layer only: every other layer's map would need the gradient through the whole
+    # network (2.1-2.8x a forward instead of ~1.1x); the Grad-CAM page asks for those in its own cached pass.
+    result = analyze(loaded.model, x, default_layer, layers=None, cam_all=False, max_bytes=ANALYSIS_BUDGET_BYTES)
     arrays: dict[int, np.ndarray] = {}
     activations = {}
     for name, tensor in result.activations.items():
@@ -107,21 +109,33 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
 @st.cache_data(max_entries=12, show_spinner=False)
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (uint8 RGB) with the grid layout."""
-    from explorer.viz import colorize, tile_channels
+    from explorer.viz import colorize, tile_channels, to_png
 
     maps = layer_maps(key, layer, _loaded, _image)
     tiling = tile_channels(maps, order=order, scale=scale)
-    return {"rgb": colorize(tiling.image, cmap), "channels": tiling.channels, "rows": tiling.rows,
-            "cols": tiling.cols, "shrink": tiling.shrink}
+    rgb = colorize(tiling.image, cmap)
+    # The figure (one embedded PNG) and the download are encoded once here, not on every rerun.
+    return {"rgb": rgb, "figure": image_figure(rgb), "png": to_png(rgb), "channels": tiling.channels,
+            "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
+    """The first conv's kernels as small RGB pictures beside the maps they produce (and the kernels' PNG)."""
+    from explorer.viz import colorize, filter_grid, tile_channels, to_png
+
+    info = overview(key, _loaded, _image)
+    first = layer_maps(key, info["first_conv"], _loaded, _image)
+    filters_rgb = filter_grid(info["filters"], cols=cols)
+    return {"filters": filters_rgb, "maps": colorize(tile_channels(first, cols=cols, max_side=900).image, cmap),
+            "png": to_png(filters_rgb)}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str, np.ndarray]:
-    """Grad-CAM of every conv/block for ``target``: the top-1 class comes from the shared pass, any other
-    class costs one pass without recording activations."""
+    """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
+    (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
     base = overview(key, _loaded, _image)
-    if target == base["top1"]:
-        return base["cams"]
     from explorer.activations import analyze
 
     x = _loaded.preprocess(_image)
@@ -164,13 +178,16 @@ def image_figure(rgb: np.ndarray, height: int | None = None):
     return fig
 
 
-def page_start(area: str) -> tuple[Any, Any, Key, dict[str, Any], str]:
+def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, Key, dict[str, Any], str]:
     """The common top of the analysis pages: title, weights note, and the cached shared pass.
 
-    Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows an error and
-    stops the page when the analysis cannot run (e.g. an input too small, or out of memory).
+    ``model_keys``: session-state keys that only make sense for one model (layer, channel, class); they are
+    cleared when the model or input changes, so a same-named layer of another network is not kept with a
+    stale label. Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows
+    an error and stops the page when the analysis cannot run (input too small, out of memory...).
     """
-    from ui.common import error_box, loaded_model, selection, show_weights_note, t
+    from explorer.shapes import InputTooSmallError
+    from ui.common import cached_layer_table, error_box, loaded_model, model_cache_key, selection, show_weights_note, t
 
     st.title(t(f"{area}.title"))
     st.caption(t(f"{area}.intro"))
@@ -178,6 +195,18 @@ def page_start(area: str) -> tuple[Any, Any, Key, dict[str, Any], str]:
     sel = selection()
     show_weights_note(loaded)
     key = cache_key(loaded, sel.image_hash)
+    owner = f"_{area}_model"
+    if st.session_state.get(owner) != key[:4]:
+        for name in model_keys:
+            st.session_state.pop(name, None)
+        st.session_state[owner] = key[:4]
+    try:
+        cached_layer_table(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer, if any
+    except InputTooSmallError as exc:
+        st.error(t("arch.too_small", message=exc))
+        st.stop()
+    except Exception:
+        pass  # the analysis below reports its own errors
     try:
         with st.spinner(t(f"{area}.computing")):
             info = overview(key, loaded, sel.image)
