@@ -12,35 +12,31 @@ activation, Grad-CAM) ≤ 2× forward+backward-to-layer; a cached interaction (a
 opacity, drawn from numpy already computed) ≤ 50 ms; our Grad-CAM ≤ 0.5× pytorch-grad-cam's (when that
 package is importable; it is not a requirement).
 
-This module also starts the app server for the benchmark, the load test and the browser test
-(:class:`AppServer`, :func:`launch_chromium`): it never imports Streamlit itself.
+The app server and browser it times start in explorer.appserver (shared with the load test and the browser
+test); page reruns are timed by explorer.bench_pages. None of them imports Streamlit itself.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from explorer.appserver import AppStart
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("resnet18", "vgg16", "googlenet")
 SIZE = 224
 TARGETS = {"gradcam": 1.3, "analysis": 2.0, "interaction_ms": 50.0, "vs_pytorch_grad_cam": 0.5}
 # Chromium flags that work offline with Debian's build (see shared FIELD-NOTES).
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 
 
 # ----------------------------------------------------------------------------------------- timing
@@ -170,15 +166,6 @@ class ModelReport:
         return None if a is None or not b else a / b
 
 
-@dataclass
-class AppStart:
-    health_s: float | None = None  # ``streamlit run`` → /_stcore/health answers "ok"
-    title_s: float | None = None  # → the first page's title is visible in the browser
-    complete_s: float | None = None  # → the first page has drawn its model-dependent content
-    error: str = ""
-
-
-# ------------------------------------------------------------------------------------ the analysis
 def _analysis_callable(loaded: Any, image: Any, cam_layer: str) -> tuple[Callable[[], dict[str, Any]], str]:
     """The full analysis of a *new* image as the Feature-map and Grad-CAM pages run it.
 
@@ -329,160 +316,6 @@ def bench_model(name: str, device: Any, repeats: int, size: int = SIZE, with_pgc
 
 
 # ------------------------------------------------------------------------------------------ the app
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AppServer:
-    """``streamlit run app.py`` on 127.0.0.1 at a free port, stopped (its process group) on exit.
-
-    ``env`` adds variables (e.g. ``GLIBC_TUNABLES``); output goes to ``log_path`` (or is discarded).
-    """
-
-    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
-        self.port = port or free_port()
-        self.env = env or {}
-        self.log_path = log_path
-        self.extra_args = list(extra_args)
-        self.proc: subprocess.Popen | None = None
-        self.started_at = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> "AppServer":
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
-               "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.extra_args]
-        env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **self.env}
-        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
-        self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        if out is not subprocess.DEVNULL:
-            out.close()
-        return self
-
-    def wait_healthy(self, timeout: float = 90.0) -> float:
-        """Seconds from start until ``/_stcore/health`` answers ``ok``."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the app server exited with code {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        return time.perf_counter() - self.started_at
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"the app server did not answer /_stcore/health within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def __enter__(self) -> "AppServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-def chromium_available() -> str | None:
-    """None when Playwright and Debian's Chromium are there, else the reason they are not."""
-    if not Path(CHROMIUM_PATH).exists():
-        return f"{CHROMIUM_PATH} is missing (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing (pip install playwright)"
-    return None
-
-
-def launch_chromium(playwright: Any) -> Any:
-    """Debian's Chromium through Playwright (its own browser download cannot work offline)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` in MB (from /proc; 0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def hwm_mb(pid: int) -> float:
-    """Peak resident memory (VmHWM) of ``pid`` in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None) -> AppStart:
-    """``streamlit run`` → health → the home page's title → the home page complete, in seconds.
-
-    The browser is launched *before* the server starts, so its own start-up is not counted.
-    """
-    from explorer.i18n import translate
-
-    result = AppStart()
-    reason = chromium_available()
-    title = translate("home.title", "en")
-    complete = translate("home.input_title", "en")
-    with contextlib.ExitStack() as stack:
-        page = None
-        if reason is None:
-            from playwright.sync_api import sync_playwright
-
-            pw = stack.enter_context(sync_playwright())
-            browser = launch_chromium(pw)
-            stack.callback(browser.close)
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        else:
-            result.error = f"browser part skipped: {reason}"
-        server = stack.enter_context(AppServer(env=env))
-        try:
-            result.health_s = server.wait_healthy(timeout)
-            if page is not None:
-                page.goto(server.url, wait_until="commit", timeout=timeout * 1000)
-                page.locator("[data-testid='stMain'] h1").filter(has_text=title).first.wait_for(timeout=timeout * 1000)
-                result.title_s = time.perf_counter() - server.started_at
-                page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
-                result.complete_s = time.perf_counter() - server.started_at
-        except Exception as exc:  # report what was measured, and why the rest was not
-            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return result
-
-
-# ------------------------------------------------------------------------------------------ output
 def _fmt(value: float | None, unit: str = "") -> str:
     return "—" if value is None else f"{value:.1f}{unit}"
 
@@ -560,94 +393,6 @@ def app_start_text(start: AppStart) -> str:
 
 # Runs in a child process (this module never imports Streamlit): the real pages through AppTest, timing
 # script reruns after one widget change, the analysis already cached. Prints one JSON object.
-_PAGE_RERUN_CODE = r"""
-import json, statistics, sys, time
-sys.path.insert(0, ".")
-import torch
-from streamlit.testing.v1 import AppTest
-args = json.loads(sys.argv[1])
-torch.set_num_threads(args["threads"] or torch.get_num_threads())
-out = {}
-# AppTest's own cost of a rerun: a script with one slider and nothing else.
-at = AppTest.from_string("import streamlit as st\nst.slider('x', 0.0, 1.0, 0.5, key='x')", default_timeout=60)
-at.run()
-cpu, wall = [], []
-for i in range(args["repeats"] + 1):
-    c, w = time.process_time(), time.perf_counter()
-    at.slider(key="x").set_value(0.3 + 0.05 * i).run()
-    if i:
-        cpu.append((time.process_time() - c) * 1000)
-        wall.append((time.perf_counter() - w) * 1000)
-out["(AppTest floor)/one-slider script/x"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall), "n": len(cpu)}
-for model in args["models"]:
-    for page, widget, kind in (("feature_maps", "maps_alpha", "slider"), ("feature_maps", "maps_layer", "selectbox"),
-                               ("gradcam", "cam_alpha", "slider"), ("gradcam", "cam_layer", "selectbox")):
-        at = AppTest.from_file("app.py", default_timeout=600)
-        at.session_state["sel_model"] = model
-        at.session_state["sel_weights"] = "none"
-        at.run()
-        at.switch_page(f"pages/{page}.py").run()
-        if at.exception:
-            out[f"{model}/{page}/{widget}"] = {"error": str(at.exception[0].value)[:200]}
-            continue
-        if kind == "slider":
-            values = [0.3 + 0.05 * i for i in range(args["repeats"] + 1)]
-        else:  # layers spread over the list; both pages label an option "name · ..."
-            names = [label.split(" · ")[0] for label in at.selectbox(key=widget).options]
-            current = at.selectbox(key=widget).value
-            step = max(1, len(names) // (args["repeats"] + 2))
-            values = [n for n in names[::step] if n != current][: args["repeats"] + 1]
-        cpu, wall = [], []
-        try:
-            for i, value in enumerate(values):
-                c, w = time.process_time(), time.perf_counter()
-                if kind == "slider":
-                    at.slider(key=widget).set_value(value).run()
-                else:
-                    at.selectbox(key=widget).set_value(value).run()
-                if i:  # the first change warms Streamlit's own caches
-                    cpu.append((time.process_time() - c) * 1000)
-                    wall.append((time.perf_counter() - w) * 1000)
-        except Exception as exc:  # an AppTest limitation must not hide the other figures
-            out[f"{model}/{page}/{widget}"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
-            continue
-        out[f"{model}/{page}/{widget}"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall),
-                                            "n": len(cpu), "error": str(at.exception[0].value)[:200] if at.exception else ""}
-print(json.dumps(out))
-"""
-
-
-def measure_page_reruns(models: Sequence[str], repeats: int, threads: int | None = None) -> dict[str, dict]:
-    """Server time of a cached interaction on the real pages: one widget changed, the script rerun (AppTest).
-
-    Keys ``model/page/widget``; values ``cpu_ms`` and ``wall_ms`` medians. Opacity sliders redraw from
-    cached numpy; a layer change on the Feature-map page tiles a layer not drawn before (from the cached
-    pass), on the Grad-CAM page it picks a CAM computed by the shared pass.
-    """
-    import json
-
-    arg = json.dumps({"models": list(models), "repeats": repeats, "threads": threads})
-    done = subprocess.run([sys.executable, "-c", _PAGE_RERUN_CODE, arg], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=1800,
-                          env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    if done.returncode != 0:
-        raise RuntimeError(f"page rerun timing failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def page_reruns_text(reruns: dict[str, dict]) -> str:
-    lines = ["| model | page | widget changed | server CPU ms | wall ms | ≤ 50 ms |", "|---|---|---|---:|---:|---|"]
-    for key, value in reruns.items():
-        model, page, widget = key.split("/")
-        if value.get("error") and "cpu_ms" not in value:
-            lines.append(f"| {model} | {page} | {widget} | error: {value['error']} | | |")
-            continue
-        lines.append(f"| {model} | {page} | {widget} | {value['cpu_ms']:.0f} | {value['wall_ms']:.0f} | "
-                     f"{_verdict(value['cpu_ms'], TARGETS['interaction_ms'])} |")
-    return ("Cached interactions on the real pages (AppTest in a child process: the whole script rerun after one "
-            "widget change, sidebar included, analysis cached; medians):\n\n" + "\n".join(lines))
-
-
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
 
 

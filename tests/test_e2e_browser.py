@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from explorer.bench import AppServer, chromium_available, launch_chromium
+from explorer.appserver import AppServer, chromium_available, launch_chromium
 from explorer.i18n import translate
 
 pytestmark = pytest.mark.browser

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from explorer import bench
+    from explorer import appserver, bench, bench_pages
     from explorer.device import describe_device, pick_device
 
     device = pick_device(args.device)
@@ -60,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     start = None
     if not args.no_app_start:
         log("app start…")
-        start = bench.measure_app_start()
+        start = appserver.measure_app_start()
     reruns = ""
     if not args.no_page_reruns:
         log("page reruns (AppTest)…")
-        reruns = bench.page_reruns_text(bench.measure_page_reruns(names, repeats, args.threads))
+        reruns = bench_pages.page_reruns_text(bench_pages.measure_page_reruns(names, repeats, args.threads))
     malloc = bench.compare_malloc(args, names, log) if args.compare_malloc else ""
     text = "\n".join([header, "", bench.markdown_table(reports), "", bench.details_text(reports)]
                      + (["", reruns] if reruns else []) + (["", bench.app_start_text(start)] if start else [])
