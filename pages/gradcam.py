@@ -1,11 +1,10 @@
 """Grad-CAM: where the network looks for a class, at any layer, and other captum attributions beside it."""
-import plotly.express as px
 import streamlit as st
 
 from explorer.activations import upsample_cam
 from explorer.attribution import LAYER_METHODS, METHODS
 from explorer.viz import COLORMAPS, overlay, to_png
-from ui.analysis_cache import cams_for_class, other_method, page_start, show_predictions
+from ui.analysis_cache import cams_for_class, heat_figure, other_method, page_start, show_predictions
 from ui.common import error_box, t
 
 loaded, sel, key, info, safe_name = page_start("cam", ("cam_layer", "cam_class", "cam_compare"))
@@ -64,11 +63,7 @@ heat = upsample_cam(cams[layer], size)
 blend = overlay(picture, heat, alpha, cmap)
 left, right = st.columns(2)
 left.image(blend, width="stretch", caption=t("cam.overlay_caption", layer=layer, label=class_label(target)))
-fig = px.imshow(heat, color_continuous_scale="gray" if cmap == "bone" else cmap, zmin=0, zmax=1)
-fig.update_xaxes(visible=False)
-fig.update_yaxes(visible=False)
-fig.update_layout(height=340, margin=dict(l=0, r=0, t=0, b=0))
-right.plotly_chart(fig, width="stretch", key="cam_heat")
+right.plotly_chart(heat_figure(key, layer, target, cmap, heat), width="stretch", key="cam_heat")
 right.caption(t("cam.heat_caption", h=cams[layer].shape[0], w=cams[layer].shape[1]))
 if float(heat.max()) == 0.0:
     st.info(t("cam.all_zero"))

@@ -166,6 +166,19 @@ def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any) -> None:
     st.plotly_chart(fig, width="stretch")
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def heat_figure(key: Key, layer: str, target: int, cmap: str, _heat: np.ndarray):
+    """The Grad-CAM heatmap with its colour scale, built once per (image, layer, class, colormap): plotly's
+    figure validation costs ~50 ms, too much for every opacity change."""
+    import plotly.express as px
+
+    fig = px.imshow(_heat, color_continuous_scale="gray" if cmap == "bone" else cmap, zmin=0, zmax=1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=340, margin=dict(l=0, r=0, t=0, b=0))
+    return fig
+
+
 def image_figure(rgb: np.ndarray, height: int | None = None):
     """A plotly figure of an RGB picture sent as one PNG (fast for big tiles), without axes."""
     import plotly.express as px
