@@ -88,9 +88,9 @@ blend = overlay(info["picture"], normalize(one), alpha, cmap)
 right.image(blend, caption=t("maps.overlay_caption"), width="stretch")
 zoom = max(1, 256 // max(one.shape))
 d1, d2 = st.columns(2)
-d1.download_button(t("maps.download_channel"), to_png(upscale(colorize(normalize(one), cmap), zoom)),
+d1.download_button(t("maps.download_channel"), lambda: to_png(upscale(colorize(normalize(one), cmap), zoom)),
                    file_name=f"{safe_name}_{shown}_ch{channel}.png", mime="image/png", key="maps_dl_channel")
-d2.download_button(t("maps.download_overlay"), to_png(blend), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
+d2.download_button(t("maps.download_overlay"), lambda: to_png(blend), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
                    mime="image/png", key="maps_dl_overlay")
 
 # --- first-layer filters beside the maps they produce ----------------------------------------------------
