@@ -1,11 +1,10 @@
 """Feature maps: every channel of any layer, before and after the activation, and the first-layer filters."""
 import math
 
-import plotly.express as px
 import streamlit as st
 
 from explorer.viz import COLORMAPS, channel_stats, colorize, normalize, overlay, to_png, upscale
-from ui.analysis_cache import (feature_activation_pair, first_layer_pictures, layer_maps, page_start,
+from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, layer_maps, page_start,
                                show_predictions, tile)
 from ui.common import t
 
@@ -81,9 +80,8 @@ for col, name in zip(cols, ["min", "max", "mean", "std"]):
     col.metric(t(f"maps.stat.{name}"), f"{stats[name]:.4g}")
 cols[4].metric(t("maps.stat.positive"), f"{stats['positive']:.0%}")
 left, right = st.columns(2)
-fig = px.imshow(one, color_continuous_scale="gray" if cmap == "bone" else cmap, aspect="equal")
-fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), title=t("maps.channel_map", channel=channel, layer=shown))
-left.plotly_chart(fig, width="stretch", key="maps_channel_fig")
+left.plotly_chart(channel_figure(key, shown, channel, cmap, t("maps.channel_map", channel=channel, layer=shown), one),
+                  width="stretch", key="maps_channel_fig")
 blend = overlay(info["picture"], normalize(one), alpha, cmap)
 right.image(blend, caption=t("maps.overlay_caption"), width="stretch")
 zoom = max(1, 256 // max(one.shape))

@@ -179,6 +179,16 @@ def heat_figure(key: Key, layer: str, target: int, cmap: str, _heat: np.ndarray)
     return fig
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _values: np.ndarray):
+    """One channel, large, with its colour scale: built once per (image, layer, channel, colormap, title)."""
+    import plotly.express as px
+
+    fig = px.imshow(_values, color_continuous_scale="gray" if cmap == "bone" else cmap, aspect="equal")
+    fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), title=title)
+    return fig
+
+
 def image_figure(rgb: np.ndarray, height: int | None = None):
     """A plotly figure of an RGB picture sent as one PNG (fast for big tiles), without axes."""
     import plotly.express as px
