@@ -4,8 +4,8 @@ import math
 import streamlit as st
 
 from explorer.viz import COLORMAPS, channel_stats, colorize, normalize, overlay, to_png, upscale
-from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, layer_maps, page_start,
-                               show_predictions, tile)
+from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, full_tile_png,
+                               layer_maps, page_start, show_predictions, tile)
 from ui.common import t
 
 loaded, sel, key, info, safe_name = page_start("maps", ("maps_block", "maps_layer", "maps_channel"))
@@ -62,7 +62,8 @@ st.plotly_chart(tiled["figure"], width="stretch", key="maps_tile")
 strongest = ", ".join(str(int(c)) for c in tiled["channels"][:5])
 st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=tiled["cols"], shape="×".join(
     map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
-st.download_button(t("common.download_png"), tiled["png"], file_name=f"{safe_name}_{shown}_channels.png",
+st.download_button(t("common.download_png"),
+                   lambda: full_tile_png(key, shown, order, scale, cmap, loaded, sel.image), file_name=f"{safe_name}_{shown}_channels.png",
                    mime="image/png", key="maps_dl_tile")
 
 # --- one channel, large, with its statistics and over the image ----------------------------------------
