@@ -135,10 +135,31 @@ class _CpuStore:
         if self.max_bytes is not None and self.bytes + size > self.max_bytes:
             self.skipped.append(name)
             return
-        clone = tensor.detach().to("cpu", copy=True)
+        # Clone on the tensor's own device: a device-to-host copy inside the hook would synchronise the GPU
+        # once per layer (~45 % of an analysis on CUDA); ``to_cpu`` moves them all at the end in one batch.
+        clone = tensor.detach().clone()
         self.bytes += size
         self.tensors[name] = clone
         self._remember(tensor, clone)
+
+    def to_cpu(self) -> dict[str, torch.Tensor]:
+        """Every stored clone on the CPU (aliases kept: one copy per distinct clone), one sync at the end."""
+        moved: dict[int, torch.Tensor] = {}
+        pending_cuda = False
+        for name, clone in self.tensors.items():
+            if clone.device.type == "cpu":
+                continue
+            target = moved.get(id(clone))
+            if target is None:
+                pinned = clone.device.type == "cuda"  # pinned host memory makes the copies asynchronous
+                target = torch.empty(clone.shape, dtype=clone.dtype, pin_memory=pinned)
+                target.copy_(clone, non_blocking=pinned)
+                moved[id(clone)] = target
+                pending_cuda = pending_cuda or pinned
+            self.tensors[name] = target
+        if pending_cuda:
+            torch.cuda.synchronize()
+        return self.tensors
 
     def same_values(self, tensor: torch.Tensor, name: str) -> None:
         """``tensor`` is a fresh copy of what was stored as ``name``: alias it too, if stored."""
@@ -250,7 +271,7 @@ def _run_pass(
                 is_activation=is_activation(module),
             )
         )
-    return _Pass(output, store.tensors, cam_acts, calls, store.skipped)
+    return _Pass(output, store.to_cpu(), cam_acts, calls, store.skipped)
 
 
 @contextmanager
