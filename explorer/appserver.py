@@ -125,26 +125,25 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` in MB (from /proc; 0 when it is gone)."""
+def _proc_status_mb(pid: int, field: str) -> float:
+    """One memory field of /proc/PID/status (e.g. ``VmRSS``) in MB; 0 when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB."""
+    return _proc_status_mb(pid, "VmRSS")
 
 
 def hwm_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of ``pid`` in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
+    return _proc_status_mb(pid, "VmHWM")
 
 
 def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None) -> AppStart:

@@ -5,6 +5,7 @@ a training run folder (``runs/NAME``).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
@@ -220,16 +221,19 @@ def load_model(name: str, weights: str | Path | bytes | None = "pretrained", dev
                 key = "none"
                 model = None
     else:
-        state = read_state_dict(weights if isinstance(weights, (bytes, bytearray)) else Path(weights))
+        if isinstance(weights, (bytes, bytearray)):
+            data = bytes(weights)
+        elif Path(weights).is_file():
+            data = Path(weights).read_bytes()  # read once: parsed below and hashed for the cache key
+        else:
+            raise CheckpointError(f"checkpoint not found: {weights}")
+        state = read_state_dict(data)
         head = _num_classes_in(state, entry)
         model = model if model is not None else build_model(name, num_classes=head)
         if head is not None:
             entry_categories, known_classes = None, head  # re-headed: ImageNet names no longer apply
         apply_state_dict(model, state)
-        import hashlib
-
-        digest = hashlib.sha256(weights if isinstance(weights, (bytes, bytearray)) else Path(weights).read_bytes())
-        key = f"upload:{digest.hexdigest()[:16]}"
+        key = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
         status = "your checkpoint (loaded: every key and shape matched)"
         kind, detail = "checkpoint", ""
         categories = list(entry_categories) if entry_categories else None
