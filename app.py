@@ -16,16 +16,12 @@ SECTIONS = [
     ("nav.section.history", ["compare", "papers", "build"]),
 ]
 HERE = Path(__file__).parent
-# URL slugs deliberately differ from the file names: a url_path equal to a file's stem in pages/ makes
-# AppTest (and Streamlit's legacy pages/ discovery) run that file alone, without this entry script.
-URL_PATHS = {"home": "welcome", "architecture": "shapes", "receptive_field": "receptive-field", "conv_arithmetic": "conv-arithmetic",
-             "feature_maps": "feature-maps", "gradcam": "grad-cam", "filters": "filters-lab",
-             "augmentation": "augment", "training": "train", "compare": "compare-models",
-             "papers": "paper-tables", "build": "build-your-own"}
-
+# URL paths are the file names (/gradcam, /feature_maps): a page's id is derived from its URL path, so a deep link
+# that Streamlit first resolves against pages/ (before any st.navigation call; see ui.common.run_through_app)
+# names the same page that st.navigation does.
 navigation = {}
 for section, stems in SECTIONS:
-    pages = [st.Page(f"pages/{stem}.py", title=t(f"nav.{stem}"), url_path=URL_PATHS.get(stem), default=(stem == "home"))
+    pages = [st.Page(f"pages/{stem}.py", title=t(f"nav.{stem}"), default=(stem == "home"))
              for stem in stems if (HERE / "pages" / f"{stem}.py").is_file()]
     if pages:
         navigation[t(section)] = pages

@@ -66,7 +66,7 @@ def upsample_cam(raw: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.nd
 
     An all-zero CAM (no positive evidence at this layer) stays all zero.
     """
-    tensor = torch.as_tensor(np.asarray(raw, dtype=np.float32))[None, None]
+    tensor = torch.from_numpy(np.array(raw, dtype=np.float32))[None, None]  # a copy: ``raw`` may be read-only
     up = F.interpolate(tensor, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)[0, 0]
     up = up.clamp_min(0)
     peak = float(up.max())

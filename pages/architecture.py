@@ -4,7 +4,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from explorer.shapes import CSV_COLUMNS, InputTooSmallError
-from ui.common import cached_layer_table, error_box, loaded_model, model_cache_key, show_weights_note, t
+from ui.common import (cached_layer_table, error_box, loaded_model, model_cache_key, run_through_app, show_weights_note,
+                       t)
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 st.title(t("arch.title"))
 loaded = loaded_model()

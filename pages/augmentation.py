@@ -4,8 +4,10 @@ import streamlit as st
 import torch
 
 from explorer import augment as A
-from ui.common import error_box, selection, t
+from ui.common import error_box, run_through_app, selection, t
 from ui.filters_ui import cached_draws
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 PREVIEW_SIDE = 320
 PER_ROW = 4

@@ -7,8 +7,10 @@ import streamlit as st
 from explorer.archparse import (LAYER_KINDS, ArchSpecError, full_spec, parse_arch, spec_to_table, split_input,
                                 table_to_spec, token_spans)
 from explorer.shapes import CSV_COLUMNS
-from ui.common import error_box, t
+from ui.common import error_box, run_through_app, t
 from ui.compare_cache import built_tables
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 EXAMPLES = {
     "vgg_cifar": "in-3x32x32 conv3-32 BN conv3-32 BN M conv3-64 BN conv3-64 BN M GAP FC-10",

@@ -4,8 +4,10 @@ import streamlit as st
 
 from explorer.compare import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
 from explorer.models import list_models
-from ui.common import error_box, selection, show_weights_note, t
+from ui.common import error_box, run_through_app, selection, show_weights_note, t
 from ui.compare_cache import cam_and_predictions, compare_model, compare_table
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 DEFAULT_PEERS = ("alexnet", "vgg16", "googlenet", "resnet50")
 

@@ -5,7 +5,9 @@ import streamlit as st
 
 from explorer.convarith import compare_stack, conv_arithmetic
 from explorer.receptive_plots import GAP, INPUT, PADDING, TAP, UNVISITED, kernel_positions_figure, stack_diagram_figure
-from ui.common import t
+from ui.common import run_through_app, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 st.title(t("rf.arith_title"))
 st.caption(t("rf.arith_intro"))

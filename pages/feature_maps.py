@@ -6,12 +6,14 @@ import streamlit as st
 from explorer.viz import COLORMAPS, channel_stats, colorize, normalize, overlay, to_png, upscale
 from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
-from ui.common import t
+from ui.common import run_through_app, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 loaded, sel, key, info, safe_name = page_start("maps", ("maps_block", "maps_layer", "maps_channel"))
 
 st.subheader(t("maps.predictions"))
-show_predictions(info["probabilities"], loaded, t)
+show_predictions(info["probabilities"], loaded, t, key)
 
 # --- layer picker: grouped by block, searchable by typing in the select box ---------------------------
 calls = [c for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
@@ -100,7 +102,7 @@ if info["filters"] is not None:
     pictures = first_layer_pictures(key, max(1, math.ceil(math.sqrt(info["filters"].shape[0]))), cmap,
                                     loaded, sel.image)
     f1, f2 = st.columns(2)
-    f1.image(pictures["filters"], caption=t("maps.filters_kernels"), width="stretch")
-    f2.image(pictures["maps"], caption=t("maps.filters_maps"), width="stretch")
+    f1.image(pictures["png"], caption=t("maps.filters_kernels"), width="stretch", output_format="PNG")
+    f2.image(pictures["maps_png"], caption=t("maps.filters_maps"), width="stretch", output_format="PNG")
     f1.download_button(t("maps.download_filters"), pictures["png"], file_name=f"{safe_name}_filters.png",
                        mime="image/png", key="maps_dl_filters")

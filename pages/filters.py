@@ -6,7 +6,9 @@ import streamlit as st
 from explorer import filter_display as D
 from explorer import filters as F
 from ui import filters_ui as ui
-from ui.common import selection, t
+from ui.common import run_through_app, selection, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 MAX_COMPARE = 4
 

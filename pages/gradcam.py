@@ -1,20 +1,22 @@
 """Grad-CAM: where the network looks for a class, at any layer, and other captum attributions beside it."""
 import streamlit as st
 
-from explorer.activations import upsample_cam
 from explorer.attribution import LAYER_METHODS, METHODS
 from explorer.viz import COLORMAPS, overlay, to_png
-from ui.analysis_cache import cams_for_class, heat_figure, other_method, page_start, show_predictions
-from ui.common import error_box, t
+from ui.analysis_cache import (cam_heat, cams_for_class, heat_figure, other_method, page_start, show_predictions,
+                               spinner_once)
+from ui.common import error_box, run_through_app, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 loaded, sel, key, info, safe_name = page_start("cam", ("cam_layer", "cam_class", "cam_compare"))
-show_predictions(info["probabilities"], loaded, t)
+show_predictions(info["probabilities"], loaded, t, key)
 
 # --- layer and class --------------------------------------------------------------------------------------
 shapes = {c["name"]: c["shape"] for c in info["calls"]}
 order = {c["name"]: i for i, c in enumerate(info["calls"])}
 try:
-    with st.spinner(t("cam.computing")):
+    with spinner_once(("cams", key, info["top1"]), t("cam.computing")):
         top_cams = cams_for_class(key, info["top1"], loaded, sel.image)
 except Exception as exc:
     error_box(exc)
@@ -50,7 +52,7 @@ if st.session_state.get("cam_cmap") not in cmaps:
 cmap = c4.selectbox(t("cam.cmap"), cmaps, key="cam_cmap")
 
 try:
-    with st.spinner(t("cam.computing_class", label=class_label(target))):
+    with spinner_once(("cams", key, target), t("cam.computing_class", label=class_label(target))):
         cams = top_cams if target == top1 else cams_for_class(key, target, loaded, sel.image)
 except Exception as exc:
     error_box(exc)
@@ -59,7 +61,7 @@ picture = info["picture"]
 size = picture.shape[:2]
 
 # --- the heatmap over the image ---------------------------------------------------------------------------
-heat = upsample_cam(cams[layer], size)
+heat = cam_heat(key, layer, target, size, cams)
 blend = overlay(picture, heat, alpha, cmap)
 left, right = st.columns(2)
 left.image(blend, width="stretch", caption=t("cam.overlay_caption", layer=layer, label=class_label(target)))
@@ -84,7 +86,7 @@ if "cam_compare" not in st.session_state or not set(st.session_state["cam_compar
 compare = st.multiselect(t("cam.layers_pick"), layers, key="cam_compare", max_selections=4)
 if compare:
     for col, name in zip(st.columns(len(compare)), compare):
-        col.image(overlay(picture, upsample_cam(cams[name], size), alpha, cmap), width="stretch",
+        col.image(overlay(picture, cam_heat(key, name, target, size, cams), alpha, cmap), width="stretch",
                   caption=f"{name} ({'×'.join(map(str, cams[name].shape))})")
     st.caption(t("cam.layers_caption"))
 

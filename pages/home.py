@@ -2,7 +2,9 @@
 import numpy as np
 import streamlit as st
 
-from ui.common import loaded_model, model_input, selection, show_weights_note, t
+from ui.common import loaded_model, model_input, run_through_app, selection, show_weights_note, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 st.title(t("home.title"))
 st.write(t("home.intro"))

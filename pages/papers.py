@@ -4,8 +4,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.papers import GOOGLENET_DIFF_TEXT
-from ui.common import error_box, t
+from ui.common import error_box, run_through_app, t
 from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 st.title(t("papers.title"))
 st.write(t("papers.intro"))

@@ -5,8 +5,10 @@ import streamlit as st
 
 from explorer import train_worker as TW
 from explorer import training as TR
-from ui.common import selection, t
+from ui.common import run_through_app, selection, t
 from ui import training_ui as U
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 st.title(t("train.title"))
 st.write(t("train.intro"))

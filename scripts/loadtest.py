@@ -231,7 +231,7 @@ async def run_student(browser, base_url: str, student: Student, outcome: Outcome
 
     try:
         await timed("open feature maps",
-                    lambda: page.goto(f"{base_url}/feature-maps", wait_until="domcontentloaded"), maps_page_drawn)
+                    lambda: page.goto(f"{base_url}/feature_maps", wait_until="domcontentloaded"), maps_page_drawn)
         model_box = _combobox(page, "stSidebar", translate("sidebar.model", "en"))
         if await model_box.input_value() != student.model:
 

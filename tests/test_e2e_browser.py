@@ -29,18 +29,18 @@ VIEWPORT = {"width": 1400, "height": 3200}  # tall: the page scrolls inside stMa
 UPLOAD_SIZE = (150, 110)  # (w, h): unlike every sample image, so the caption proves the upload is used
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
-# Per URL slug (app.py's URL_PATHS): what must be drawn there. Pages not listed need any one figure.
+# Per URL path (a page's file name): what must be drawn there. Pages not listed need any one figure.
 EXPECTED: dict[str, dict[str, int]] = {
-    "welcome": {"stImage": 2},
-    "shapes": {"stDataFrame": 1, "stPlotlyChart": 1, "stMetric": 5},
-    "receptive-field": {"stPlotlyChart": 1},
-    "conv-arithmetic": {"stPlotlyChart": 1},
-    "feature-maps": {"stPlotlyChart": 1, "stMetric": 5, "stImage": 1},
-    "grad-cam": {"stPlotlyChart": 1, "stImage": 1},
-    "filters-lab": {"stPlotlyChart": 1, "stImage": 1},
-    "augment": {"stImage": 1},
-    "compare-models": {"stPlotlyChart": 1},
-    "paper-tables": {"stDataFrame": 1},
+    "home": {"stImage": 2},
+    "architecture": {"stDataFrame": 1, "stPlotlyChart": 1, "stMetric": 5},
+    "receptive_field": {"stPlotlyChart": 1},
+    "conv_arithmetic": {"stPlotlyChart": 1},
+    "feature_maps": {"stPlotlyChart": 1, "stMetric": 5, "stImage": 1},
+    "gradcam": {"stPlotlyChart": 1, "stImage": 1},
+    "filters": {"stPlotlyChart": 1, "stImage": 1},
+    "augmentation": {"stImage": 1},
+    "compare": {"stPlotlyChart": 1},
+    "papers": {"stDataFrame": 1},
 }
 FIGURES = ("stPlotlyChart", "stDataFrame", "stImage", "stMetric", "stVegaLiteChart", "stTable", "stDataFrameGlideDataEditor")
 
@@ -97,7 +97,7 @@ def _check_figures(page, slug: str) -> dict[str, int]:
 
 def _slug(url: str) -> str:
     path = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return path if not re.fullmatch(r"127\.0\.0\.1:\d+", path) else "welcome"
+    return path if not re.fullmatch(r"127\.0\.0\.1:\d+", path) else "home"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,6 +135,33 @@ def browser():
             chromium.close()
 
 
+def test_a_cold_server_opens_a_deep_link_with_sidebar_and_no_page_not_found(browser, tmp_path) -> None:
+    """The first session after the server starts opens /gradcam directly (a link the lecturer shared).
+
+    Before any session has called st.navigation, Streamlit resolves the URL against pages/ as a legacy
+    multipage folder: without ``run_through_app`` that first session saw a "Page not found" dialog (or the
+    page without app.py's sidebar). A server of its own, so this session is surely its first.
+    """
+    with AppServer(log_path=tmp_path / "cold.log") as cold:
+        cold.wait_healthy(120)
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            page.goto(f"{cold.url}/gradcam", wait_until="domcontentloaded")
+            page.locator('[data-testid="stMain"] h1').filter(has_text=translate("cam.title", "en")).wait_for(
+                timeout=PAGE_TIMEOUT_MS)
+            _wait_idle(page)
+            page.screenshot(path=str(SHOTS / "cold-deep-link-gradcam.png"))
+            assert "Page not found" not in page.inner_text("body")
+            assert not _exceptions(page)
+            assert page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').count() == 1
+            assert page.locator('[data-testid="stSidebarNavLink"]').count() >= 5
+            assert page.url.rstrip("/").endswith("/gradcam")
+            _check_figures(page, "gradcam")
+        finally:
+            context.close()
+
+
 def test_every_page_with_an_uploaded_image(server, browser, tmp_path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     upload = _upload_png(tmp_path / "student.png")
@@ -158,10 +185,10 @@ def test_every_page_with_an_uploaded_image(server, browser, tmp_path) -> None:
         assert len(hrefs) >= 5, hrefs
         visited = []
         for i, href in enumerate(hrefs):
-            slug = _slug(href) or "welcome"
+            slug = _slug(href) or "home"
             started = time.perf_counter()
             page.locator(f'[data-testid="stSidebarNavLink"][href="{href}"]').click()
-            if slug != "welcome":
+            if slug != "home":
                 page.wait_for_url(re.compile(rf"/{re.escape(slug)}(\?.*)?$"), timeout=PAGE_TIMEOUT_MS)
             _wait_idle(page)
             errors = _exceptions(page)
@@ -172,7 +199,7 @@ def test_every_page_with_an_uploaded_image(server, browser, tmp_path) -> None:
             assert page.locator('[data-testid="stSidebar"]').get_by_text("student.png").count() == 1, slug
             visited.append((slug, round(time.perf_counter() - started, 1), counts))
         print("pages visited (slug, seconds, figures):", visited)
-        assert {"feature-maps", "grad-cam"} <= {v[0] for v in visited}
+        assert {"feature_maps", "gradcam"} <= {v[0] for v in visited}
     finally:
         context.close()
 
@@ -192,11 +219,11 @@ def test_korean_interface(server, browser) -> None:
         assert any(HANGUL.search(text) for text in nav)
         sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
         assert translate("sidebar.language", "ko") in sidebar
-        page.screenshot(path=str(SHOTS / "ko-00-welcome.png"))
+        page.screenshot(path=str(SHOTS / "ko-00-home.png"))
 
         # The language is remembered while moving between pages.
         page.locator('[data-testid="stSidebarNavLink"]').filter(has_text=translate("nav.feature_maps", "ko")).click()
-        page.wait_for_url(re.compile(r"/feature-maps"), timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_url(re.compile(r"/feature_maps"), timeout=PAGE_TIMEOUT_MS)
         _wait_idle(page)
         assert not _exceptions(page)
         main = page.locator('[data-testid="stMain"]').inner_text()
@@ -204,7 +231,7 @@ def test_korean_interface(server, browser) -> None:
         title = translate("maps.title", "ko")
         if title != "maps.title":
             assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
-        _check_figures(page, "feature-maps")
-        page.screenshot(path=str(SHOTS / "ko-01-feature-maps.png"))
+        _check_figures(page, "feature_maps")
+        page.screenshot(path=str(SHOTS / "ko-01-feature_maps.png"))
     finally:
         context.close()

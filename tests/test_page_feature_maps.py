@@ -126,3 +126,76 @@ def test_layers_beyond_the_memory_budget_are_captured_when_picked(app_factory, m
     loaded = load_model("mnist_cnn", weights=None, device="cpu")
     conv3 = capture(loaded.model, loaded.preprocess(sample_image("checkerboard")), ["conv3"])["conv3"][0, 2]
     assert float(at.metric[1].value) == pytest.approx(float(conv3.max()), rel=1e-3, abs=1e-4)
+
+
+def test_cached_values_are_shared_read_only_and_figures_are_not_rebuilt(app_factory, monkeypatch):
+    """A rerun after an opacity change reuses the cached objects (no copy, no figure rebuilt); the arrays
+    every session shares are read-only, so no page can draw into what other students see."""
+    import ui.analysis_cache as cache
+
+    built = []
+    for name in ("image_figure", "heatmap_figure", "_prediction_figure"):
+        real = getattr(cache, name)
+        monkeypatch.setattr(cache, name, lambda *a, _real=real, _name=name, **k: built.append(_name) or _real(*a, **k))
+    returned = []
+    real_maps = cache.layer_maps
+
+    def recording(*args, **kwargs):
+        returned.append(real_maps(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(cache, "layer_maps", recording)
+    at = app_factory("feature_maps", sel_model="lenet5_dense", sel_sample="shapes",
+                     sel_weights="none")
+    assert not at.exception, at.exception
+    assert "image_figure" in built and "heatmap_figure" in built
+    first_spec = [c.proto.spec for c in at.get("plotly_chart")]
+    count = len(built)
+    at.slider(key="maps_alpha").set_value(0.9).run()
+    assert not at.exception, at.exception
+    assert len(built) == count, "an opacity change must not rebuild any figure"
+    assert [c.proto.spec for c in at.get("plotly_chart")] == first_spec
+    assert len(returned) >= 2 and returned[-1] is returned[0], "the cached maps are one shared object"
+    assert not returned[0].flags.writeable
+    with pytest.raises(ValueError):
+        returned[0][0, 0, 0] = 1.0
+
+
+def test_frozen_makes_every_nested_array_read_only():
+    import numpy as np
+
+    from ui.analysis_cache import frozen
+
+    value = frozen({"a": np.zeros(3), "b": [np.ones(2), (np.ones(1), "text")], "c": None})
+    assert not value["a"].flags.writeable and not value["b"][0].flags.writeable
+    assert not value["b"][1][0].flags.writeable and value["c"] is None
+
+
+def test_heatmap_figure_draws_row_zero_on_top_with_square_pixels():
+    import numpy as np
+
+    from ui.analysis_cache import heatmap_figure
+
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    fig = heatmap_figure(values, "bone", 300, title="t", zmin=0, zmax=11)
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), values)
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
+    assert fig.data[0].zmin == 0 and fig.data[0].zmax == 11 and fig.layout.title.text == "t"
+    assert fig.data[0].colorscale[0][1] in ("rgb(0,0,0)", "rgb(0, 0, 0)")  # "bone" drawn with plotly's gray
+
+
+def test_image_figure_embeds_a_jpeg_of_the_picture():
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    from explorer.viz import colorize
+    from ui.analysis_cache import image_figure
+
+    yy, xx = np.mgrid[0:50, 0:80]
+    rgb = colorize(xx / 80.0, "viridis")
+    source = image_figure(rgb).data[0].source
+    assert source.startswith("data:image/jpeg;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+    assert decoded.shape == rgb.shape and np.abs(decoded.astype(int) - rgb).mean() < 3

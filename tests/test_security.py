@@ -187,3 +187,15 @@ def test_the_checker_finds_what_it_should() -> None:
     assert len(sinks) == 1
     divisions = [n for n in ast.walk(bad) if isinstance(n, ast.BinOp) and _uses_upload_name(n.right, uploads)]
     assert len(divisions) == 1
+
+
+def test_every_page_runs_through_the_app_first() -> None:
+    """The first statement after a page's imports is ``run_through_app()`` (see docs/CONVENTIONS.md): without
+    it a cold server's first deep link runs the page without app.py's sidebar, or shows "Page not found"."""
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        body = [node for node in ast.parse(path.read_text(encoding="utf-8")).body
+                if not isinstance(node, (ast.Import, ast.ImportFrom))
+                and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]  # docstring
+        first = body[0]
+        assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call), path.name
+        assert getattr(first.value.func, "id", None) == "run_through_app", f"{path.name} starts with {ast.dump(first)[:80]}"

@@ -113,3 +113,53 @@ def test_filter_images_are_normalised_rgb_kernels():
     assert np.allclose(grey[..., 0], grey[..., 1]) and grey.shape == (2, 2, 2, 3)
     grid = filter_grid(np.random.default_rng(3).normal(size=(64, 3, 7, 7)), zoom=3)
     assert grid.dtype == np.uint8 and grid.shape == (8 * 21 + 7, 8 * 21 + 7, 3)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_shrunk_tiles_are_block_averages(factor):
+    """Shrinking averages factor×factor blocks (compared with a plain loop over the blocks)."""
+    rng = np.random.default_rng(factor)
+    maps = rng.random((3, 17, 11), dtype=np.float32)
+    shrunk = tile_channels(maps, cols=3, pad=0, scale="shared", max_side=-(-33 // factor))  # 3 cells of width 11
+    assert shrunk.shrink == factor
+    h, w = 17 // factor, 11 // factor
+    by_hand = np.empty((3, h, w))
+    for c in range(3):
+        for i in range(h):
+            for j in range(w):
+                by_hand[c, i, j] = maps[c, i * factor:(i + 1) * factor, j * factor:(j + 1) * factor].mean()
+    by_hand = (by_hand - by_hand.min()) / (by_hand.max() - by_hand.min())
+    cells = [shrunk.image[:, c * w:(c + 1) * w] for c in range(3)]
+    np.testing.assert_allclose(np.stack(cells), by_hand, atol=1e-5)
+
+
+def test_thin_maps_shrink_along_the_long_side_only():
+    maps = np.arange(2 * 1 * 40, dtype=np.float32).reshape(2, 1, 40)
+    tiling = tile_channels(maps, cols=2, pad=0, max_side=40)
+    assert tiling.shrink == 2 and tiling.cell == (1, 20)
+
+
+def test_colorize_matches_matplotlib_on_a_whole_map():
+    from matplotlib import colormaps
+
+    values = np.random.default_rng(3).random((37, 53), dtype=np.float32)
+    values[5, :] = np.nan
+    rgb = colorize(values, "viridis")
+    reference = (colormaps["viridis"](np.nan_to_num(values))[..., :3] * 255).round()
+    ok = ~np.isnan(values)
+    assert rgb.shape == (37, 53, 3) and rgb.dtype == np.uint8
+    assert np.abs(rgb[ok].astype(int) - reference[ok]).max() <= 6
+    assert (rgb[5] == 255).all()  # the NaN row: pad colour
+    assert colorize(values[None], "gray").shape == (1, 37, 53, 3)  # any shape, not only 2-D
+
+
+def test_jpeg_for_the_screen_is_close_to_the_pixels():
+    from explorer.viz import to_jpeg
+
+    yy, xx = np.mgrid[0:64, 0:96]
+    rgb = colorize((xx + yy) / (64 + 96), "viridis")
+    decoded = np.asarray(Image.open(io.BytesIO(to_jpeg(rgb))).convert("RGB")).astype(float)
+    psnr = 10 * np.log10(255 ** 2 / np.mean((decoded - rgb) ** 2))
+    assert decoded.shape == rgb.shape and psnr > 35
+    with pytest.raises(ValueError):
+        to_jpeg(np.zeros((4, 4), dtype=np.float32))

@@ -6,14 +6,21 @@ plain numpy. Everything the pages redraw when a widget changes (another layer, c
 opacity, colormap) is derived from it by small cached functions and never runs the network again.
 Grad-CAM of every layer for a class (one more pass, cached per class) or another captum method computes more.
 
+The caches are ``st.cache_resource`` (``shared``), not ``st.cache_data``: ``cache_data`` unpickles a copy on
+every hit, which cost more than the whole rerun budget (a vgg16 pass is ~110 MB; a plotly figure is
+re-validated when unpickled). A shared value is one object for every session, so ``shared`` makes every
+numpy array in it read-only: a page that tried to draw into one fails loudly instead of changing what
+other students see.
+
 Session-state keys: Feature maps ``maps_block``, ``maps_layer``, ``maps_kind``, ``maps_order``,
 ``maps_scale``, ``maps_cmap``, ``maps_channel``, ``maps_alpha``; Grad-CAM ``cam_layer``, ``cam_class``,
 ``cam_alpha``, ``cam_cmap``, ``cam_methods``, ``cam_compare``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import streamlit as st
@@ -24,6 +31,33 @@ Key = tuple
 # ~4 GB) are captured on demand, one pass per layer, when picked.
 ANALYSIS_BUDGET_BYTES = 256 * 2**20
 DISPLAY_TILE_SIDE = 1024
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with every numpy array in it (dicts, lists, tuples, dataclass-free) made read-only."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for item in value.values():
+            frozen(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            frozen(item)
+    return value
+
+
+def shared(max_entries: int | None = None):
+    """``st.cache_resource`` without a spinner whose values are ``frozen``: cached once, never copied."""
+    import functools
+
+    def decorate(func):
+        @functools.wraps(func)
+        def compute(*args, **kwargs):
+            return frozen(func(*args, **kwargs))
+
+        return st.cache_resource(max_entries=max_entries, show_spinner=False)(compute)
+
+    return decorate
 
 
 def cache_key(loaded: Any, image_hash: str) -> Key:
@@ -73,20 +107,20 @@ def compute_analysis(loaded: Any, image: Any) -> dict[str, Any]:
     }
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
+@shared(max_entries=2)
 def shared_pass(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The one forward pass per key (big: every layer's output; only 2 kept)."""
     return compute_analysis(_loaded, _image)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@shared(max_entries=16)
 def overview(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The small part of the shared pass every rerun needs: calls, probabilities, CAMs, picture, filters."""
     full = shared_pass(key, _loaded, _image)
     return {k: v for k, v in full.items() if k != "activations"}
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@shared(max_entries=12)
 def layer_maps(key: Key, layer: str, _loaded: Any, _image: Any) -> np.ndarray | None:
     """One recorded tensor (C, H, W) of the shared pass (captured alone when the budget left it out)."""
     full = shared_pass(key, _loaded, _image)
@@ -97,7 +131,7 @@ def layer_maps(key: Key, layer: str, _loaded: Any, _image: Any) -> np.ndarray | 
     return capture(_loaded.model, _loaded.preprocess(_image), [layer])[layer][0].float().numpy()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@shared(max_entries=64)
 def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> tuple[str, str | None]:
     """(feature map, activation map) names for ``layer`` (see ``explorer.activations.activation_pair``)."""
     from explorer.activations import CallInfo, activation_pair
@@ -107,7 +141,7 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
     return activation_pair(calls, layer, full["activations"])
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@shared(max_entries=12)
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (uint8 RGB) with the grid layout."""
     from explorer.viz import colorize, tile_channels
@@ -122,7 +156,7 @@ def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, 
             "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@shared(max_entries=4)
 def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> bytes:
     """The channel grid at full resolution as PNG (computed when the download is clicked)."""
     from explorer.viz import colorize, tile_channels, to_png
@@ -131,7 +165,7 @@ def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _load
     return to_png(colorize(tile_channels(maps, order=order, scale=scale).image, cmap))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@shared(max_entries=8)
 def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The first conv's kernels as small RGB pictures beside the maps they produce (and the kernels' PNG)."""
     from explorer.viz import colorize, filter_grid, tile_channels, to_png
@@ -139,11 +173,13 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
     info = overview(key, _loaded, _image)
     first = layer_maps(key, info["first_conv"], _loaded, _image)
     filters_rgb = filter_grid(info["filters"], cols=cols)
-    return {"filters": filters_rgb, "maps": colorize(tile_channels(first, cols=cols, max_side=900).image, cmap),
-            "png": to_png(filters_rgb)}
+    maps_rgb = colorize(tile_channels(first, cols=cols, max_side=900).image, cmap)
+    # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
+    # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact.
+    return {"filters": filters_rgb, "maps": maps_rgb, "png": to_png(filters_rgb), "maps_png": to_png(maps_rgb)}
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@shared(max_entries=16)
 def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str, np.ndarray]:
     """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
     (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
@@ -154,7 +190,29 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
     return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@shared(max_entries=64)
+def cam_heat(key: Key, layer: str, target: int, size: tuple[int, int], _cams: dict[str, np.ndarray]) -> np.ndarray:
+    """``layer``'s CAM for ``target`` upsampled to the picture and scaled to [0, 1] (once, not per rerun)."""
+    from explorer.activations import upsample_cam
+
+    return upsample_cam(_cams[layer], size)
+
+
+@contextmanager
+def spinner_once(token: Any, text: str) -> Iterator[None]:
+    """``st.spinner`` the first time this session computes ``token``; nothing on later reruns, where the
+    value is cached (a spinner starts a timer thread: ~2 ms of a rerun, more on a busy server)."""
+    seen = st.session_state.setdefault("_spinners_seen", [])
+    if token in seen:
+        yield
+        return
+    with st.spinner(text):
+        yield
+    seen.append(token)
+    del seen[:-64]
+
+
+@shared(max_entries=32)
 def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _image: Any) -> np.ndarray:
     """One captum attribution (Guided Grad-CAM, Integrated Gradients, Saliency, Occlusion) as a [0, 1] map."""
     from explorer.attribution import attribute
@@ -162,55 +220,87 @@ def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _
     return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
 
 
-def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any) -> None:
-    """Top-5 classes with probabilities, or a plain note when the weights give classes no meaning."""
+def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key | None = None) -> None:
+    """Top-5 classes with probabilities, or a plain note when the weights give classes no meaning.
+
+    With ``key`` (the analysis cache key) the bar chart is built once per image, not on every rerun."""
+    from explorer.activations import top_k
+
+    if top_k(probabilities, 5, loaded.categories) is None:
+        st.info(t("maps.predictions_random"))
+        return
+    if key is None:
+        figure = _prediction_figure(probabilities, loaded.categories)
+    else:
+        figure = prediction_figure(key, _probabilities=probabilities, _categories=loaded.categories)
+    st.plotly_chart(figure, width="stretch")
+
+
+def _prediction_figure(probabilities: np.ndarray, categories: Any):
     import plotly.graph_objects as go
 
     from explorer.activations import top_k
 
-    top = top_k(probabilities, 5, loaded.categories)
-    if top is None:
-        st.info(t("maps.predictions_random"))
-        return
+    top = top_k(probabilities, 5, categories)
     fig = go.Figure(go.Bar(x=[p.probability for p in top][::-1], y=[f"{p.label} ({p.index})" for p in top][::-1],
                            orientation="h", text=[f"{p.probability:.1%}" for p in top][::-1], textposition="auto"))
     fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=[0, 1], tickformat=".0%"))
-    st.plotly_chart(fig, width="stretch")
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def heat_figure(key: Key, layer: str, target: int, cmap: str, _heat: np.ndarray):
-    """The Grad-CAM heatmap with its colour scale, built once per (image, layer, class, colormap): plotly's
-    figure validation costs ~50 ms, too much for every opacity change."""
-    import plotly.express as px
-
-    fig = px.imshow(_heat, color_continuous_scale="gray" if cmap == "bone" else cmap, zmin=0, zmax=1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=340, margin=dict(l=0, r=0, t=0, b=0))
     return fig
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@shared(max_entries=32)
+def prediction_figure(key: Key, _probabilities: np.ndarray, _categories: Any):
+    """The top-5 bar chart of one analysis (``key`` fixes model, weights, input and image)."""
+    return _prediction_figure(_probabilities, _categories)
+
+
+def heatmap_figure(values: np.ndarray, cmap: str, height: int, title: str | None = None,
+                   zmin: float | None = None, zmax: float | None = None, axes: bool = True):
+    """A 2-D map as a plotly heatmap with its colour bar, image-like (row 0 on top, square pixels).
+
+    Built with ``go.Heatmap`` and a plain layout: ``px.imshow`` plus ``update_layout`` cost ~14 ms of
+    validation per figure, ``go.Heatmap`` ~1 ms."""
+    import plotly.graph_objects as go
+
+    heat = go.Heatmap(z=values, colorscale="gray" if cmap == "bone" else cmap, zmin=zmin, zmax=zmax,
+                      hovertemplate="x: %{x}<br>y: %{y}<br>%{z:.4g}<extra></extra>")
+    layout = dict(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0),
+                  xaxis=dict(constrain="domain", showgrid=False, zeroline=False, visible=axes),
+                  yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False,
+                             zeroline=False, visible=axes))
+    if title:
+        layout["title"] = dict(text=title)
+    return go.Figure(heat, layout=layout)
+
+
+@shared(max_entries=32)
+def heat_figure(key: Key, layer: str, target: int, cmap: str, _heat: np.ndarray):
+    """The Grad-CAM heatmap with its colour scale, built once per (image, layer, class, colormap)."""
+    return heatmap_figure(_heat, cmap, 340, zmin=0, zmax=1, axes=False)
+
+
+@shared(max_entries=32)
 def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _values: np.ndarray):
     """One channel, large, with its colour scale: built once per (image, layer, channel, colormap, title)."""
-    import plotly.express as px
-
-    fig = px.imshow(_values, color_continuous_scale="gray" if cmap == "bone" else cmap, aspect="equal")
-    fig.update_layout(height=360, margin=dict(l=0, r=0, t=30, b=0), title=title)
-    return fig
+    return heatmap_figure(_values, cmap, 360, title=title)
 
 
 def image_figure(rgb: np.ndarray, height: int | None = None):
-    """A plotly figure of an RGB picture sent as one PNG (fast for big tiles), without axes."""
-    import plotly.express as px
+    """A plotly figure of an RGB picture sent as one JPEG, without axes (zoom and pan still work).
 
-    fig = px.imshow(rgb, binary_string=True)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
+    plotly's own ``px.imshow(binary_string=True)`` encodes PNG: 190 ms and 1.4 MB for vgg16's 64-channel grid,
+    sent to every browser and hashed on every rerun; a quality-90 JPEG is ~10 ms and ~0.2 MB."""
+    import base64
+
+    import plotly.graph_objects as go
+
+    from explorer.viz import to_jpeg
+
+    source = "data:image/jpeg;base64," + base64.b64encode(to_jpeg(rgb)).decode("ascii")
     h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))
-    fig.update_layout(height=h, margin=dict(l=0, r=0, t=0, b=0))
-    return fig
+    return go.Figure(go.Image(source=source, hovertemplate="x: %{x}<br>y: %{y}<extra></extra>"),
+                     layout=dict(height=h, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False),
+                                 yaxis=dict(visible=False)))
 
 
 def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, Key, dict[str, Any], str]:
@@ -221,8 +311,7 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     stale label. Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows
     an error and stops the page when the analysis cannot run (input too small, out of memory...).
     """
-    from explorer.shapes import InputTooSmallError
-    from ui.common import cached_layer_table, error_box, loaded_model, model_cache_key, selection, show_weights_note, t
+    from ui.common import input_too_small, error_box, loaded_model, model_cache_key, selection, show_weights_note, t
 
     st.title(t(f"{area}.title"))
     st.caption(t(f"{area}.intro"))
@@ -235,15 +324,12 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
         for name in model_keys:
             st.session_state.pop(name, None)
         st.session_state[owner] = key[:4]
-    try:
-        cached_layer_table(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer, if any
-    except InputTooSmallError as exc:
-        st.error(t("arch.too_small", message=exc))
+    too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer
+    if too_small:
+        st.error(t("arch.too_small", message=too_small))
         st.stop()
-    except Exception:
-        pass  # the analysis below reports its own errors
     try:
-        with st.spinner(t(f"{area}.computing")):
+        with spinner_once(("overview", key), t(f"{area}.computing")):
             info = overview(key, loaded, sel.image)
     except Exception as exc:
         error_box(exc)

@@ -46,6 +46,33 @@ def _on_lang_change() -> None:
     st.query_params["lang"] = st.session_state["lang"]
 
 
+# --- entry ---------------------------------------------------------------------------------------
+
+def run_through_app() -> None:
+    """The first line of every page: make sure ``app.py`` (sidebar, navigation) runs around this page.
+
+    Until some session has called ``st.navigation``, Streamlit treats ``pages/`` as a legacy multipage folder:
+    the first session after the server starts that opens a deep link (``/gradcam``) runs that page file on
+    its own (and, with URL paths that differ from the file names, shows a "Page not found" dialog instead).
+    Here the page then leaves legacy mode, as ``st.navigation`` itself does, and runs ``app.py`` in its place,
+    in this same run (a rerun would drop a button click that came with it): ``app.py``'s ``st.navigation``
+    picks this page again by its URL path (page ids are derived from URL paths) and runs it inside the app.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:  # a Streamlit without the legacy mode
+        return
+    ctx = get_script_run_ctx()
+    if not getattr(PagesManager, "uses_pages_directory", False) or ctx is None:
+        return
+    PagesManager.uses_pages_directory = False
+    main = Path(ctx.pages_manager.main_script_path)
+    code = compile(main.read_bytes(), str(main), "exec")
+    exec(code, {"__name__": "__main__", "__file__": str(main)})  # noqa: S102 - our own entry script
+    st.stop()  # the page already ran inside app.py
+
+
 # --- cached loaders ------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -318,3 +345,19 @@ def cached_layer_table(name: str, weights_key: str, input_shape: tuple[int, int,
 
     table = layer_table(_loaded.model, input_shape)
     return table, model_totals(_loaded.model, table)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def input_too_small(name: str, weights_key: str, input_shape: tuple[int, int, int], device: str, _loaded) -> str | None:
+    """The ``InputTooSmallError`` message naming the first empty layer, or None when the input fits (or the
+    table fails for another reason, which the caller's own computation reports). A string, cheap to read
+    back on every rerun, unlike the whole table."""
+    from explorer.shapes import InputTooSmallError
+
+    try:
+        cached_layer_table(name, weights_key, input_shape, device, _loaded=_loaded)
+    except InputTooSmallError as exc:
+        return str(exc)
+    except Exception:
+        return None
+    return None
