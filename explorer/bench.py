@@ -207,10 +207,12 @@ def st_image_bytes(rgb: np.ndarray) -> bytes:
 
 
 def _tile_and_encode(maps: np.ndarray) -> None:
+    """A layer not drawn before, as the Feature-map page draws it: tiled at most DISPLAY_TILE_SIDE px,
+    coloured and encoded once as the JPEG its figure embeds."""
     from explorer import viz
 
-    tiling = viz.tile_channels(maps, order="index", scale="shared")
-    st_image_bytes(viz.colorize(tiling.image, "viridis"))
+    tiling = viz.tile_channels(maps, order="index", scale="shared", max_side=viz.DISPLAY_TILE_SIDE)
+    viz.to_jpeg(viz.colorize(tiling.image, "viridis"))
 
 
 def _interaction(image: Any, data: dict[str, Any], repeats: int, size: int = SIZE) -> tuple[Timing, dict[str, Any]]:

@@ -11,7 +11,7 @@ from explorer.appserver import REPO_ROOT
 from explorer.bench import TARGETS, _verdict
 
 _PAGE_RERUN_CODE = r"""
-import json, statistics, sys, time
+import json, math, statistics, sys, time
 sys.path.insert(0, ".")
 import torch
 from streamlit.testing.v1 import AppTest
@@ -31,7 +31,11 @@ for i in range(args["repeats"] + 1):
 out["(AppTest floor)/one-slider script/x"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall), "n": len(cpu)}
 for model in args["models"]:
     for page, widget, kind in (("feature_maps", "maps_alpha", "slider"), ("feature_maps", "maps_layer", "selectbox"),
+                               ("feature_maps", "maps_layer", "largest_layers"), ("feature_maps", "maps_cmap", "largest"),
+                               ("feature_maps", "maps_channel", "number"),
                                ("gradcam", "cam_alpha", "slider"), ("gradcam", "cam_layer", "selectbox")):
+        import streamlit as st
+        st.cache_data.clear(); st.cache_resource.clear()  # "not drawn before" must hold for each measurement
         at = AppTest.from_file("app.py", default_timeout=600)
         at.session_state["sel_model"] = model
         at.session_state["sel_weights"] = "none"
@@ -42,6 +46,18 @@ for model in args["models"]:
             continue
         if kind == "slider":
             values = [0.3 + 0.05 * i for i in range(args["repeats"] + 1)]
+        elif kind == "number":  # another channel of the current layer
+            values = list(range(1, args["repeats"] + 2))
+        elif kind in ("largest", "largest_layers"):
+            sizes = {label.split(" · ")[0]: math.prod(int(v) for v in label.split(" · ")[-1].split("×"))
+                     for label in at.selectbox(key="maps_layer").options}
+            biggest = sorted(sizes, key=sizes.get, reverse=True)
+            current = at.selectbox(key="maps_layer").value
+            values = [n for n in biggest if n != current][: args["repeats"] + 1]  # the worst layers, each new
+            if kind == "largest":  # every colormap re-colours the largest layer (tiled once)
+                at.selectbox(key="maps_layer").set_value(biggest[0]).run()
+                cmaps = [c for c in at.selectbox(key=widget).options if c != at.selectbox(key=widget).value]
+                values = cmaps[: args["repeats"] + 1]  # each new: a colormap not drawn before for this layer
         else:  # layers spread over the list; both pages label an option "name · ..."
             names = [label.split(" · ")[0] for label in at.selectbox(key=widget).options]
             current = at.selectbox(key=widget).value
@@ -53,6 +69,8 @@ for model in args["models"]:
                 c, w = time.process_time(), time.perf_counter()
                 if kind == "slider":
                     at.slider(key=widget).set_value(value).run()
+                elif kind == "number":
+                    at.number_input(key=widget).set_value(value).run()
                 else:
                     at.selectbox(key=widget).set_value(value).run()
                 if i:  # the first change warms Streamlit's own caches
@@ -61,7 +79,7 @@ for model in args["models"]:
         except Exception as exc:  # an AppTest limitation must not hide the other figures
             out[f"{model}/{page}/{widget}"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
             continue
-        out[f"{model}/{page}/{widget}"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall),
+        out[f"{model}/{page}/{widget}{'(largest)' if kind == 'largest_layers' else ''}"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall),
                                             "n": len(cpu), "error": str(at.exception[0].value)[:200] if at.exception else ""}
 print(json.dumps(out))
 """
@@ -72,7 +90,9 @@ def measure_page_reruns(models: Sequence[str], repeats: int, threads: int | None
 
     Keys ``model/page/widget``; values ``cpu_ms`` and ``wall_ms`` medians. Opacity sliders redraw from
     cached numpy; a layer change on the Feature-map page tiles a layer not drawn before (from the cached
-    pass), on the Grad-CAM page it picks a CAM computed by the shared pass.
+    pass), on the Grad-CAM page it picks a CAM computed by the shared pass. ``maps_cmap`` is the worst
+    case: the largest layer re-tiled and re-coloured in a colormap not drawn before; ``maps_channel`` shows
+    another channel of the current layer.
     """
     arg = json.dumps({"models": list(models), "repeats": repeats, "threads": threads})
     done = subprocess.run([sys.executable, "-c", _PAGE_RERUN_CODE, arg], cwd=REPO_ROOT, capture_output=True,

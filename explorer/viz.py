@@ -69,14 +69,23 @@ def colorize(values: np.ndarray, cmap: str = "viridis", pad_colour: tuple[int, i
 def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     """Linear map of [lo, hi] (default: the array's range) onto [0, 1]; a constant array gives zeros."""
     arr = np.asarray(values, dtype=np.float32)
-    lo = float(np.nanmin(arr)) if lo is None else float(lo)
-    hi = float(np.nanmax(arr)) if hi is None else float(hi)
+    if lo is None:
+        lo = float(arr.min()) if arr.size else 0.0
+        lo = float(np.nanmin(arr)) if np.isnan(lo) else lo  # min() is ~3x faster; NaN shows in its result
+    if hi is None:
+        hi = float(arr.max()) if arr.size else 0.0
+        hi = float(np.nanmax(arr)) if np.isnan(hi) else hi
+    lo, hi = float(lo), float(hi)
     if not np.isfinite(hi - lo) or hi <= lo:
         return np.zeros_like(arr, dtype=np.float32)
     return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------ tiling
+# The pages draw a channel grid at most this many pixels wide and high (shown ~900 px wide; bigger only costs
+# encoding and transfer on every rerun); downloads are full resolution.
+DISPLAY_TILE_SIDE = 1024
+
 @dataclass
 class Tiling:
     """Channels of one layer laid out in a grid. ``image`` is float32 in [0, 1] with NaN in the gaps."""

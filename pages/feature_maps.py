@@ -103,6 +103,6 @@ if info["filters"] is not None:
                                     loaded, sel.image)
     f1, f2 = st.columns(2)
     f1.image(pictures["png"], caption=t("maps.filters_kernels"), width="stretch", output_format="PNG")
-    f2.image(pictures["maps_png"], caption=t("maps.filters_maps"), width="stretch", output_format="PNG")
+    f2.image(pictures["maps_jpeg"], caption=t("maps.filters_maps"), width="stretch", output_format="JPEG")
     f1.download_button(t("maps.download_filters"), pictures["png"], file_name=f"{safe_name}_filters.png",
                        mime="image/png", key="maps_dl_filters")

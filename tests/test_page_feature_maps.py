@@ -169,6 +169,10 @@ def test_frozen_makes_every_nested_array_read_only():
     value = frozen({"a": np.zeros(3), "b": [np.ones(2), (np.ones(1), "text")], "c": None})
     assert not value["a"].flags.writeable and not value["b"][0].flags.writeable
     assert not value["b"][1][0].flags.writeable and value["c"] is None
+    from explorer.viz import tile_channels
+
+    tiling = frozen(tile_channels(np.ones((4, 3, 3), dtype=np.float32)))
+    assert not tiling.image.flags.writeable and not tiling.channels.flags.writeable
 
 
 def test_heatmap_figure_draws_row_zero_on_top_with_square_pixels():

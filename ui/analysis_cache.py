@@ -30,13 +30,15 @@ Key = tuple
 # Activations kept by one shared pass; later layers of bigger networks (efficientnet_b7 at 600x600 records
 # ~4 GB) are captured on demand, one pass per layer, when picked.
 ANALYSIS_BUDGET_BYTES = 256 * 2**20
-DISPLAY_TILE_SIDE = 1024
 
 
 def frozen(value: Any) -> Any:
-    """``value`` with every numpy array in it (dicts, lists, tuples, dataclass-free) made read-only."""
+    """``value`` with every numpy array in it (in dicts, lists, tuples and dataclasses) made read-only."""
     if isinstance(value, np.ndarray):
         value.flags.writeable = False
+    elif hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        for name in value.__dataclass_fields__:
+            frozen(getattr(value, name))
     elif isinstance(value, dict):
         for item in value.values():
             frozen(item)
@@ -142,17 +144,27 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
 
 
 @shared(max_entries=12)
-def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
-    """The layer's channels tiled and coloured (uint8 RGB) with the grid layout."""
-    from explorer.viz import colorize, tile_channels
+def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
+    """The layer's channels in one grid (``explorer.viz.Tiling``, values in [0, 1]), before any colormap."""
+    from explorer.viz import DISPLAY_TILE_SIDE, tile_channels
 
     maps = layer_maps(key, layer, _loaded, _image)
     # Drawn at most 1024 px (the page shows it ~900 px wide): a 1799² vgg16 tile costs ~100 ms of figure
     # serialisation on every rerun. The download is full resolution (``full_tile_png``).
-    tiling = tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
+    return tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
+
+
+@shared(max_entries=12)
+def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
+    """The layer's channels tiled and coloured (uint8 RGB and its JPEG) with the grid layout; another
+    colormap re-colours the cached grid without tiling again."""
+    from explorer.viz import colorize, to_jpeg
+
+    tiling = layer_tiling(key, layer, order, scale, _loaded, _image)
     rgb = colorize(tiling.image, cmap)
-    # The figure (one embedded PNG) is encoded once here, not on every rerun.
-    return {"rgb": rgb, "figure": image_figure(rgb), "channels": tiling.channels,
+    # Encoded once here (JPEG, for the screen), not on every rerun; the figure embeds the same bytes.
+    jpeg = to_jpeg(rgb)
+    return {"rgb": rgb, "jpeg": jpeg, "figure": image_figure(rgb, jpeg=jpeg), "channels": tiling.channels,
             "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
 
 
@@ -168,15 +180,23 @@ def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _load
 @shared(max_entries=8)
 def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The first conv's kernels as small RGB pictures beside the maps they produce (and the kernels' PNG)."""
-    from explorer.viz import colorize, filter_grid, tile_channels, to_png
+    from explorer.viz import DISPLAY_TILE_SIDE, colorize, filter_grid, tile_channels, to_jpeg, to_png
 
     info = overview(key, _loaded, _image)
-    first = layer_maps(key, info["first_conv"], _loaded, _image)
     filters_rgb = filter_grid(info["filters"], cols=cols)
-    maps_rgb = colorize(tile_channels(first, cols=cols, max_side=900).image, cmap)
+    # The maps beside the kernels are the first conv's channel grid in index order on one shared scale: the
+    # page's own grid when it shows that layer that way (the default), so one tiling serves both.
+    grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image)
+    if grid["cols"] == cols:
+        maps_rgb, maps_jpeg = grid["rgb"], grid["jpeg"]
+    else:
+        first = layer_maps(key, info["first_conv"], _loaded, _image)
+        maps_rgb = colorize(tile_channels(first, cols=cols, max_side=DISPLAY_TILE_SIDE).image, cmap)
+        maps_jpeg = to_jpeg(maps_rgb)
     # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
-    # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact.
-    return {"filters": filters_rgb, "maps": maps_rgb, "png": to_png(filters_rgb), "maps_png": to_png(maps_rgb)}
+    # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact (a small
+    # picture); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen only).
+    return {"filters": filters_rgb, "maps": maps_rgb, "png": to_png(filters_rgb), "maps_jpeg": maps_jpeg}
 
 
 @shared(max_entries=16)
@@ -285,18 +305,19 @@ def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _v
     return heatmap_figure(_values, cmap, 360, title=title)
 
 
-def image_figure(rgb: np.ndarray, height: int | None = None):
+def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None = None):
     """A plotly figure of an RGB picture sent as one JPEG, without axes (zoom and pan still work).
 
     plotly's own ``px.imshow(binary_string=True)`` encodes PNG: 190 ms and 1.4 MB for vgg16's 64-channel grid,
-    sent to every browser and hashed on every rerun; a quality-90 JPEG is ~10 ms and ~0.2 MB."""
+    sent to every browser and hashed on every rerun; a quality-90 JPEG is ~10 ms and ~0.2 MB. ``jpeg``: the
+    picture already encoded."""
     import base64
 
     import plotly.graph_objects as go
 
     from explorer.viz import to_jpeg
 
-    source = "data:image/jpeg;base64," + base64.b64encode(to_jpeg(rgb)).decode("ascii")
+    source = "data:image/jpeg;base64," + base64.b64encode(jpeg or to_jpeg(rgb)).decode("ascii")
     h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))
     return go.Figure(go.Image(source=source, hovertemplate="x: %{x}<br>y: %{y}<extra></extra>"),
                      layout=dict(height=h, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False),
