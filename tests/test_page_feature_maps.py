@@ -203,3 +203,18 @@ def test_image_figure_embeds_a_jpeg_of_the_picture():
     assert source.startswith("data:image/jpeg;base64,")
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
     assert decoded.shape == rgb.shape and np.abs(decoded.astype(int) - rgb).mean() < 3
+
+
+def test_a_class_of_sessions_keeps_every_analysis(app_factory, count_passes):
+    """Several students, each with their own input: after everyone has loaded the page, changing layer or
+    opacity recomputes nobody's network (the passes are kept by bytes, not by a handful of entries)."""
+    sizes = ["50x50", "58x58", "66x66", "74x74", "82x82", "90x90"]  # sizes no other test uses
+    sessions = [app_factory("feature_maps", sel_model="resnet18", sel_input=size, sel_sample="checkerboard",
+                            sel_weights="none") for size in sizes]
+    assert all(not at.exception for at in sessions)
+    assert len(count_passes) == len(sizes)
+    for at in sessions:
+        at.selectbox(key="maps_layer").set_value("layer2.0.conv1").run()
+        at.slider(key="maps_alpha").set_value(0.2).run()
+        assert not at.exception, at.exception
+    assert len(count_passes) == len(sizes), "no session's network ran again"

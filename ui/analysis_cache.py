@@ -109,20 +109,29 @@ def compute_analysis(loaded: Any, image: Any) -> dict[str, Any]:
     }
 
 
-@shared(max_entries=2)
+@st.cache_resource(show_spinner=False)
+def pass_store() -> Any:
+    """The analyses of every session, least recently used dropped first beyond a byte budget
+    (``explorer.budget_cache``; ``EXPLORER_ANALYSIS_CACHE_MB``)."""
+    from explorer.budget_cache import BudgetCache, default_budget_bytes
+
+    return BudgetCache(default_budget_bytes())
+
+
 def shared_pass(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
-    """The one forward pass per key (big: every layer's output; only 2 kept)."""
-    return compute_analysis(_loaded, _image)
+    """The one forward pass per key (big: every layer's output), kept while the byte budget allows: a class
+    of thirty, each with their own photo, keeps thirty passes instead of recomputing on every click."""
+    return pass_store().get_or_compute(key, lambda: frozen(compute_analysis(_loaded, _image)))
 
 
-@shared(max_entries=16)
+@shared(max_entries=64)
 def overview(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The small part of the shared pass every rerun needs: calls, probabilities, CAMs, picture, filters."""
     full = shared_pass(key, _loaded, _image)
     return {k: v for k, v in full.items() if k != "activations"}
 
 
-@shared(max_entries=12)
+@shared(max_entries=64)
 def layer_maps(key: Key, layer: str, _loaded: Any, _image: Any) -> np.ndarray | None:
     """One recorded tensor (C, H, W) of the shared pass (captured alone when the budget left it out)."""
     full = shared_pass(key, _loaded, _image)
@@ -143,7 +152,7 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
     return activation_pair(calls, layer, full["activations"])
 
 
-@shared(max_entries=12)
+@shared(max_entries=48)
 def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
     """The layer's channels in one grid (``explorer.viz.Tiling``, values in [0, 1]), before any colormap."""
     from explorer.viz import DISPLAY_TILE_SIDE, tile_channels
@@ -154,17 +163,17 @@ def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _im
     return tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
 
 
-@shared(max_entries=12)
+@shared(max_entries=48)
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
-    """The layer's channels tiled and coloured (uint8 RGB and its JPEG) with the grid layout; another
-    colormap re-colours the cached grid without tiling again."""
+    """The layer's channels tiled and coloured (as a JPEG and the figure embedding it) with the grid layout;
+    another colormap re-colours the cached grid without tiling again."""
     from explorer.viz import colorize, to_jpeg
 
     tiling = layer_tiling(key, layer, order, scale, _loaded, _image)
     rgb = colorize(tiling.image, cmap)
     # Encoded once here (JPEG, for the screen), not on every rerun; the figure embeds the same bytes.
     jpeg = to_jpeg(rgb)
-    return {"rgb": rgb, "jpeg": jpeg, "figure": image_figure(rgb, jpeg=jpeg), "channels": tiling.channels,
+    return {"jpeg": jpeg, "figure": image_figure(rgb, jpeg=jpeg), "channels": tiling.channels,
             "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
 
 
@@ -177,9 +186,9 @@ def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _load
     return to_png(colorize(tile_channels(maps, order=order, scale=scale).image, cmap))
 
 
-@shared(max_entries=8)
+@shared(max_entries=48)
 def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
-    """The first conv's kernels as small RGB pictures beside the maps they produce (and the kernels' PNG)."""
+    """The first conv's kernels (PNG) and the maps they produce (JPEG), encoded for ``st.image``."""
     from explorer.viz import DISPLAY_TILE_SIDE, colorize, filter_grid, tile_channels, to_jpeg, to_png
 
     info = overview(key, _loaded, _image)
@@ -188,18 +197,17 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
     # page's own grid when it shows that layer that way (the default), so one tiling serves both.
     grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image)
     if grid["cols"] == cols:
-        maps_rgb, maps_jpeg = grid["rgb"], grid["jpeg"]
+        maps_jpeg = grid["jpeg"]
     else:
         first = layer_maps(key, info["first_conv"], _loaded, _image)
-        maps_rgb = colorize(tile_channels(first, cols=cols, max_side=DISPLAY_TILE_SIDE).image, cmap)
-        maps_jpeg = to_jpeg(maps_rgb)
+        maps_jpeg = to_jpeg(colorize(tile_channels(first, cols=cols, max_side=DISPLAY_TILE_SIDE).image, cmap))
     # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
     # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact (a small
     # picture); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen only).
-    return {"filters": filters_rgb, "maps": maps_rgb, "png": to_png(filters_rgb), "maps_jpeg": maps_jpeg}
+    return {"png": to_png(filters_rgb), "maps_jpeg": maps_jpeg}
 
 
-@shared(max_entries=16)
+@shared(max_entries=64)
 def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str, np.ndarray]:
     """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
     (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
@@ -210,7 +218,7 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
     return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
 
 
-@shared(max_entries=64)
+@shared(max_entries=128)
 def cam_heat(key: Key, layer: str, target: int, size: tuple[int, int], _cams: dict[str, np.ndarray]) -> np.ndarray:
     """``layer``'s CAM for ``target`` upsampled to the picture and scaled to [0, 1] (once, not per rerun)."""
     from explorer.activations import upsample_cam
@@ -268,7 +276,7 @@ def _prediction_figure(probabilities: np.ndarray, categories: Any):
     return fig
 
 
-@shared(max_entries=32)
+@shared(max_entries=64)
 def prediction_figure(key: Key, _probabilities: np.ndarray, _categories: Any):
     """The top-5 bar chart of one analysis (``key`` fixes model, weights, input and image)."""
     return _prediction_figure(_probabilities, _categories)
@@ -293,13 +301,13 @@ def heatmap_figure(values: np.ndarray, cmap: str, height: int, title: str | None
     return go.Figure(heat, layout=layout)
 
 
-@shared(max_entries=32)
+@shared(max_entries=64)
 def heat_figure(key: Key, layer: str, target: int, cmap: str, _heat: np.ndarray):
     """The Grad-CAM heatmap with its colour scale, built once per (image, layer, class, colormap)."""
     return heatmap_figure(_heat, cmap, 340, zmin=0, zmax=1, axes=False)
 
 
-@shared(max_entries=32)
+@shared(max_entries=64)
 def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _values: np.ndarray):
     """One channel, large, with its colour scale: built once per (image, layer, channel, colormap, title)."""
     return heatmap_figure(_values, cmap, 360, title=title)
