@@ -45,25 +45,39 @@ def _lut(cmap: str) -> np.ndarray:
 _LUTS: dict[str, np.ndarray] = {}
 
 
-def colorize(values: np.ndarray, cmap: str = "viridis", pad_colour: tuple[int, int, int] = PAD_COLOUR) -> np.ndarray:
-    """Values in [0, 1] (NaN = gap) -> uint8 RGB image through the colormap's lookup table."""
-    lut = _LUTS.get(cmap)
-    if lut is None:
-        lut = _LUTS[cmap] = _lut(cmap)
+def colour_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values in [0, 1] (NaN = gap) as colormap table rows (uint8) and the gap mask (None without gaps):
+    the colormap-independent half of ``colorize``, kept so another colormap is only a table lookup."""
     arr = np.asarray(values, dtype=np.float32)
     scaled = arr * 255.0
     scaled += 0.5
     gaps = np.isnan(scaled)
     np.clip(scaled, 0, 255, out=scaled)
-    np.copyto(scaled, 0.0, where=gaps)
-    index = scaled.astype(np.uint8)
+    has_gaps = bool(gaps.any())
+    if has_gaps:
+        np.copyto(scaled, 0.0, where=gaps)
+    return scaled.astype(np.uint8), (gaps if has_gaps else None)
+
+
+def colorize_index(index: np.ndarray, gaps: np.ndarray | None, cmap: str = "viridis",
+                   pad_colour: tuple[int, int, int] = PAD_COLOUR) -> np.ndarray:
+    """uint8 RGB of ``colour_index``'s output through the colormap's lookup table."""
+    lut = _LUTS.get(cmap)
+    if lut is None:
+        lut = _LUTS[cmap] = _lut(cmap)
     if index.ndim == 2 and index.size:  # OpenCV's table lookup: ~3x numpy's fancy indexing on big tiles
         rgb = cv2.LUT(cv2.merge([index, index, index]), lut.reshape(256, 1, 3))
     else:
         rgb = lut[index]
-    if gaps.any():
+    if gaps is not None:
         rgb[gaps] = pad_colour
     return rgb
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis", pad_colour: tuple[int, int, int] = PAD_COLOUR) -> np.ndarray:
+    """Values in [0, 1] (NaN = gap) -> uint8 RGB image through the colormap's lookup table."""
+    index, gaps = colour_index(values)
+    return colorize_index(index, gaps, cmap, pad_colour)
 
 
 def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:

@@ -99,8 +99,9 @@ if info["filters"] is not None:
     st.subheader(t("maps.filters_title"))
     st.caption(t("maps.filters_caption", layer=info["first_conv"], count=info["filters"].shape[0],
                  size="×".join(map(str, info["filters"].shape[2:]))))
+    grid_is_first = (shown, order, scale) == (info["first_conv"], "index", "shared")
     pictures = first_layer_pictures(key, max(1, math.ceil(math.sqrt(info["filters"].shape[0]))), cmap,
-                                    loaded, sel.image)
+                                    loaded, sel.image, same_as_grid=grid_is_first)
     f1, f2 = st.columns(2)
     f1.image(pictures["png"], caption=t("maps.filters_kernels"), width="stretch", output_format="PNG")
     f2.image(pictures["maps_jpeg"], caption=t("maps.filters_maps"), width="stretch", output_format="JPEG")

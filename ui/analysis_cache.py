@@ -30,6 +30,7 @@ Key = tuple
 # Activations kept by one shared pass; later layers of bigger networks (efficientnet_b7 at 600x600 records
 # ~4 GB) are captured on demand, one pass per layer, when picked.
 ANALYSIS_BUDGET_BYTES = 256 * 2**20
+SIDE_PICTURE_SIDE = 512  # pictures shown in half the page's width
 
 
 def frozen(value: Any) -> Any:
@@ -154,23 +155,27 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
 
 @shared(max_entries=48)
 def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
-    """The layer's channels in one grid (``explorer.viz.Tiling``, values in [0, 1]), before any colormap."""
-    from explorer.viz import DISPLAY_TILE_SIDE, tile_channels
+    """The layer's channels in one grid (``explorer.viz.Tiling``, values in [0, 1]) and its colormap rows,
+    before any colormap."""
+    from explorer.viz import DISPLAY_TILE_SIDE, colour_index, tile_channels
 
     maps = layer_maps(key, layer, _loaded, _image)
     # Drawn at most 1024 px (the page shows it ~900 px wide): a 1799² vgg16 tile costs ~100 ms of figure
     # serialisation on every rerun. The download is full resolution (``full_tile_png``).
-    return tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
+    tiling = tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
+    index, gaps = colour_index(tiling.image)  # so another colormap is one table lookup
+    return {"tiling": tiling, "index": index, "gaps": gaps}
 
 
 @shared(max_entries=48)
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (as a JPEG and the figure embedding it) with the grid layout;
     another colormap re-colours the cached grid without tiling again."""
-    from explorer.viz import colorize, to_jpeg
+    from explorer.viz import colorize_index, to_jpeg
 
-    tiling = layer_tiling(key, layer, order, scale, _loaded, _image)
-    rgb = colorize(tiling.image, cmap)
+    grid = layer_tiling(key, layer, order, scale, _loaded, _image)
+    tiling = grid["tiling"]
+    rgb = colorize_index(grid["index"], grid["gaps"], cmap)
     # Encoded once here (JPEG, for the screen), not on every rerun; the figure embeds the same bytes.
     jpeg = to_jpeg(rgb)
     return {"jpeg": jpeg, "figure": image_figure(rgb, jpeg=jpeg), "channels": tiling.channels,
@@ -187,24 +192,34 @@ def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _load
 
 
 @shared(max_entries=48)
-def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
-    """The first conv's kernels (PNG) and the maps they produce (JPEG), encoded for ``st.image``."""
-    from explorer.viz import DISPLAY_TILE_SIDE, colorize, filter_grid, tile_channels, to_jpeg, to_png
+def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any,
+                         same_as_grid: bool = False) -> dict[str, Any]:
+    """The first conv's kernels (PNG) and the maps they produce (JPEG), encoded for ``st.image``.
+
+    ``same_as_grid``: the page's channel grid shows the first conv in index order on one shared scale (its
+    default), so the maps picture is that grid's JPEG, not a second tiling."""
+    from explorer.viz import colorize, tile_channels, to_jpeg
 
     info = overview(key, _loaded, _image)
-    filters_rgb = filter_grid(info["filters"], cols=cols)
-    # The maps beside the kernels are the first conv's channel grid in index order on one shared scale: the
-    # page's own grid when it shows that layer that way (the default), so one tiling serves both.
-    grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image)
-    if grid["cols"] == cols:
+    grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image) if same_as_grid else None
+    if grid is not None and grid["cols"] == cols:
         maps_jpeg = grid["jpeg"]
     else:
         first = layer_maps(key, info["first_conv"], _loaded, _image)
-        maps_jpeg = to_jpeg(colorize(tile_channels(first, cols=cols, max_side=DISPLAY_TILE_SIDE).image, cmap))
+        # Shown half the page wide: 512 px is enough, and a quarter of the encoding of a full grid.
+        maps_jpeg = to_jpeg(colorize(tile_channels(first, cols=cols, max_side=SIDE_PICTURE_SIDE).image, cmap))
     # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
     # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact (a small
-    # picture); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen only).
-    return {"png": to_png(filters_rgb), "maps_jpeg": maps_jpeg}
+    # picture, ``first_filters_png``); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen).
+    return {"png": first_filters_png(key, cols, _loaded, _image), "maps_jpeg": maps_jpeg}
+
+
+@shared(max_entries=64)
+def first_filters_png(key: Key, cols: int, _loaded: Any, _image: Any) -> bytes:
+    """The first conv's kernels as one PNG grid (the same for every colormap)."""
+    from explorer.viz import filter_grid, to_png
+
+    return to_png(filter_grid(overview(key, _loaded, _image)["filters"], cols=cols))
 
 
 @shared(max_entries=64)
