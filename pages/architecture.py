@@ -44,7 +44,7 @@ view = shown[CSV_COLUMNS + ["formula"]].copy()
 view["layer"] = ["\u2003" * (d - 1) + name for d, name in zip(shown["depth"], shown["layer"])]
 st.dataframe(view, hide_index=True, width="stretch", height=420)
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
-                   file_name=f"{loaded.name.replace('/', '_').replace(':', '_')[:60]}_layers.csv", mime="text/csv")
+                   file_name=f"{loaded.name.replace('/', '_').replace(':', '_')[:60]}_layers.csv", mime="text/csv", on_click="ignore")
 
 with st.expander(t("arch.formula_title"), expanded=False):
     st.caption(t("arch.formula_caption"))

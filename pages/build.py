@@ -129,6 +129,6 @@ if st.session_state.get("build_used") == canonical:
 st.subheader(t("build.table_title"))
 st.dataframe(table[CSV_COLUMNS], hide_index=True, width="stretch")
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
-                   file_name="my_network_layers.csv", mime="text/csv", key="build_csv")
+                   file_name="my_network_layers.csv", mime="text/csv", key="build_csv", on_click="ignore")
 with st.expander(t("build.plan_title")):
     st.dataframe(plan, hide_index=True, width="stretch")

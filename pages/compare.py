@@ -57,7 +57,7 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
 })
 st.caption(t("cmp.table_caption"))
 st.download_button(t("common.download_csv"), table.to_csv(index=False).encode(), file_name="compare_models.csv",
-                   mime="text/csv", key="cmp_csv")
+                   mime="text/csv", key="cmp_csv", on_click="ignore")
 
 st.subheader(t("cmp.chart_title"))
 y_options = ["top1", "top5", "weight_layers"]

@@ -66,7 +66,7 @@ st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=ti
     map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
 st.download_button(t("common.download_png"),
                    lambda: full_tile_png(key, shown, order, scale, cmap, loaded, sel.image), file_name=f"{safe_name}_{shown}_channels.png",
-                   mime="image/png", key="maps_dl_tile")
+                   mime="image/png", key="maps_dl_tile", on_click="ignore")
 
 # --- one channel, large, with its statistics and over the image ----------------------------------------
 st.subheader(t("maps.channel_title"))
@@ -90,9 +90,9 @@ right.image(blend, caption=t("maps.overlay_caption"), width="stretch")
 zoom = max(1, 256 // max(one.shape))
 d1, d2 = st.columns(2)
 d1.download_button(t("maps.download_channel"), lambda: to_png(upscale(colorize(normalize(one), cmap), zoom)),
-                   file_name=f"{safe_name}_{shown}_ch{channel}.png", mime="image/png", key="maps_dl_channel")
+                   file_name=f"{safe_name}_{shown}_ch{channel}.png", mime="image/png", key="maps_dl_channel", on_click="ignore")
 d2.download_button(t("maps.download_overlay"), lambda: to_png(blend), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
-                   mime="image/png", key="maps_dl_overlay")
+                   mime="image/png", key="maps_dl_overlay", on_click="ignore")
 
 # --- first-layer filters beside the maps they produce ----------------------------------------------------
 if info["filters"] is not None:
@@ -106,4 +106,4 @@ if info["filters"] is not None:
     f1.image(pictures["png"], caption=t("maps.filters_kernels"), width="stretch", output_format="PNG")
     f2.image(pictures["maps_jpeg"], caption=t("maps.filters_maps"), width="stretch", output_format="JPEG")
     f1.download_button(t("maps.download_filters"), pictures["png"], file_name=f"{safe_name}_filters.png",
-                       mime="image/png", key="maps_dl_filters")
+                       mime="image/png", key="maps_dl_filters", on_click="ignore")

@@ -71,9 +71,9 @@ if float(heat.max()) == 0.0:
     st.info(t("cam.all_zero"))
 d1, d2 = st.columns(2)
 d1.download_button(t("cam.download_overlay"), lambda: to_png(blend), file_name=f"{safe_name}_{layer}_c{target}_gradcam.png",
-                   mime="image/png", key="cam_dl_overlay")
+                   mime="image/png", key="cam_dl_overlay", on_click="ignore")
 d2.download_button(t("cam.download_heat"), lambda: to_png(heat), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
-                   mime="image/png", key="cam_dl_heat")
+                   mime="image/png", key="cam_dl_heat", on_click="ignore")
 st.caption(t("cam.formula"))
 
 # --- the same class at early, middle and late layers -----------------------------------------------------
@@ -115,4 +115,4 @@ if methods and st.toggle(t("cam.methods_run"), key="cam_methods_on", help=t("cam
         col.image(shown, width="stretch", caption=t(f"cam.method.{method}"))
         col.caption(t(f"cam.method_help.{method}"))
         col.download_button(t("common.download_png"), lambda shown=shown: to_png(shown), file_name=f"{safe_name}_c{target}_{method}.png",
-                            mime="image/png", key=f"cam_dl_{method}")
+                            mime="image/png", key=f"cam_dl_{method}", on_click="ignore")

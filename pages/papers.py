@@ -20,7 +20,7 @@ def notes(*codes: str) -> None:
 
 def download(frame, file_name: str, key: str) -> None:
     st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=file_name,
-                       mime="text/csv", key=key)
+                       mime="text/csv", key=key, on_click="ignore")
 
 
 tab_vgg, tab_googlenet, tab_resnet = st.tabs([t("papers.tab.vgg"), t("papers.tab.googlenet"), t("papers.tab.resnet")])

@@ -81,7 +81,7 @@ labels = {c: t(f"rf.col.{c}") for c in list(view.columns)}
 st.dataframe(view, hide_index=True, width="stretch", height=400, column_config=labels)
 safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
 st.download_button(t("common.download_csv"), table_to_csv(table).encode(), file_name=f"{safe_name}_receptive_field.csv",
-                   mime="text/csv", key="rf_csv")
+                   mime="text/csv", key="rf_csv", on_click="ignore")
 
 # --- growth with depth, several models -------------------------------------------------------------------------
 st.subheader(t("rf.chart_title"))

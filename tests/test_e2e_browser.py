@@ -204,6 +204,31 @@ def test_every_page_with_an_uploaded_image(server, browser, tmp_path) -> None:
         context.close()
 
 
+def test_every_download_of_the_analysis_pages_in_a_row(server, browser) -> None:
+    """A student clicks every download button, one right after the other: each file arrives and is a
+    picture of the expected size (a click used to rerun the page and revoke the next button's file)."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    try:
+        for slug in ("feature_maps", "gradcam"):
+            page.goto(f"{server.url}/{slug}", wait_until="domcontentloaded")
+            _wait_idle(page)
+            buttons = page.locator('[data-testid="stDownloadButton"] button')
+            assert buttons.count() >= 2, slug
+            for i in range(buttons.count()):
+                with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
+                    buttons.nth(i).click()
+                assert download.value.failure() is None, (slug, i)
+                name = download.value.suggested_filename
+                picture = Image.open(download.value.path())
+                picture.load()
+                assert name.endswith(".png") and picture.format == "PNG", (slug, name)
+                if "overlay" in name or "gradcam" in name:  # drawn over the input as the network saw it
+                    assert picture.size == (224, 224), (name, picture.size)
+    finally:
+        context.close()
+
+
 def test_korean_interface(server, browser) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=VIEWPORT, locale="ko-KR")

@@ -199,3 +199,13 @@ def test_every_page_runs_through_the_app_first() -> None:
         first = body[0]
         assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call), path.name
         assert getattr(first.value.func, "id", None) == "run_through_app", f"{path.name} starts with {ast.dump(first)[:80]}"
+
+
+def test_download_buttons_do_not_rerun_the_page() -> None:
+    """Every ``download_button`` passes ``on_click="ignore"``: a click that reruns the page replaces the other
+    buttons' deferred files, and a second download clicked right after failed ("Deferred file not found")."""
+    for path in _ui_sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "download_button":
+                on_click = {k.arg: k.value for k in node.keywords}.get("on_click")
+                assert isinstance(on_click, ast.Constant) and on_click.value == "ignore", f"{path.name}:{node.lineno}"

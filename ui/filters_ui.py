@@ -234,7 +234,7 @@ def show_result(image, image_key: str, spec: Spec, settings: Settings, title: st
 
     stem = spec[1] if spec[0] == "preset" else "custom_kernel"
     st.download_button(t("common.download_png"), png, file_name=f"{stem}_{settings.padding}_s{settings.stride}.png",
-                       mime="image/png", key=f"{key}_png")
+                       mime="image/png", key=f"{key}_png", on_click="ignore")
 
 
 def size_formula(image, spec: Spec, settings: Settings) -> None:
