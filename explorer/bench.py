@@ -381,7 +381,7 @@ def details_text(reports: Sequence[ModelReport]) -> str:
             f"- {r.model} (CAM layer `{r.cam_layer}`): interaction medians — tile of the largest layer "
             f"`{d.get('largest_layer')}` {d.get('tile_largest', 0):.1f} ms, tile of `{d.get('middle_layer')}` "
             f"{d.get('tile_middle', 0):.1f} ms, one channel {d.get('channel', 0):.1f} ms, overlay at a new opacity "
-            f"{d.get('overlay', 0):.1f} ms (each including st.image's JPEG encoding). Minor page faults per call: "
+            f"{d.get('overlay', 0):.1f} ms (each including its JPEG encoding). Minor page faults per call: "
             + ", ".join(f"{k} {t.faults_per_call:.0f}" for k, t in r.timings.items() if k != "interaction")
             + ". Analysis = " + r.analysis_source + "." + (" " + "; ".join(r.notes) if r.notes else ""))
     return "\n".join(lines)

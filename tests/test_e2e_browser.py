@@ -75,6 +75,13 @@ def _wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     page.wait_for_function(idle, timeout=timeout_ms, polling=200)
 
 
+def _open(page, url: str, title: str) -> None:
+    """Go to ``url`` and wait until the page titled ``title`` has finished its script run."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator('[data-testid="stMain"] h1').filter(has_text=title).wait_for(timeout=PAGE_TIMEOUT_MS)
+    _wait_idle(page)
+
+
 def _exceptions(page) -> list[str]:
     return [text[:300] for text in page.locator('[data-testid="stException"]').all_inner_texts()]
 
@@ -147,10 +154,7 @@ def test_a_cold_server_opens_a_deep_link_with_sidebar_and_no_page_not_found(brow
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         try:
-            page.goto(f"{cold.url}/gradcam", wait_until="domcontentloaded")
-            page.locator('[data-testid="stMain"] h1').filter(has_text=translate("cam.title", "en")).wait_for(
-                timeout=PAGE_TIMEOUT_MS)
-            _wait_idle(page)
+            _open(page, f"{cold.url}/gradcam", translate("cam.title", "en"))
             page.screenshot(path=str(SHOTS / "cold-deep-link-gradcam.png"))
             assert "Page not found" not in page.inner_text("body")
             assert not _exceptions(page)
@@ -168,10 +172,7 @@ def test_every_page_with_an_uploaded_image(server, browser, tmp_path) -> None:
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     try:
-        page.goto(server.url, wait_until="domcontentloaded")
-        page.locator('[data-testid="stMain"] h1').filter(has_text=translate("home.title", "en")).wait_for(
-            timeout=PAGE_TIMEOUT_MS)
-        _wait_idle(page)
+        _open(page, server.url, translate("home.title", "en"))
 
         page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
             str(upload))
@@ -234,10 +235,7 @@ def test_korean_interface(server, browser) -> None:
     context = browser.new_context(viewport=VIEWPORT, locale="ko-KR")
     page = context.new_page()
     try:
-        page.goto(f"{server.url}/?lang=ko", wait_until="domcontentloaded")
-        page.locator('[data-testid="stMain"] h1').filter(has_text=translate("home.title", "ko")).wait_for(
-            timeout=PAGE_TIMEOUT_MS)
-        _wait_idle(page)
+        _open(page, f"{server.url}/?lang=ko", translate("home.title", "ko"))
         assert not _exceptions(page)
         nav = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
         assert translate("nav.feature_maps", "ko") in nav, nav
