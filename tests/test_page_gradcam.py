@@ -103,3 +103,30 @@ def test_korean_page(app_factory):
     at = app_factory("gradcam", sel_model="mnist_cnn", lang="ko")
     assert not at.exception, at.exception
     assert "네트워크가 보는 곳" in at.title[0].value
+
+
+@pytest.mark.slow
+def test_every_registered_model_on_the_feature_map_and_grad_cam_pages(app_factory):
+    """Every view works for every registered model (branchy ones included): the Feature-map page with
+    another layer and opacity, then the Grad-CAM page with another layer, at most 160×160."""
+    from explorer.models import get_entry, list_models
+
+    maps = app_factory("feature_maps", sel_weights="none")
+    cams = app_factory("gradcam", sel_weights="none")
+    for name in list_models():
+        _, h, w = get_entry(name).input_shape
+        for at in (maps, cams):
+            at.session_state["sel_model"] = name
+            at.session_state["sel_weights"] = "none"
+            at.session_state["sel_input"] = f"{min(h, 160)}x{min(w, 160)}"
+            at.run()
+            assert not at.exception, (name, at.exception)
+            assert not at.error, (name, [e.value for e in at.error])
+            assert at.get("plotly_chart"), name
+        layers = maps.selectbox(key="maps_layer").options
+        maps.selectbox(key="maps_layer").set_value(layers[len(layers) // 2].split(" · ")[0]).run()
+        maps.slider(key="maps_alpha").set_value(0.8).run()
+        assert not maps.exception, (name, maps.exception)
+        cam_layers = cams.selectbox(key="cam_layer").options
+        cams.selectbox(key="cam_layer").set_value(cam_layers[0].split(" · ")[0]).run()
+        assert not cams.exception and not cams.error, (name, cams.exception, [e.value for e in cams.error])
