@@ -86,9 +86,25 @@ def _exceptions(page) -> list[str]:
     return [text[:300] for text in page.locator('[data-testid="stException"]').all_inner_texts()]
 
 
+def _wait_for_count(page, selector: str, n: int, timeout_ms: int = 30_000) -> None:
+    """Until ``selector`` matches at least ``n`` elements, or the time-out (the caller then asserts).
+
+    Streamlit loads an element's component lazily: after the script run is over, a chart or a download
+    button can still be a placeholder without its test id for a moment on a busy machine."""
+    try:
+        page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length >= n", arg=[selector, n],
+                               timeout=timeout_ms, polling=100)
+    except Exception:  # noqa: BLE001 - the caller's assertion reports the count
+        pass
+
+
 def _check_figures(page, slug: str) -> dict[str, int]:
-    counts = {tid: page.locator(f'[data-testid="{tid}"]').count() for tid in FIGURES}
     want = EXPECTED.get(slug)
+    for tid, n in (want or {}).items():
+        _wait_for_count(page, f'[data-testid="{tid}"]', n)
+    if want is None:
+        _wait_for_count(page, ", ".join(f'[data-testid="{tid}"]' for tid in FIGURES), 1)
+    counts = {tid: page.locator(f'[data-testid="{tid}"]').count() for tid in FIGURES}
     if want is None:
         assert sum(counts.values()) > 0, f"{slug}: no figure, table or image at all"
     else:
@@ -215,6 +231,7 @@ def test_every_download_of_the_analysis_pages_in_a_row(server, browser) -> None:
             page.goto(f"{server.url}/{slug}", wait_until="domcontentloaded")
             _wait_idle(page)
             buttons = page.locator('[data-testid="stDownloadButton"] button')
+            _wait_for_count(page, '[data-testid="stDownloadButton"] button', 2)
             assert buttons.count() >= 2, slug
             for i in range(buttons.count()):
                 with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
