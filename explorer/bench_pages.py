@@ -13,6 +13,7 @@ from explorer.bench import TARGETS, _verdict
 _PAGE_RERUN_CODE = r"""
 import json, math, statistics, sys, time
 sys.path.insert(0, ".")
+import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 args = json.loads(sys.argv[1])
@@ -34,7 +35,7 @@ for model in args["models"]:
                                ("feature_maps", "maps_layer", "largest_layers"), ("feature_maps", "maps_cmap", "largest"),
                                ("feature_maps", "maps_channel", "number"),
                                ("gradcam", "cam_alpha", "slider"), ("gradcam", "cam_layer", "selectbox")):
-        import streamlit as st
+        name = f"{model}/{page}/{widget}" + ("(largest)" if kind == "largest_layers" else "")
         st.cache_data.clear(); st.cache_resource.clear()  # "not drawn before" must hold for each measurement
         at = AppTest.from_file("app.py", default_timeout=600)
         at.session_state["sel_model"] = model
@@ -42,7 +43,7 @@ for model in args["models"]:
         at.run()
         at.switch_page(f"pages/{page}.py").run()
         if at.exception:
-            out[f"{model}/{page}/{widget}"] = {"error": str(at.exception[0].value)[:200]}
+            out[name] = {"error": str(at.exception[0].value)[:200]}
             continue
         if kind == "slider":
             values = [0.3 + 0.05 * i for i in range(args["repeats"] + 1)]
@@ -52,12 +53,13 @@ for model in args["models"]:
             sizes = {label.split(" · ")[0]: math.prod(int(v) for v in label.split(" · ")[-1].split("×"))
                      for label in at.selectbox(key="maps_layer").options}
             biggest = sorted(sizes, key=sizes.get, reverse=True)
-            current = at.selectbox(key="maps_layer").value
-            values = [n for n in biggest if n != current][: args["repeats"] + 1]  # the worst layers, each new
             if kind == "largest":  # every colormap re-colours the largest layer (tiled once)
                 at.selectbox(key="maps_layer").set_value(biggest[0]).run()
                 cmaps = [c for c in at.selectbox(key=widget).options if c != at.selectbox(key=widget).value]
                 values = cmaps[: args["repeats"] + 1]  # each new: a colormap not drawn before for this layer
+            else:  # the worst layers, each drawn for the first time
+                current = at.selectbox(key="maps_layer").value
+                values = [n for n in biggest if n != current][: args["repeats"] + 1]
         else:  # layers spread over the list; both pages label an option "name · ..."
             names = [label.split(" · ")[0] for label in at.selectbox(key=widget).options]
             current = at.selectbox(key=widget).value
@@ -77,10 +79,10 @@ for model in args["models"]:
                     cpu.append((time.process_time() - c) * 1000)
                     wall.append((time.perf_counter() - w) * 1000)
         except Exception as exc:  # an AppTest limitation must not hide the other figures
-            out[f"{model}/{page}/{widget}"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
             continue
-        out[f"{model}/{page}/{widget}{'(largest)' if kind == 'largest_layers' else ''}"] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall),
-                                            "n": len(cpu), "error": str(at.exception[0].value)[:200] if at.exception else ""}
+        out[name] = {"cpu_ms": statistics.median(cpu), "wall_ms": statistics.median(wall), "n": len(cpu),
+                     "error": str(at.exception[0].value)[:200] if at.exception else ""}
 print(json.dumps(out))
 """
 
@@ -90,9 +92,10 @@ def measure_page_reruns(models: Sequence[str], repeats: int, threads: int | None
 
     Keys ``model/page/widget``; values ``cpu_ms`` and ``wall_ms`` medians. Opacity sliders redraw from
     cached numpy; a layer change on the Feature-map page tiles a layer not drawn before (from the cached
-    pass), on the Grad-CAM page it picks a CAM computed by the shared pass. ``maps_cmap`` is the worst
-    case: the largest layer re-tiled and re-coloured in a colormap not drawn before; ``maps_channel`` shows
-    another channel of the current layer.
+    pass), on the Grad-CAM page it picks a CAM computed by the shared pass. ``maps_layer(largest)`` draws
+    the largest layers, each for the first time; ``maps_cmap`` re-colours the largest layer in a colormap not
+    drawn before; ``maps_channel`` shows another channel of the current layer. Caches are cleared before
+    each row.
     """
     arg = json.dumps({"models": list(models), "repeats": repeats, "threads": threads})
     done = subprocess.run([sys.executable, "-c", _PAGE_RERUN_CODE, arg], cwd=REPO_ROOT, capture_output=True,

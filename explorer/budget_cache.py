@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator
 
 import numpy as np
 
@@ -19,25 +19,35 @@ DEFAULT_MAX_MB = 4096
 BUDGET_ENV = "EXPLORER_ANALYSIS_CACHE_MB"
 
 
-def nbytes_of(value: Any, _seen: set[int] | None = None) -> int:
-    """Bytes held by the numpy arrays (and torch tensors) in ``value``: dicts, lists, tuples, dataclasses;
-    an array reached twice counts once. Other objects count as 0 (they are small next to the arrays)."""
-    seen = set() if _seen is None else _seen
-    if id(value) in seen:
-        return 0
-    if isinstance(value, np.ndarray):
-        seen.add(id(value))
-        return int(value.nbytes)
-    if hasattr(value, "element_size") and hasattr(value, "nelement"):  # a torch tensor, without importing torch
-        seen.add(id(value))
-        return int(value.element_size() * value.nelement())
-    if isinstance(value, dict):
-        return sum(nbytes_of(v, seen) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes_of(v, seen) for v in value)
-    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
-        return sum(nbytes_of(getattr(value, name), seen) for name in value.__dataclass_fields__)
-    return 0
+def arrays_in(value: Any) -> Iterator[Any]:
+    """Every numpy array and torch tensor in ``value`` (through dicts, lists, tuples and dataclasses), each
+    object once however often it is reached."""
+    seen: set[int] = set()
+
+    def walk(item: Any) -> Iterator[Any]:
+        if id(item) in seen:
+            return
+        if isinstance(item, np.ndarray) or (hasattr(item, "element_size") and hasattr(item, "nelement")):
+            seen.add(id(item))  # a torch tensor is recognised without importing torch
+            yield item
+        elif isinstance(item, dict):
+            for v in item.values():
+                yield from walk(v)
+        elif isinstance(item, (list, tuple)):
+            for v in item:
+                yield from walk(v)
+        elif hasattr(item, "__dataclass_fields__") and not isinstance(item, type):
+            for name in item.__dataclass_fields__:
+                yield from walk(getattr(item, name))
+
+    return walk(value)
+
+
+def nbytes_of(value: Any) -> int:
+    """Bytes held by the numpy arrays (and torch tensors) in ``value``; an array reached twice counts once.
+    Other objects count as 0 (they are small next to the arrays)."""
+    return sum(int(a.nbytes) if isinstance(a, np.ndarray) else int(a.element_size() * a.nelement())
+               for a in arrays_in(value))
 
 
 def default_budget_bytes() -> int:

@@ -29,3 +29,20 @@ def open_app(page: str | None = None, **state):
 @pytest.fixture
 def app_factory():
     return open_app
+
+
+def run_with_model(at, name: str, max_side: int = 160):
+    """Run ``at`` again with the sidebar on model ``name`` (random weights) at its natural input size, capped
+    at ``max_side`` (the sweeps over every registered model)."""
+    from explorer.models import get_entry
+
+    _, h, w = get_entry(name).input_shape
+    at.session_state["sel_model"] = name
+    at.session_state["sel_weights"] = "none"
+    at.session_state["sel_input"] = f"{min(h, max_side)}x{min(w, max_side)}"
+    return at.run()
+
+
+@pytest.fixture
+def with_model():
+    return run_with_model

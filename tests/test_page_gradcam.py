@@ -106,20 +106,16 @@ def test_korean_page(app_factory):
 
 
 @pytest.mark.slow
-def test_every_registered_model_on_the_feature_map_and_grad_cam_pages(app_factory):
+def test_every_registered_model_on_the_feature_map_and_grad_cam_pages(app_factory, with_model):
     """Every view works for every registered model (branchy ones included): the Feature-map page with
     another layer and opacity, then the Grad-CAM page with another layer, at most 160×160."""
-    from explorer.models import get_entry, list_models
+    from explorer.models import list_models
 
     maps = app_factory("feature_maps", sel_weights="none")
     cams = app_factory("gradcam", sel_weights="none")
     for name in list_models():
-        _, h, w = get_entry(name).input_shape
         for at in (maps, cams):
-            at.session_state["sel_model"] = name
-            at.session_state["sel_weights"] = "none"
-            at.session_state["sel_input"] = f"{min(h, 160)}x{min(w, 160)}"
-            at.run()
+            with_model(at, name)
             assert not at.exception, (name, at.exception)
             assert not at.error, (name, [e.value for e in at.error])
             assert at.get("plotly_chart"), name

@@ -99,16 +99,12 @@ def test_conv_arithmetic_page_in_korean(app_factory):
 
 
 @pytest.mark.slow
-def test_every_registered_model_shows_its_receptive_field_page(app_factory):
-    from explorer.models import get_entry, list_models
+def test_every_registered_model_shows_its_receptive_field_page(app_factory, with_model):
+    from explorer.models import list_models
 
     at = app_factory("receptive_field", sel_weights="none", rf_models=[])
     for name in list_models():
-        _, h, w = get_entry(name).input_shape
-        at.session_state["sel_model"] = name
-        at.session_state["sel_weights"] = "none"
-        at.session_state["sel_input"] = f"{min(h, 160)}x{min(w, 160)}"
-        at.run()
+        with_model(at, name)
         assert not at.exception, (name, at.exception)
         assert not at.error, (name, [e.value for e in at.error])
         assert len(at.get("plotly_chart")) == 3, name

@@ -35,17 +35,11 @@ SIDE_PICTURE_SIDE = 512  # pictures shown in half the page's width
 
 def frozen(value: Any) -> Any:
     """``value`` with every numpy array in it (in dicts, lists, tuples and dataclasses) made read-only."""
-    if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
-        for name in value.__dataclass_fields__:
-            frozen(getattr(value, name))
-    elif isinstance(value, dict):
-        for item in value.values():
-            frozen(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            frozen(item)
+    from explorer.budget_cache import arrays_in
+
+    for array in arrays_in(value):
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
     return value
 
 
@@ -263,20 +257,16 @@ def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _
     return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
 
 
-def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key | None = None) -> None:
-    """Top-5 classes with probabilities, or a plain note when the weights give classes no meaning.
-
-    With ``key`` (the analysis cache key) the bar chart is built once per image, not on every rerun."""
+def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key) -> None:
+    """Top-5 classes with probabilities, or a plain note when the weights give classes no meaning; the bar
+    chart is built once per analysis ``key``, not on every rerun."""
     from explorer.activations import top_k
 
     if top_k(probabilities, 5, loaded.categories) is None:
         st.info(t("maps.predictions_random"))
         return
-    if key is None:
-        figure = _prediction_figure(probabilities, loaded.categories)
-    else:
-        figure = prediction_figure(key, _probabilities=probabilities, _categories=loaded.categories)
-    st.plotly_chart(figure, width="stretch")
+    st.plotly_chart(prediction_figure(key, _probabilities=probabilities, _categories=loaded.categories),
+                    width="stretch")
 
 
 def _prediction_figure(probabilities: np.ndarray, categories: Any):
