@@ -1,6 +1,6 @@
 """Training-lab benchmark (not a test): prints figures, asserts nothing.
 
-1. Throughput: the app's training loop (``explorer.training.train``, with its progress events) against a
+1. Throughput: the app's training loop (``explorer.training.loop.train``, with its progress events) against a
    bare PyTorch loop doing the same work — same model and initial weights, same in-memory data, batch size,
    optimiser, normalisation, device and precision. Each loop trains one epoch; runs alternate and the
    median of each is compared. Target: app ≥ 0.9 × bare.
@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from explorer.datasets import load_shapes  # noqa: E402
-from explorer.train_events import Started, Step  # noqa: E402
-from explorer.train_parts import _autocast  # noqa: E402
+from explorer.data import load_shapes  # noqa: E402
+from explorer.training import Started, Step  # noqa: E402
+from explorer.training import autocast_for  # noqa: E402
 from explorer.training import TrainConfig, cpu_threads_for, input_shape_for, prepare, train  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def bare_epoch(config: TrainConfig, data) -> float:
     for b in range(0, len(labels), config.batch_size):
         idx = order[b:b + config.batch_size]
         x = (images[idx].float() / 255 - mean) / std
-        with _autocast(device, config.amp):
+        with autocast_for(device, config.amp):
             loss = F.cross_entropy(model(x), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,8 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
+        if info.name.startswith("_") or info.name == "common":
+            continue  # common.py holds the arguments the sub-commands share
         module = importlib.import_module(f"explorer.commands.{info.name}")
         module.register(sub)
     return parser

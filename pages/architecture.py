@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from explorer.shapes import CSV_COLUMNS, InputTooSmallError
+from explorer.analysis import CSV_COLUMNS, InputTooSmallError
 from ui.common import (cached_layer_table, error_box, loaded_model, model_cache_key, run_through_app, show_weights_note,
                        t)
 

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import augment as A
+from explorer.imaging import augment as A
 from ui.common import error_box, run_through_app, selection, t
 from ui.filters_ui import cached_draws
 

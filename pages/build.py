@@ -4,9 +4,9 @@ import hashlib
 
 import streamlit as st
 
-from explorer.archparse import (LAYER_KINDS, ArchSpecError, full_spec, parse_arch, spec_to_table, split_input,
-                                table_to_spec, token_spans)
-from explorer.shapes import CSV_COLUMNS
+from explorer.models.arch import LAYER_KINDS, ArchSpecError, full_spec, parse_arch, spec_to_table, split_input, table_to_spec, token_spans
+from explorer.analysis import CSV_COLUMNS
+from explorer.models import ModelRef
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import built_tables
 
@@ -117,7 +117,7 @@ def use_model() -> None:
     customs = st.session_state.setdefault("custom_archs", [])
     if canonical not in customs:
         customs.append(canonical)
-    st.session_state["sel_model"] = "arch:" + canonical
+    st.session_state["sel_model"] = ModelRef.arch(canonical).key
     st.session_state["sel_input"] = f"{shape[1]}x{shape[2]}"
     st.session_state["build_used"] = canonical
 

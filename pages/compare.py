@@ -2,8 +2,8 @@
 Grad-CAM and predictions of the current image side by side for two of them."""
 import streamlit as st
 
-from explorer.compare import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
-from explorer.models import list_models
+from explorer.history import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
+from explorer.models import ModelRef, list_models
 from ui.common import error_box, run_through_app, selection, show_weights_note, t
 from ui.compare_cache import cam_and_predictions, compare_model, compare_table
 
@@ -15,7 +15,7 @@ st.title(t("cmp.title"))
 st.write(t("cmp.intro"))
 sel = selection()
 
-customs = ["arch:" + spec for spec in st.session_state.get("custom_archs", [])]
+customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]
 options = list(dict.fromkeys(customs + [sel.model_name] + list_models()))  # the sidebar's run folder too
 if "cmp_models" not in st.session_state:
     start = [sel.model_name] if sel.model_name in options else []
@@ -25,7 +25,7 @@ else:  # a custom network removed from the list must not break the widget
 
 
 def short(name: str) -> str:
-    return f"{t('sidebar.group.custom')}: {name[5:][:40]}" if name.startswith("arch:") else name
+    return ModelRef.parse(name).label(t("sidebar.group.custom"))
 
 
 names = st.multiselect(t("cmp.pick"), options, key="cmp_models", max_selections=MAX_MODELS, format_func=short,

@@ -3,8 +3,8 @@ and the "three 3×3 layers vs one 7×7" comparison of the course notes."""
 import pandas as pd
 import streamlit as st
 
-from explorer.convarith import compare_stack, conv_arithmetic
-from explorer.receptive_plots import GAP, INPUT, PADDING, TAP, UNVISITED, kernel_positions_figure, stack_diagram_figure
+from explorer.receptive import compare_stack, conv_arithmetic
+from explorer.receptive import GAP, INPUT, PADDING, TAP, UNVISITED, kernel_positions_figure, stack_diagram_figure
 from ui.common import run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link

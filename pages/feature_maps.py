@@ -3,7 +3,8 @@ import math
 
 import streamlit as st
 
-from explorer.viz import COLORMAPS, channel_stats, colorize, normalize, overlay, to_png, upscale
+from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, upscale
+from explorer.imaging import channel_stats
 from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
 from ui.common import run_through_app, t

@@ -3,8 +3,8 @@ import hashlib
 
 import streamlit as st
 
-from explorer import filter_display as D
-from explorer import filters as F
+from explorer.imaging import filter_display as D
+from explorer.imaging import filters as F
 from ui import filters_ui as ui
 from ui.common import run_through_app, selection, t
 

@@ -1,8 +1,8 @@
 """Grad-CAM: where the network looks for a class, at any layer, and other captum attributions beside it."""
 import streamlit as st
 
-from explorer.attribution import LAYER_METHODS, METHODS
-from explorer.viz import COLORMAPS, overlay, to_png
+from explorer.analysis import LAYER_METHODS, METHODS
+from explorer.imaging import COLORMAPS, overlay, to_png
 from ui.analysis_cache import (cam_heat, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
 from ui.common import error_box, run_through_app, t

@@ -3,7 +3,7 @@ numbers beside them and why they differ."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.papers import GOOGLENET_DIFF_TEXT
+from explorer.history import GOOGLENET_DIFF_TEXT
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
 

@@ -5,8 +5,8 @@ import json
 import streamlit as st
 
 from explorer.receptive import CSV_COLUMNS, erf_extent, field_box, growth_by_depth, summarize, table_to_csv
-from explorer.receptive_plots import erf_figure, growth_figure, image_box_figure
-from explorer.shapes import InputTooSmallError
+from explorer.receptive import erf_figure, growth_figure, image_box_figure
+from explorer.analysis import InputTooSmallError
 from ui.common import (error_box, loaded_model, model_cache_key, model_input, run_through_app, selection,
                        show_weights_note, t)
 from ui.receptive_cache import DEFAULT_OVERLAY, erf_map, growth_curve, overlay_options, picture, rf_table

@@ -3,8 +3,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from explorer import train_worker as TW
-from explorer import training as TR
+import explorer.data as datasets
+import explorer.training as training
+
 from ui.common import run_through_app, selection, t
 from ui import training_ui as U
 
@@ -12,7 +13,7 @@ run_through_app()  # app.py's sidebar and navigation around this page, also on a
 
 st.title(t("train.title"))
 st.write(t("train.intro"))
-worker = TW.get_worker(U.session_id())
+worker = training.get_worker(U.session_id())
 running = worker is not None and worker.alive
 
 with st.expander(t("train.setup"), expanded=not running):
@@ -20,11 +21,11 @@ with st.expander(t("train.setup"), expanded=not running):
     data = U.data_section()
     st.subheader(t("train.model_title"))
     sidebar_model = selection().model_name  # a network built on the Build page is offered first
-    model = U.model_section(sidebar_model if sidebar_model.startswith("arch:") else "mnist_cnn", data.num_classes)
+    model = U.model_section(sidebar_model if selection().model_ref.kind == "arch" else "mnist_cnn", data.num_classes)
     st.subheader(t("train.hyper_title"))
     hyper = U.hyper_section()
 
-config = TR.TrainConfig(model=model.name, dataset=data.dataset, samples=data.samples or TR.DEFAULT_SHAPES_SAMPLES,
+config = training.TrainConfig(model=model.name, dataset=data.dataset, samples=data.samples or datasets.DEFAULT_SHAPES_SAMPLES,
                         image_size=model.image_size, mode=model.mode, batch_norm=model.batch_norm,
                         dropout=model.dropout, **hyper)
 left, middle, right = st.columns(3)
@@ -32,15 +33,15 @@ if left.button(t("train.start"), type="primary", disabled=running or not data.re
                width="stretch"):
     U.start([config])
 if middle.button(t("train.stop"), disabled=not running, key="trn_stop", width="stretch"):
-    TW.stop_training(U.session_id())
+    training.stop_training(U.session_id())
     st.toast(t("train.stopping"))
 with right.popover(t("train.degradation"), width="stretch", disabled=running or not data.ready):
     st.caption(t("train.degradation_help"))
-    depth = st.radio(t("train.deg_depth"), list(TR.DEGRADATION_DEPTHS), index=1, key="trn_deg_depth", horizontal=True,
+    depth = st.radio(t("train.deg_depth"), list(training.DEGRADATION_DEPTHS), index=1, key="trn_deg_depth", horizontal=True,
                      format_func=lambda d: f"plain{d} / resnet{d}")
     deg_size = int(st.number_input(t("train.image_size"), 16, 224, 32, key="trn_deg_size"))
     if st.button(t("train.deg_start"), key="trn_deg_start"):
-        U.start(TR.degradation_configs(replace(config, image_size=deg_size), depth))
+        U.start(training.degradation_configs(replace(config, image_size=deg_size), depth))
 if not data.ready:
     st.caption(t("train.need_data"))
 

@@ -13,13 +13,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.activations import capture  # noqa: E402
-from explorer.attribution import grad_cam  # noqa: E402
-from explorer.device import describe_device, pick_device  # noqa: E402
-from explorer.images import sample_image  # noqa: E402
-from explorer.models import default_cam_layer, load_model  # noqa: E402
+from explorer.analysis import capture  # noqa: E402
+from explorer.analysis import grad_cam  # noqa: E402
+from explorer.core import describe_device, pick_device  # noqa: E402
+from explorer.imaging import sample_image  # noqa: E402
+from explorer.analysis import default_cam_layer
+from explorer.models import load_model  # noqa: E402
 from explorer.receptive import effective_receptive_field, receptive_field_table  # noqa: E402
-from explorer.shapes import layer_table  # noqa: E402
+from explorer.analysis import layer_table  # noqa: E402
 
 MODELS = ["mnist_cnn", "lenet5", "tiny_vgg", "alexnet", "vgg16", "googlenet", "googlenet_paper", "resnet50",
           "densenet121", "inception_v3", "efficientnet_b0", "convnext_tiny", "plain18"]

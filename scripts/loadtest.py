@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from explorer.appserver import AppServer, CHROMIUM_ARGS, CHROMIUM_PATH, chromium_available, hwm_mb, rss_mb  # noqa: E402
-from explorer.i18n import translate  # noqa: E402
+from explorer.devtools.appserver import AppServer, CHROMIUM_ARGS, CHROMIUM_PATH, chromium_available, hwm_mb, rss_mb  # noqa: E402
+from explorer.core import translate  # noqa: E402
 
 DEFAULT_MODELS = "resnet18,tiny_vgg,mnist_cnn,lenet5_dense"
 STAT_NAMES = ("min", "max", "mean", "std")

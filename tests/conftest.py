@@ -46,3 +46,12 @@ def run_with_model(at, name: str, max_side: int = 160):
 @pytest.fixture
 def with_model():
     return run_with_model
+
+
+def patch_analyze(monkeypatch, replacement) -> None:
+    """Replace the shared analysis pass wherever the pages reach it (the page pass and the package's name)."""
+    import explorer.analysis
+    import explorer.analysis.page_pass
+
+    for module in (explorer.analysis, explorer.analysis.page_pass):
+        monkeypatch.setattr(module, "analyze", replacement)

@@ -1,4 +1,4 @@
-"""explorer.activations: capture, call names, feature vs activation maps, the shared analysis pass.
+"""explorer.analysis.activations: capture, call names, feature vs activation maps, the shared analysis pass.
 
 Expected values come from computing the layers by hand (F.conv2d, F.relu...) on tiny seeded models.
 """
@@ -10,15 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.activations import (
-    activation_pair,
-    analyze,
-    callable_layers,
-    capture,
-    predict,
-    top_k,
-)
-from explorer.layer_calls import block_of, parse_call
+from explorer.analysis import activation_pair, analyze, callable_layers, capture, predict, top_k
+from explorer.analysis import block_of, parse_call
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -230,7 +223,7 @@ def test_cli_activations_writes_the_channel_grid(tmp_path, capsys):
     from PIL import Image
 
     from explorer.cli import main
-    from explorer.images import load_image
+    from explorer.imaging import load_image
     from explorer.models import load_model
 
     image = tmp_path / "digit.png"

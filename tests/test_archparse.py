@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from explorer.archbuild import describe_arch
-from explorer.archparse import (DEFAULT_INPUT_SHAPE, ArchSpecError, LayerSpec, build_arch, canonical_spec,
-                                format_arch, parse_arch, spec_to_table, table_to_spec)
+from explorer.models.arch import describe_arch
+from explorer.models.arch import DEFAULT_INPUT_SHAPE, ArchSpecError, LayerSpec, build_arch, canonical_spec, format_arch, parse_arch, spec_to_table, table_to_spec
 
 SPECS = [
     "conv3-64 conv3-64 M conv3-128 M FC-256 FC-10",
@@ -147,7 +146,7 @@ def test_groups_lrn_avgpool_and_bn_after_fc():
 
 
 def test_describe_arch_agrees_with_the_shape_table_of_the_built_model():
-    from explorer.shapes import layer_table
+    from explorer.analysis import layer_table
 
     spec = "in-1x28x28 conv5-6/p0 BN ReLU A conv5-16/p0 ReLU M FC-120 FC-10"
     plan = describe_arch(spec)

@@ -1,4 +1,4 @@
-"""explorer.attribution: Grad-CAM against its formula, localisation, concurrency, hook hygiene, every model.
+"""explorer.analysis.attribution: Grad-CAM against its formula, localisation, concurrency, hook hygiene, every model.
 
 The expected Grad-CAM is computed by hand in this file (autograd on a functional copy of the network);
 the localisation test trains its own CNN on generated images.
@@ -13,16 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.activations import analyze, callable_layers, capture
-from explorer.attribution import (
-    METHODS,
-    attribute,
-    grad_cam,
-    guided_gradcam,
-    integrated_gradients,
-    occlusion,
-    saliency,
-)
+from explorer.analysis import analyze, callable_layers, capture
+from explorer.analysis import METHODS, attribute, grad_cam, guided_gradcam, integrated_gradients, occlusion, saliency
 
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -308,7 +300,7 @@ def test_cli_gradcam_saves_overlay_and_map(tmp_path, capsys):
     from PIL import Image
 
     from explorer.cli import main
-    from explorer.images import load_image
+    from explorer.imaging import load_image
     from explorer.models import load_model
 
     image = tmp_path / "photo.png"

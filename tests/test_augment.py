@@ -1,4 +1,4 @@
-"""explorer.augment: seeded draws, flips and normalisation checked against numpy by hand."""
+"""explorer.imaging.augment: seeded draws, flips and normalisation checked against numpy by hand."""
 from __future__ import annotations
 
 import threading
@@ -8,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import augment as A
-
+from explorer.imaging import augment as A
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
 

@@ -6,7 +6,7 @@ the page still works afterwards.
 - input sizes too small for a model (AlexNet at 32×32);
 - checkpoints through the sidebar's weights uploader (``sel_checkpoint``): pickled code, a state_dict of
   another network, NaN weights;
-- a GPU out-of-memory error: ``ui.common.error_box`` / ``explorer.device.is_out_of_memory``, and the
+- a GPU out-of-memory error: ``ui.common.error_box`` / ``explorer.core.device.is_out_of_memory``, and the
   Feature-map page's analysis failing with one.
 
 Small models (Tiny VGG, MNIST CNN) keep the whole matrix within seconds.
@@ -22,8 +22,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.device import is_out_of_memory
-from explorer.i18n import translate
+from explorer.core import is_out_of_memory
+from explorer.core import translate
 from explorer.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +34,7 @@ REFUSED = translate("sidebar.image_error", "en", message="\x00").split("\x00")[0
 
 
 def _existing(pages: dict[str, str]) -> list:
-    return [pytest.param(p, marks=pytest.mark.skipif(not (ROOT / "pages" / f"{p}.py").is_file(),
-                                                     reason=f"pages/{p}.py is not written yet")) for p in pages]
+    return list(pages)
 
 
 # --------------------------------------------------------------------------------------------- images
@@ -241,20 +240,21 @@ def test_error_box_explains_out_of_memory(lang: str) -> None:
 def test_out_of_memory_during_analysis_then_recovery(app_factory, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     """The page's analysis runs out of GPU memory: the page says so (no exception); once memory is there
     again (here: the patch is undone) the same page works."""
-    import explorer.activations as activations
+    import explorer.analysis as analysis
+    from conftest import patch_analyze
 
-    real = activations.analyze
+    real = analysis.analyze
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
 
-    monkeypatch.setattr(activations, "analyze", out_of_memory)
+    patch_analyze(monkeypatch, out_of_memory)
     # An input size no other test uses, so the page cache (shared by the pages) cannot answer.
     size = {"feature_maps": "40x40", "gradcam": "44x44"}[page]
     at = app_factory(page, sel_model="resnet18", sel_weights="none", sel_input=size, sel_sample="checkerboard")
     assert not at.exception, at.exception
     assert translate("common.oom", "en") in _errors(at)
-    monkeypatch.setattr(activations, "analyze", real)
+    patch_analyze(monkeypatch, real)
     at.run()
     _assert_page_alive(at, page)
     assert not _errors(at)

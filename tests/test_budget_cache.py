@@ -1,4 +1,4 @@
-"""explorer.budget_cache: least-recently-used eviction by bytes, one computation per key under threads."""
+"""explorer.core.budget_cache: least-recently-used eviction by bytes, one computation per key under threads."""
 from __future__ import annotations
 
 import threading
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.budget_cache import BUDGET_ENV, BudgetCache, default_budget_bytes, nbytes_of
+from explorer.core import BUDGET_ENV, BudgetCache, default_budget_bytes, nbytes_of
 
 MB = 2**20
 

@@ -9,8 +9,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from explorer.compare import (COLUMNS, bubble_chart, compare_models, count_mult_adds, model_stats, profile,
-                              weight_layer_depth)
+from explorer.history import COLUMNS, bubble_chart, compare_models, count_mult_adds, model_stats, profile, weight_layer_depth
 
 
 class TwoPaths(nn.Module):

@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.activations import analyze, capture
-from explorer.attribution import grad_cam
+from explorer.analysis import analyze, capture
+from explorer.analysis import grad_cam
 from explorer.models import build_model
 from explorer.receptive import effective_receptive_field, receptive_field_table
-from explorer.shapes import layer_table
+from explorer.analysis import layer_table
 
 THREADS = 16
 ROUNDS = 2

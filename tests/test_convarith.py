@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from explorer.convarith import compare_stack, conv_arithmetic, output_size, same_padding, stack_field
-from explorer.receptive_plots import (GAP, PADDING, TAP, UNVISITED, growth_figure, kernel_grid, kernel_positions_figure,
-                                      stack_diagram_figure)
+from explorer.receptive import compare_stack, conv_arithmetic, output_size, same_padding, stack_field
+from explorer.receptive import GAP, PADDING, TAP, UNVISITED, growth_figure, kernel_grid, kernel_positions_figure, stack_diagram_figure
 
 
 def _torch_output(n: int, f: int, p: int, s: int, d: int) -> int | None:

@@ -1,4 +1,4 @@
-"""explorer.datasets: the 7:2:1 split, safe zip extraction, synthetic shapes, torchvision loading offline."""
+"""explorer.data.datasets: the 7:2:1 split, safe zip extraction, synthetic shapes, torchvision loading offline."""
 from __future__ import annotations
 
 import io
@@ -14,10 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import datasets as D
-from explorer import splits as S
-from explorer import torchvision_data as TV
-
+from explorer import data as D
+from explorer.data import splits as S
+from explorer.data import torchvision_sets as TV
 # --- split counts -------------------------------------------------------------------------------------------
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from explorer.appserver import AppServer, chromium_available, launch_chromium
-from explorer.i18n import translate
+from explorer.devtools.appserver import AppServer, chromium_available, launch_chromium
+from explorer.core import translate
 
 pytestmark = pytest.mark.browser
 

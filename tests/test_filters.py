@@ -1,4 +1,4 @@
-"""explorer.filters against independent computations: explicit numpy loops, cv2.Sobel, torch conv2d."""
+"""explorer.imaging.filters against independent computations: explicit numpy loops, cv2.Sobel, torch conv2d."""
 from __future__ import annotations
 
 import cv2
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F_t
 from PIL import Image
 
-from explorer import filter_display as D
-from explorer import filters as F
+from explorer.imaging import filter_display as D
+from explorer.imaging import filters as F
 from explorer.cli import main as cli_main
 
 # The test's own mapping from padding names to numpy's np.pad modes (written from numpy's docs, not

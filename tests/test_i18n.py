@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from explorer.i18n import LANGUAGES, LOCALES_DIR, catalogue, key_differences, translate
+from explorer.core import LANGUAGES, LOCALES_DIR, catalogue, key_differences, translate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.images import MAX_SIDE, ImageLoadError, SAMPLES, load_image, sample_image
+from explorer.imaging import MAX_SIDE, ImageLoadError, SAMPLES, load_image, sample_image
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -4,7 +4,8 @@ import torch
 import torch.nn as nn
 
 from explorer import models
-from explorer.checkpoints import CheckpointError, save_atomic
+from explorer.analysis import default_cam_layer
+from explorer.models import CheckpointError, save_atomic
 
 FAST = ["mnist_cnn", "lenet5", "lenet5_dense", "tiny_vgg", "alexnet", "resnet18", "googlenet", "squeezenet1_1",
         "mobilenet_v3_small", "shufflenet_v2_x0_5", "densenet121"]
@@ -88,7 +89,7 @@ def test_pretrained_falls_back_visibly_when_offline(monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(models, "fetch_pretrained", offline)
+    monkeypatch.setattr("explorer.models.loading.fetch_pretrained", offline)
     loaded = models.load_model("resnet18", weights="pretrained", device="cpu")
     assert not loaded.pretrained and loaded.categories is None
     assert "could not be loaded" in loaded.weights_status and "network unreachable" in loaded.weights_status
@@ -179,11 +180,11 @@ def test_default_cam_layer_picks_last_spatial_block():
     for name, expected in [("resnet18", "layer4"), ("googlenet", "inception5b"), ("lenet5", "C3"),
                            ("mnist_cnn", "conv3")]:
         entry = models.get_entry(name)
-        assert models.default_cam_layer(models.build_model(name), entry.input_shape) == expected
+        assert default_cam_layer(models.build_model(name), entry.input_shape) == expected
 
 
 def test_preprocess_gives_model_channels_and_size():
-    from explorer.images import sample_image
+    from explorer.imaging import sample_image
 
     img = sample_image("shapes")
     for name in ("mnist_cnn", "resnet18"):

@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-from explorer import augment as A
-from explorer.i18n import catalogue
-from explorer.images import sample_image
+from explorer.imaging import augment as A
+from explorer.core import catalogue
+from explorer.imaging import sample_image
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])

@@ -8,21 +8,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import explorer.activations as activations
+import explorer.analysis as analysis
+from conftest import patch_analyze
 from explorer.models import build_model
 
 
 @pytest.fixture
 def count_passes(monkeypatch):
-    """Counts network passes made through explorer.activations.analyze (the page cache's only entry)."""
+    """Counts network passes made through explorer.analysis.analysis.analyze (the page cache's only entry)."""
     calls = []
-    real = activations.analyze
+    real = analysis.analyze
 
     def counting(*args, **kwargs):
         calls.append(args[2] if len(args) > 2 else kwargs.get("cam_layer"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(activations, "analyze", counting)
+    patch_analyze(monkeypatch, counting)
     return calls
 
 
@@ -65,7 +66,7 @@ def test_feature_map_before_relu_and_activation_map_after(app_factory):
     assert float(at.metric[0].value) >= 0
     assert any("relu" in c.value and "conv1" in c.value for c in at.caption)
 
-    from explorer.images import sample_image
+    from explorer.imaging import sample_image
     from explorer.models import load_model
 
     loaded = load_model("resnet18", weights=None, device="cpu", input_shape=(3, 64, 64))
@@ -119,8 +120,8 @@ def test_layers_beyond_the_memory_budget_are_captured_when_picked(app_factory, m
     at.number_input(key="maps_channel").set_value(2).run()
     assert not at.exception, at.exception
 
-    from explorer.activations import capture
-    from explorer.images import sample_image
+    from explorer.analysis import capture
+    from explorer.imaging import sample_image
     from explorer.models import load_model
 
     loaded = load_model("mnist_cnn", weights=None, device="cpu")
@@ -169,7 +170,7 @@ def test_frozen_makes_every_nested_array_read_only():
     value = frozen({"a": np.zeros(3), "b": [np.ones(2), (np.ones(1), "text")], "c": None})
     assert not value["a"].flags.writeable and not value["b"][0].flags.writeable
     assert not value["b"][1][0].flags.writeable and value["c"] is None
-    from explorer.viz import tile_channels
+    from explorer.imaging import tile_channels
 
     tiling = frozen(tile_channels(np.ones((4, 3, 3), dtype=np.float32)))
     assert not tiling.image.flags.writeable and not tiling.channels.flags.writeable
@@ -194,7 +195,7 @@ def test_image_figure_embeds_a_jpeg_of_the_picture():
     import numpy as np
     from PIL import Image
 
-    from explorer.viz import colorize
+    from explorer.imaging import colorize
     from ui.analysis_cache import image_figure
 
     yy, xx = np.mgrid[0:50, 0:80]

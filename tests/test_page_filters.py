@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import filter_display as D
-from explorer import filters as F
-from explorer.images import sample_image
-from explorer.i18n import catalogue
+from explorer.imaging import filter_display as D
+from explorer.imaging import filters as F
+from explorer.imaging import sample_image
+from explorer.core import catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import explorer.activations as activations
-import explorer.attribution as attribution
+import explorer.analysis as analysis
+from conftest import patch_analyze
+import explorer.analysis.attribution as attribution
 
 
 @pytest.fixture
 def count_passes(monkeypatch):
     calls = []
-    real = activations.analyze
+    real = analysis.analyze
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("target"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(activations, "analyze", counting)
+    patch_analyze(monkeypatch, counting)
     return calls
 
 
@@ -25,7 +26,7 @@ def test_page_runs_with_default_layer_and_three_layers(app_factory):
     at = app_factory("gradcam", sel_model="resnet18", sel_input="64x64", sel_sample="shapes")
     assert not at.exception, at.exception
     assert at.title[0].value.startswith("Grad-CAM")
-    assert at.selectbox(key="cam_layer").value == "layer4"  # explorer.models.default_cam_layer
+    assert at.selectbox(key="cam_layer").value == "layer4"  # explorer.models.loading.default_cam_layer
     assert at.selectbox(key="cam_class").value == -1  # top-1
     compared = at.multiselect(key="cam_compare").value
     assert len(compared) == 3 and compared[-1] == "layer4"
@@ -54,20 +55,20 @@ def test_redraws_are_cached_and_a_new_class_costs_one_pass(app_factory, count_pa
 
 
 def test_the_pages_maps_are_captums_grad_cam():
-    """The page draws CAMs from its one shared pass; they equal explorer.attribution.grad_cam (captum)."""
-    from explorer.images import sample_image
+    """The page draws CAMs from its one shared pass; they equal explorer.analysis.attribution.grad_cam (captum)."""
+    from explorer.imaging import sample_image
     from explorer.models import load_model
-    from ui.analysis_cache import compute_analysis
+    from explorer.analysis import page_analysis
 
     loaded = load_model("tiny_vgg", weights=None, device="cpu")
     image = sample_image("checkerboard")
-    shared = compute_analysis(loaded, image)
+    shared = page_analysis(loaded, image)
     x = loaded.preprocess(image)
-    every = activations.analyze(loaded.model, x, shared["default_layer"], target=shared["top1"], layers=[],
+    every = analysis.analyze(loaded.model, x, shared["default_layer"], target=shared["top1"], layers=[],
                                 cam_all=True).cam_raw  # what the page's per-class pass computes
     for layer, cams in ((shared["default_layer"], shared["cams"]), (next(iter(sorted(every))), every)):
         expected = attribution.grad_cam(loaded.model, x, layer, target=shared["top1"])
-        got = activations.upsample_cam(cams[layer], shared["picture"].shape[:2])
+        got = analysis.upsample_cam(cams[layer], shared["picture"].shape[:2])
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert shared["picture"].shape == (64, 64, 3) and shared["picture"].dtype == np.uint8
 

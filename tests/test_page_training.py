@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import torchvision_data as TV
-from explorer import train_worker as TW
-from explorer.runs import list_runs
+from explorer.data import torchvision_sets as TV
+from explorer.training import worker as TW
+from explorer.models import list_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torchvision
 
-from explorer import papers
-
+from explorer.history import papers
 # GoogLeNet Table 1 widths (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj), input channels, map side.
 INCEPTION = {
     "inception3a": ((64, 96, 128, 16, 32, 32), 192, 28), "inception3b": ((128, 128, 192, 32, 96, 64), 256, 28),

@@ -325,13 +325,17 @@ def test_no_hooks_left_modes_kept_and_lock_taken(monkeypatch) -> None:
     modes = [m.training for m in model.modules()]
     stats = model.layer1.bn1.running_mean.clone(), model.stem.weight.clone()
     entered = []
-    real_lock = receptive.model_lock
+    import explorer.core.hooks as core_hooks
+    import explorer.receptive.erf as erf_module
+
+    real_lock = core_hooks.model_lock
 
     def recording_lock(m):
         entered.append(m)
         return real_lock(m)
 
-    monkeypatch.setattr(receptive, "model_lock", recording_lock)
+    for module in (core_hooks, erf_module):  # hooks go through core.hooked; the ERF's gradient pass locks itself
+        monkeypatch.setattr(module, "model_lock", recording_lock)
     receptive_field_table(model, (2, 16, 16))
     effective_receptive_field(model, torch.rand(2, 16, 16), "layer2.conv1", (2, 2))
     with pytest.raises(ValueError):
@@ -344,7 +348,7 @@ def test_no_hooks_left_modes_kept_and_lock_taken(monkeypatch) -> None:
 
 
 def test_too_small_input_is_a_clear_error() -> None:
-    from explorer.shapes import InputTooSmallError
+    from explorer.analysis import InputTooSmallError
 
     model = _build(strided_pooled_stack)
     with pytest.raises(InputTooSmallError, match="too small|does not fit"):

@@ -1,4 +1,4 @@
-"""explorer.runs: run folders, atomic checkpoints, listing and safe loading."""
+"""explorer.models.runfolder: run folders, atomic checkpoints, listing and safe loading."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer import runs as R
-from explorer.checkpoints import CheckpointError
-from explorer.datasets import load_shapes
+from explorer import models as R
+from explorer.models import CheckpointError
+from explorer.data import load_shapes
 from explorer.training import TrainConfig, run_training
 
 

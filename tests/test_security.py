@@ -33,7 +33,7 @@ def test_config_exists_next_to_the_entry_script() -> None:
 
 
 def test_upload_size_is_limited() -> None:
-    from explorer.images import MAX_BYTES
+    from explorer.imaging import MAX_BYTES
 
     limit = _config().get("server", {}).get("maxUploadSize")
     assert isinstance(limit, int), "server.maxUploadSize must be set (MB)"

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torchinfo
 
 from explorer import models
-from explorer.shapes import CSV_COLUMNS, InputTooSmallError, layer_table, model_totals
+from explorer.analysis import CSV_COLUMNS, InputTooSmallError, layer_table, model_totals
 
 
 def _formula(n: int, f: int, p: int, s: int, d: int = 1, ceil: bool = False) -> int:

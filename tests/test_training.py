@@ -1,4 +1,4 @@
-"""explorer.training: the loop learns, stops cleanly, reloads identically, repeats by seed; the worker; the CLI."""
+"""explorer.training.loop: the loop learns, stops cleanly, reloads identically, repeats by seed; the worker; the CLI."""
 from __future__ import annotations
 
 import math
@@ -11,15 +11,15 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from explorer import evaluation as EV
-from explorer import train_build as TB
-from explorer import train_figures as TF
-from explorer import train_parts as TP
-from explorer import train_worker as TW
+from explorer.training import evaluation as EV
+from explorer.training import build as TB
+from explorer.training import figures as TF
+from explorer.training import parts as TP
+from explorer.training import worker as TW
 from explorer import training as TR
-from explorer.datasets import DataBundle, ImageTensors, load_shapes
+from explorer.data import DataBundle, ImageTensors, load_shapes
 from explorer.models import load_model
-from explorer.runs import load_run, read_metrics
+from explorer.models import load_run, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def test_cli_trains_and_prints_per_epoch_metrics(tmp_path, capsys):
 
 
 def test_cli_reports_an_offline_dataset_cleanly(tmp_path, capsys, monkeypatch):
-    from explorer import torchvision_data
+    from explorer.data import torchvision_sets as torchvision_data
     from explorer.cli import main
 
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(tmp_path / "data"))

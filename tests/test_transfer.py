@@ -1,4 +1,4 @@
-"""explorer.transfer: head replacement for every model family, freezing, parameter groups and counts."""
+"""explorer.training.transfer: head replacement for every model family, freezing, parameter groups and counts."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from explorer import transfer as T
-from explorer.datasets import load_shapes
+from explorer.models import heads as H
+from explorer.training import transfer as T
+from explorer.data import load_shapes
 from explorer.models import build_model
 from explorer.training import TrainConfig, prepare, train
 
@@ -31,8 +32,8 @@ def _linear_params(in_features: int, k: int) -> int:
 ])
 def test_head_is_found_and_resized(name, heads, in_features):
     model = build_model(name)
-    assert T.head_names(model) == heads
-    replaced = T.replace_head(model, 3)
+    assert H.head_names(model) == heads
+    replaced = H.replace_head(model, 3)
     assert replaced == heads
     head = model.get_submodule(heads[0])
     assert (getattr(head, "out_features", None) or head.out_channels) == 3
@@ -41,14 +42,14 @@ def test_head_is_found_and_resized(name, heads, in_features):
 
 def test_vgg_classifier_sequential_last_layer():
     model = torchvision.models.vgg11(weights=None)
-    assert T.head_names(model) == ["classifier.6"]
-    T.replace_head(model, 4)
+    assert H.head_names(model) == ["classifier.6"]
+    H.replace_head(model, 4)
     assert model.classifier[6].out_features == 4 and model.classifier[0].out_features == 4096
 
 
 def test_squeezenet_conv_head_runs_with_new_class_count():
     model = build_model("squeezenet1_1")
-    T.replace_head(model, 5)
+    H.replace_head(model, 5)
     assert isinstance(model.classifier[1], nn.Conv2d) and model.classifier[1].kernel_size == (1, 1)
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 5)
@@ -56,20 +57,20 @@ def test_squeezenet_conv_head_runs_with_new_class_count():
 
 def test_googlenet_and_inception_auxiliary_heads_are_resized():
     g = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
-    assert T.head_names(g) == ["fc", "aux1.fc2", "aux2.fc2"]
-    T.replace_head(g, 3)
+    assert H.head_names(g) == ["fc", "aux1.fc2", "aux2.fc2"]
+    H.replace_head(g, 3)
     g.train()
     out = g(torch.zeros(2, 3, 96, 96))
     assert [o.shape[1] for o in out] == [3, 3, 3]
     inc = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    assert T.head_names(inc) == ["fc", "AuxLogits.fc"]
+    assert H.head_names(inc) == ["fc", "AuxLogits.fc"]
     paper = build_model("googlenet_paper")
-    assert T.head_names(paper) == ["fc", "aux1.fc2", "aux2.fc2"]
+    assert H.head_names(paper) == ["fc", "aux1.fc2", "aux2.fc2"]
 
 
 def test_lenet5_rbf_output_is_resized_with_its_own_type():
     model = build_model("lenet5")
-    T.replace_head(model, 4)
+    H.replace_head(model, 4)
     assert type(model.output).__name__ == "EuclideanRBF" and model.output.prototypes.shape == (4, 84)
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 4)
@@ -77,14 +78,14 @@ def test_lenet5_rbf_output_is_resized_with_its_own_type():
 
 def test_custom_arch_head():
     model = build_model("arch:in-1x16x16 conv3-4 M FC-10")
-    T.replace_head(model, 2)
+    H.replace_head(model, 2)
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 2)
 
 
 def test_modes_set_requires_grad_and_counts():
     model = build_model("resnet18")
-    T.replace_head(model, 3)
+    H.replace_head(model, 3)
     total = sum(p.numel() for p in model.parameters())
     counts = T.trainable_counts(model)
     assert counts.feature_extract == 512 * 3 + 3 and counts.fine_tune == total == counts.scratch
@@ -141,8 +142,8 @@ class _AuxNet(nn.Module):
 
 def test_aux_heads_follow_the_main_head_and_join_feature_extraction():
     net = _AuxNet()
-    assert T.head_names(net) == ["fc", "aux_head.1"]
-    T.replace_head(net, 3)
+    assert H.head_names(net) == ["fc", "aux_head.1"]
+    H.replace_head(net, 3)
     assert net.aux_head[1].out_features == 3 and net.aux_head[0].out_features == 8
     T.apply_mode(net, "feature_extract")
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}

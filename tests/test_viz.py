@@ -1,4 +1,4 @@
-"""explorer.viz: tiling layout and scales, colormaps, overlays, PNG bytes, first-layer filter pictures."""
+"""explorer.imaging.viz: tiling layout and scales, colormaps, overlays, PNG bytes, first-layer filter pictures."""
 from __future__ import annotations
 
 import io
@@ -7,16 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.viz import (
-    channel_stats,
-    colorize,
-    filter_grid,
-    filter_images,
-    normalize,
-    overlay,
-    tile_channels,
-    to_png,
-)
+from explorer.imaging import channel_stats
+from explorer.imaging import colorize, filter_grid, filter_images, normalize, overlay, tile_channels, to_png
 
 
 def test_tile_places_each_channel_in_its_cell_with_gaps():
@@ -154,7 +146,7 @@ def test_colorize_matches_matplotlib_on_a_whole_map():
 
 
 def test_jpeg_for_the_screen_is_close_to_the_pixels():
-    from explorer.viz import to_jpeg
+    from explorer.imaging import to_jpeg
 
     yy, xx = np.mgrid[0:64, 0:96]
     rgb = colorize((xx + yy) / (64 + 96), "viridis")

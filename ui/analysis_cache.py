@@ -19,23 +19,24 @@ Session-state keys: Feature maps ``maps_block``, ``maps_layer``, ``maps_kind``, 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any, Iterator
 
 import numpy as np
 import streamlit as st
 
+from explorer.analysis import ANALYSIS_BUDGET_BYTES as DEFAULT_ANALYSIS_BUDGET
+from explorer.analysis import page_analysis
+
 # Key = (model name, weights key, input shape, device) from ui.common.model_cache_key, plus the image hash.
 Key = tuple
-# Activations kept by one shared pass; later layers of bigger networks (efficientnet_b7 at 600x600 records
-# ~4 GB) are captured on demand, one pass per layer, when picked.
-ANALYSIS_BUDGET_BYTES = 256 * 2**20
+# Activations kept by one shared pass (a module attribute, so that a test can lower it).
+ANALYSIS_BUDGET_BYTES = DEFAULT_ANALYSIS_BUDGET
 SIDE_PICTURE_SIDE = 512  # pictures shown in half the page's width
 
 
 def frozen(value: Any) -> Any:
     """``value`` with every numpy array in it (in dicts, lists, tuples and dataclasses) made read-only."""
-    from explorer.budget_cache import arrays_in
+    from explorer.core import arrays_in
 
     for array in arrays_in(value):
         if isinstance(array, np.ndarray):
@@ -63,52 +64,11 @@ def cache_key(loaded: Any, image_hash: str) -> Key:
     return (*model_cache_key(loaded), image_hash)
 
 
-def compute_analysis(loaded: Any, image: Any) -> dict[str, Any]:
-    """The shared pass, uncached: every call's output (and activation inputs) as float32 numpy without
-    the batch dimension, calls, probabilities, Grad-CAM of the default layer for the top-1 class, the
-    input picture and the first conv's weights. Arrays seen twice (a block's output is its last
-    layer's) are one object, so the cache stores them once."""
-    from explorer.activations import analyze
-    from explorer.models import default_cam_layer
-    from explorer.viz import input_picture
-
-    x = loaded.preprocess(image)
-    default_layer = default_cam_layer(loaded.model, tuple(loaded.input_shape))
-    # Grad-CAM of the default layer only: every other layer's map would need the gradient through the whole
-    # network (2.1-2.8x a forward instead of ~1.1x); the Grad-CAM page asks for those in its own cached pass.
-    result = analyze(loaded.model, x, default_layer, layers=None, cam_all=False, max_bytes=ANALYSIS_BUDGET_BYTES)
-    arrays: dict[int, np.ndarray] = {}
-    activations = {}
-    for name, tensor in result.activations.items():
-        array = arrays.get(id(tensor))
-        if array is None:
-            array = arrays[id(tensor)] = tensor[0].float().numpy() if tensor.dim() > 1 else tensor.float().numpy()
-        activations[name] = array
-    first_conv = next((c for c in result.calls if c.is_conv), None)
-    filters = None
-    if first_conv is not None:
-        weight = getattr(loaded.model.get_submodule(first_conv.module), "weight", None)
-        if weight is not None and weight.dim() == 4:
-            filters = weight.detach().float().cpu().numpy()
-    return {
-        "calls": [asdict(c) for c in result.calls],
-        "activations": activations,
-        "probabilities": result.probabilities,
-        "top1": result.target,
-        "cams": result.cam_raw,
-        "default_layer": default_layer,
-        "picture": input_picture(x),
-        "first_conv": first_conv.name if first_conv else None,
-        "filters": filters,
-        "skipped": result.skipped,
-    }
-
-
 @st.cache_resource(show_spinner=False)
 def pass_store() -> Any:
     """The analyses of every session, least recently used dropped first beyond a byte budget
-    (``explorer.budget_cache``; ``EXPLORER_ANALYSIS_CACHE_MB``)."""
-    from explorer.budget_cache import BudgetCache, default_budget_bytes
+    (``explorer.core.budget_cache``; ``EXPLORER_ANALYSIS_CACHE_MB``)."""
+    from explorer.core import BudgetCache, default_budget_bytes
 
     return BudgetCache(default_budget_bytes())
 
@@ -116,7 +76,7 @@ def pass_store() -> Any:
 def shared_pass(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The one forward pass per key (big: every layer's output), kept while the byte budget allows: a class
     of thirty, each with their own photo, keeps thirty passes instead of recomputing on every click."""
-    return pass_store().get_or_compute(key, lambda: frozen(compute_analysis(_loaded, _image)))
+    return pass_store().get_or_compute(key, lambda: frozen(page_analysis(_loaded, _image, max_bytes=ANALYSIS_BUDGET_BYTES)))
 
 
 @shared(max_entries=64)
@@ -132,15 +92,15 @@ def layer_maps(key: Key, layer: str, _loaded: Any, _image: Any) -> np.ndarray | 
     full = shared_pass(key, _loaded, _image)
     if layer in full["activations"] or layer not in full["skipped"]:
         return full["activations"].get(layer)
-    from explorer.activations import capture
+    from explorer.analysis import capture
 
     return capture(_loaded.model, _loaded.preprocess(_image), [layer])[layer][0].float().numpy()
 
 
 @shared(max_entries=64)
 def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> tuple[str, str | None]:
-    """(feature map, activation map) names for ``layer`` (see ``explorer.activations.activation_pair``)."""
-    from explorer.activations import CallInfo, activation_pair
+    """(feature map, activation map) names for ``layer`` (see ``explorer.analysis.activations.activation_pair``)."""
+    from explorer.analysis import CallInfo, activation_pair
 
     full = shared_pass(key, _loaded, _image)
     calls = [CallInfo(**c) for c in full["calls"]]
@@ -149,9 +109,9 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
 
 @shared(max_entries=48)
 def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
-    """The layer's channels in one grid (``explorer.viz.Tiling``, values in [0, 1]) and its colormap rows,
+    """The layer's channels in one grid (``explorer.imaging.viz.Tiling``, values in [0, 1]) and its colormap rows,
     before any colormap."""
-    from explorer.viz import DISPLAY_TILE_SIDE, colour_index, tile_channels
+    from explorer.imaging import DISPLAY_TILE_SIDE, colour_index, tile_channels
 
     maps = layer_maps(key, layer, _loaded, _image)
     # Drawn at most 1024 px (the page shows it ~900 px wide): a 1799² vgg16 tile costs ~100 ms of figure
@@ -165,7 +125,7 @@ def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _im
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (as a JPEG and the figure embedding it) with the grid layout;
     another colormap re-colours the cached grid without tiling again."""
-    from explorer.viz import colorize_index, to_jpeg
+    from explorer.imaging import colorize_index, to_jpeg
 
     grid = layer_tiling(key, layer, order, scale, _loaded, _image)
     tiling = grid["tiling"]
@@ -179,7 +139,7 @@ def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, 
 @shared(max_entries=4)
 def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> bytes:
     """The channel grid at full resolution as PNG (computed when the download is clicked)."""
-    from explorer.viz import colorize, tile_channels, to_png
+    from explorer.imaging import colorize, tile_channels, to_png
 
     maps = layer_maps(key, layer, _loaded, _image)
     return to_png(colorize(tile_channels(maps, order=order, scale=scale).image, cmap))
@@ -192,7 +152,7 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
 
     ``same_as_grid``: the page's channel grid shows the first conv in index order on one shared scale (its
     default), so the maps picture is that grid's JPEG, not a second tiling."""
-    from explorer.viz import colorize, tile_channels, to_jpeg
+    from explorer.imaging import colorize, tile_channels, to_jpeg
 
     info = overview(key, _loaded, _image)
     grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image) if same_as_grid else None
@@ -211,7 +171,7 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
 @shared(max_entries=64)
 def first_filters_png(key: Key, cols: int, _loaded: Any, _image: Any) -> bytes:
     """The first conv's kernels as one PNG grid (the same for every colormap)."""
-    from explorer.viz import filter_grid, to_png
+    from explorer.imaging import filter_grid, to_png
 
     return to_png(filter_grid(overview(key, _loaded, _image)["filters"], cols=cols))
 
@@ -221,7 +181,7 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
     """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
     (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
     base = overview(key, _loaded, _image)
-    from explorer.activations import analyze
+    from explorer.analysis import analyze
 
     x = _loaded.preprocess(_image)
     return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
@@ -230,7 +190,7 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
 @shared(max_entries=128)
 def cam_heat(key: Key, layer: str, target: int, size: tuple[int, int], _cams: dict[str, np.ndarray]) -> np.ndarray:
     """``layer``'s CAM for ``target`` upsampled to the picture and scaled to [0, 1] (once, not per rerun)."""
-    from explorer.activations import upsample_cam
+    from explorer.analysis import upsample_cam
 
     return upsample_cam(_cams[layer], size)
 
@@ -252,7 +212,7 @@ def spinner_once(token: Any, text: str) -> Iterator[None]:
 @shared(max_entries=32)
 def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _image: Any) -> np.ndarray:
     """One captum attribution (Guided Grad-CAM, Integrated Gradients, Saliency, Occlusion) as a [0, 1] map."""
-    from explorer.attribution import attribute
+    from explorer.analysis import attribute
 
     return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
 
@@ -260,7 +220,7 @@ def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _
 def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key) -> None:
     """Top-5 classes with probabilities, or a plain note when the weights give classes no meaning; the bar
     chart is built once per analysis ``key``, not on every rerun."""
-    from explorer.activations import top_k
+    from explorer.analysis import top_k
 
     if top_k(probabilities, 5, loaded.categories) is None:
         st.info(t("maps.predictions_random"))
@@ -272,7 +232,7 @@ def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key) -
 def _prediction_figure(probabilities: np.ndarray, categories: Any):
     import plotly.graph_objects as go
 
-    from explorer.activations import top_k
+    from explorer.analysis import top_k
 
     top = top_k(probabilities, 5, categories)
     fig = go.Figure(go.Bar(x=[p.probability for p in top][::-1], y=[f"{p.label} ({p.index})" for p in top][::-1],
@@ -328,7 +288,7 @@ def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None 
 
     import plotly.graph_objects as go
 
-    from explorer.viz import to_jpeg
+    from explorer.imaging import to_jpeg
 
     source = "data:image/jpeg;base64," + base64.b64encode(jpeg or to_jpeg(rgb)).decode("ascii")
     h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+from explorer.core import DEFAULT_LANGUAGE, LANGUAGES, translate
 
 
 # --- language ----------------------------------------------------------------------------------
@@ -87,14 +87,14 @@ def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _decode_image(_data: bytes, digest: str):
-    from explorer.images import load_image
+    from explorer.imaging import load_image
 
     return load_image(_data)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _sample(name: str):
-    from explorer.images import sample_image
+    from explorer.imaging import sample_image
 
     return sample_image(name)
 
@@ -108,11 +108,11 @@ def _model_names() -> list[str]:
 
 def _run_names() -> list[str]:
     try:
-        from explorer.runs import list_runs
+        from explorer.models import list_runs
     except ModuleNotFoundError:
         return []
     try:
-        return [str(run.path) for run in list_runs(None)]  # None: explorer.runs.runs_root()
+        return [str(run.path) for run in list_runs(None)]  # None: explorer.models.runfolder.runs_root()
     except Exception:  # a half-written run folder must not take the sidebar down
         return []
 
@@ -128,7 +128,7 @@ def _natural_shape(name: str) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class Selection:
-    model_name: str
+    model_name: str  # the model's text form (ModelRef.key): what session state and caches keep
     weights: str  # "pretrained", "none" or "upload:<sha>"
     input_shape: tuple[int, int, int]
     image: Any  # PIL.Image.Image, RGB
@@ -136,6 +136,7 @@ class Selection:
     image_name: str
     image_note: str
     device: Any  # torch.device
+    model_ref: Any = None  # explorer.models.ModelRef, parsed once from model_name by the sidebar
 
 
 def _parse_hw(text: str) -> tuple[int, int] | None:
@@ -160,7 +161,9 @@ def _on_model_change() -> None:
         st.session_state["sel_input"] = f"{h}x{w}"
     except Exception:
         st.session_state.pop("sel_input", None)
-    run = name and (Path(name) / "config.json").is_file()
+    from explorer.models import ModelRef
+
+    run = bool(name) and ModelRef.parse(name).kind == "run"
     st.session_state["sel_weights"] = "run" if run else "pretrained"
 
 
@@ -168,14 +171,15 @@ def render_sidebar() -> Selection:
     """Draw the shared sidebar and remember the selection for the pages of this run."""
     import torch
 
-    from explorer.device import describe_device, pick_device
-    from explorer.images import SAMPLES, ImageLoadError
+    from explorer.core import describe_device, pick_device
+    from explorer.imaging import SAMPLES, ImageLoadError
+    from explorer.models import ModelRef
 
     sb = st.sidebar
     sb.selectbox(t("sidebar.language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  index=list(LANGUAGES).index(current_lang()), on_change=_on_lang_change)
 
-    customs = ["arch:" + spec for spec in st.session_state.get("custom_archs", [])]
+    customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]
     runs = _run_names()
     options = customs + runs + _model_names()
     if st.session_state.get("sel_model") not in options:
@@ -185,15 +189,14 @@ def render_sidebar() -> Selection:
     custom_label, run_label = t("sidebar.group.custom"), t("sidebar.group.run")
 
     def label(name: str) -> str:
-        if name.startswith("arch:"):
-            return f"{custom_label}: {name[5:][:40]}"
         if name in runs:
             return f"{run_label}: {Path(name).name}"
-        return name
+        return ModelRef.parse(name).label(custom_label)
 
     sb.selectbox(t("sidebar.model"), options, key="sel_model", format_func=label, on_change=_on_model_change,
                  help=t("sidebar.model_help"))
     name = st.session_state["sel_model"]
+    model_ref = ModelRef.parse(name)
     is_run = name in runs
     weight_options = ["run"] if is_run else ["pretrained", "none", "upload"]
     if st.session_state.get("sel_weights") not in weight_options:
@@ -262,7 +265,8 @@ def render_sidebar() -> Selection:
     sb.caption(t("sidebar.device_running", device=describe_device(device)))
 
     selection = Selection(model_name=name, weights=weights_key, input_shape=input_shape, image=image,
-                          image_hash=image_hash, image_name=image_name, image_note=note, device=device)
+                          image_hash=image_hash, image_name=image_name, image_note=note, device=device,
+                          model_ref=model_ref)
     st.session_state["_selection"] = selection
     return selection
 
@@ -277,9 +281,11 @@ def selection() -> Selection:
 
 def _run_version(name: str) -> float:
     """The newest file time in a run folder (0 for registry models)."""
-    folder = Path(name)
-    if name.startswith("arch:") or not (folder / "config.json").is_file():
+    from explorer.models import ModelRef
+
+    if ModelRef.parse(name).kind != "run":
         return 0.0
+    folder = Path(name)
     return max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=0.0)
 
 
@@ -324,7 +330,7 @@ def show_weights_note(loaded=None) -> None:
 
 def error_box(exc: BaseException, prefix: str = "common.error") -> None:
     """A readable error (never a traceback) for library errors."""
-    from explorer.device import is_out_of_memory
+    from explorer.core import is_out_of_memory
 
     if is_out_of_memory(exc):
         st.error(t("common.oom"))
@@ -341,7 +347,7 @@ def model_cache_key(loaded=None) -> tuple[str, str, tuple[int, int, int], str]:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cached_layer_table(name: str, weights_key: str, input_shape: tuple[int, int, int], device: str, _loaded):
-    from explorer.shapes import layer_table, model_totals
+    from explorer.analysis import layer_table, model_totals
 
     table = layer_table(_loaded.model, input_shape)
     return table, model_totals(_loaded.model, table)
@@ -352,7 +358,7 @@ def input_too_small(name: str, weights_key: str, input_shape: tuple[int, int, in
     """The ``InputTooSmallError`` message naming the first empty layer, or None when the input fits (or the
     table fails for another reason, which the caller's own computation reports). A string, cheap to read
     back on every rerun, unlike the whole table."""
-    from explorer.shapes import InputTooSmallError
+    from explorer.analysis import InputTooSmallError
 
     try:
         cached_layer_table(name, weights_key, input_shape, device, _loaded=_loaded)

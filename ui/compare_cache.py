@@ -22,7 +22,7 @@ import streamlit as st
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def compare_table(names: tuple[str, ...]) -> pd.DataFrame:
-    from explorer.compare import compare_models
+    from explorer.history import compare_models
 
     return compare_models(list(names))
 
@@ -38,10 +38,10 @@ def compare_model(name: str, weights_key: str, device: str):
 def cam_and_predictions(name: str, weights_key: str, device: str, image_hash: str, input_shape: tuple[int, ...],
                         _loaded: Any, _image: Any) -> dict[str, Any]:
     """Grad-CAM of the model's default layer for its top-1 class, the overlay, and the top-5 predictions."""
-    from explorer.activations import predict
-    from explorer.attribution import grad_cam
-    from explorer.models import default_cam_layer
-    from explorer.viz import input_picture, overlay
+    from explorer.analysis import predict
+    from explorer.analysis import grad_cam
+    from explorer.analysis import default_cam_layer
+    from explorer.imaging import input_picture, overlay
 
     x = _loaded.preprocess(_image).to(_loaded.device)  # predict() feeds x to the model as it is
     layer = default_cam_layer(_loaded.model, tuple(_loaded.input_shape))
@@ -56,21 +56,21 @@ def cam_and_predictions(name: str, weights_key: str, device: str, image_hash: st
 
 @st.cache_data(show_spinner=False)
 def vgg_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from explorer.papers import vgg_config_table, vgg_summary_table
+    from explorer.history import vgg_config_table, vgg_summary_table
 
     return vgg_config_table(), vgg_summary_table()
 
 
 @st.cache_data(show_spinner=False)
 def googlenet_table() -> pd.DataFrame:
-    from explorer.papers import googlenet_table as table
+    from explorer.history import googlenet_table as table
 
     return table()
 
 
 @st.cache_data(show_spinner=False)
 def resnet_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from explorer.papers import resnet_flops_table, resnet_table
+    from explorer.history import resnet_flops_table, resnet_table
 
     return resnet_table(), resnet_flops_table()
 
@@ -83,8 +83,8 @@ def built_tables(spec: str) -> tuple[pd.DataFrame, pd.DataFrame, tuple[int, int,
     weights are allocated, so even a VGG-sized spec costs nothing. Raises ``ArchSpecError``."""
     import torch
 
-    from explorer.archbuild import build_arch, describe_arch
-    from explorer.shapes import layer_table
+    from explorer.models.arch import build_arch, describe_arch
+    from explorer.analysis import layer_table
 
     plan = describe_arch(spec)  # checks the spec first, with messages naming the token
     with torch.device("meta"):

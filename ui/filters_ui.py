@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from explorer import filter_display as D
-from explorer import filters as F
-from explorer.i18n import translate
+from explorer.imaging import filter_display as D
+from explorer.imaging import filters as F
+from explorer.core import translate
 from ui.common import current_lang, error_box, t
 
 EDITOR_SIZES = (3, 5, 7)
@@ -167,8 +167,8 @@ def spec_for(name: str) -> Spec:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def decode_upload(_data: bytes, digest: str):
-    """An uploaded file decoded by ``explorer.images.load_image`` (cached by content hash)."""
-    from explorer.images import load_image
+    """An uploaded file decoded by ``explorer.imaging.images.load_image`` (cached by content hash)."""
+    from explorer.imaging import load_image
 
     return load_image(_data)
 
@@ -336,8 +336,7 @@ def correlation_note(patch: np.ndarray) -> None:
 @st.cache_data(max_entries=8, show_spinner=False)
 def cached_draws(image_key: str, config_items: tuple, n: int, seed: int, preview_side: int, _image):
     """Seeded augmentation draws of the preview image, as numpy ``[3, H, W]`` float32 tensors."""
-    from explorer import augment as A
-
+    from explorer.imaging import augment as A
     config = A.AugmentConfig.from_dict(dict(config_items))
     preview = A.prepare_preview(_image, preview_side)
     return [d.numpy() for d in A.draws(preview, config, n, seed)]

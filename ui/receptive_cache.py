@@ -48,7 +48,7 @@ def erf_map(name: str, weights_key: str, input_shape: tuple[int, int, int], devi
 def picture(name: str, weights_key: str, input_shape: tuple[int, int, int], device: str, image_hash: str,
             _x: Any) -> np.ndarray:
     """The image as the model sees it (resized, cropped), stretched back to 0–255 for display."""
-    from explorer.receptive_plots import display_image
+    from explorer.receptive import display_image
 
     return display_image(_x.detach().float().cpu().numpy())
 

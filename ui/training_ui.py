@@ -6,7 +6,7 @@ registry), ``trn_dataset``, ``trn_samples``, ``trn_zip``, ``trn_folder``, ``trn_
 ``trn_lr``, ``trn_schedule``, ``trn_wd``, ``trn_augment``, ``trn_seed``, ``trn_device``, ``trn_deg_depth``,
 ``trn_deg_size``, ``trn_polling`` (a run was going at the last full rerun), ``trn_compare``,
 ``trn_compare_metric``, ``trn_detail``.
-The worker itself lives in ``explorer.train_worker``'s registry, outside the script run: reruns and clicks
+The worker itself lives in ``explorer.training.worker``'s registry, outside the script run: reruns and clicks
 neither stop it nor start a second one.
 """
 from __future__ import annotations
@@ -21,14 +21,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import datasets as D
-from explorer import evaluation as EV
-from explorer import runs as R
-from explorer import torchvision_data as TV
-from explorer import train_build as TB
-from explorer import train_figures as TF
-from explorer import train_worker as TW
-from explorer import training as TR
+import explorer.data as datasets
+import explorer.models as models
+import explorer.training as training
+
 from ui.common import error_box, formatter, t
 
 DATASET_OPTIONS = ["shapes", "mnist", "fashion_mnist", "cifar10", "zip", "folder"]
@@ -61,21 +57,21 @@ class DataChoice:
 def _extract_upload(_data: bytes, digest: str, name: str) -> str:
     """Extract once per archive content (keyed by its hash, not by hashing the bytes on every rerun)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "upload"
-    folder = D.data_root() / "uploads" / f"{stem}-{digest}"
+    folder = datasets.data_root() / "uploads" / f"{stem}-{digest}"
     if not folder.is_dir():
-        D.extract_zip(_data, folder)
+        datasets.extract_zip(_data, folder)
     return str(folder)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, ttl=60)
 def _split_preview(folder: str, seed: int) -> tuple[dict, list[str], list[tuple[str, str]]]:
-    split = D.split_image_folder(folder, seed=seed)
+    split = datasets.split_image_folder(folder, seed=seed)
     return split.counts(), split.empty_classes, [(s.path, s.reason) for s in split.skipped]
 
 
 @st.cache_data(show_spinner=False, ttl=60)
 def _torchvision_status(name: str) -> str:
-    return TV.torchvision_status(name)
+    return datasets.torchvision_status(name)
 
 
 def data_section() -> DataChoice:
@@ -83,13 +79,13 @@ def data_section() -> DataChoice:
     if choice == "shapes":
         samples = st.slider(t("train.samples"), 1000, 40000, 10000, 1000, key="trn_samples",
                             help=t("train.samples_help"))
-        st.caption(t("train.shapes_caption", classes=", ".join(D.SHAPE_CLASSES)))
-        return DataChoice("shapes", samples, len(D.SHAPE_CLASSES), True)
-    if choice in D.TORCHVISION_DATASETS:
+        st.caption(t("train.shapes_caption", classes=", ".join(datasets.SHAPE_CLASSES)))
+        return DataChoice("shapes", samples, len(datasets.SHAPE_CLASSES), True)
+    if choice in datasets.TORCHVISION_DATASETS:
         with st.spinner(t("train.checking_dataset")):
             reason = _torchvision_status(choice)
         if reason:
-            st.warning(t("train.offline", dataset=t(f"train.ds.{choice}"), root=str(D.data_root()), reason=reason))
+            st.warning(t("train.offline", dataset=t(f"train.ds.{choice}"), root=str(datasets.data_root()), reason=reason))
             return DataChoice(choice, 0, 10, False)
         st.caption(t("train.torchvision_caption"))
         return DataChoice(choice, 0, 10, True)
@@ -135,9 +131,9 @@ def _folder_preview(folder: str) -> int | None:
             st.dataframe(pd.DataFrame(skipped, columns=[t("train.skipped_file"), t("train.skipped_reason")]),
                          hide_index=True)
     if st.button(t("train.write_split"), key="trn_write_split"):
-        dst = D.data_root() / "splits" / f"{Path(folder).name}-seed{seed}"
+        dst = datasets.data_root() / "splits" / f"{Path(folder).name}-seed{seed}"
         try:
-            D.split_image_folder(folder, dst, seed=seed)
+            datasets.split_image_folder(folder, dst, seed=seed)
             st.success(t("train.written", path=str(dst)))
         except ValueError as exc:
             error_box(exc)
@@ -159,7 +155,8 @@ class ModelChoice:
 @st.cache_data(show_spinner=False, max_entries=32)
 def trainable_table(name: str, num_classes: int) -> dict[str, int]:
     from explorer.models import build_model
-    from explorer.transfer import replace_head, trainable_counts
+    from explorer.models import replace_head
+    from explorer.training import trainable_counts
 
     model = build_model(name)
     replace_head(model, num_classes)
@@ -169,7 +166,7 @@ def trainable_table(name: str, num_classes: int) -> dict[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _suggested_size(name: str) -> int:
-    return TB.suggested_image_size(name)
+    return training.suggested_image_size(name)
 
 
 def _is_torchvision(name: str) -> bool:
@@ -179,23 +176,24 @@ def _is_torchvision(name: str) -> bool:
 
 
 def _has_pretrained(name: str) -> bool:
-    from explorer.models import get_entry
+    from explorer.models import ModelRef, get_entry
 
-    return not name.startswith("arch:") and get_entry(name).weights_enum is not None
+    ref = ModelRef.parse(name)
+    return ref.kind == "registry" and get_entry(ref.value).weights_enum is not None
 
 
 def model_section(default: str, num_classes: int | None) -> ModelChoice:
-    from explorer.models import list_models
+    from explorer.models import ModelRef, list_models
 
-    customs = ["arch:" + spec for spec in st.session_state.get("custom_archs", [])]
+    customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]
     options = list(dict.fromkeys(customs + list_models()))
     if st.session_state.get("trn_model") not in options:
         st.session_state["trn_model"] = default if default in options else "mnist_cnn"
     st.caption(t("train.model_caption"))
     custom = t("sidebar.group.custom")
     name = st.selectbox(t("train.model"), options, key="trn_model", help=t("train.model_help"),
-                        format_func=lambda n: f"{custom}: {n[5:][:40]}" if n.startswith("arch:") else n)
-    channels, natural, _ = TB.natural_shape(name)
+                        format_func=lambda n: ModelRef.parse(n).label(custom))
+    channels, natural, _ = training.natural_shape(name)
     size = int(st.number_input(t("train.image_size"), 8, 512, _suggested_size(name), key=f"trn_size_{name}",
                                help=t("train.image_size_help", natural=natural)))
     st.caption(t("train.input_caption", c=channels, s=size))
@@ -210,7 +208,8 @@ def model_section(default: str, num_classes: int | None) -> ModelChoice:
         except Exception as exc:  # a custom network whose head cannot be resized
             error_box(exc)
     # The toggles are for the teaching networks (the project's own and the ones built here).
-    options_set = TB.model_options(name) if name.startswith("arch:") or not _is_torchvision(name) else set()
+    custom_network = ModelRef.parse(name).kind == "arch"
+    options_set = training.model_options(name) if custom_network or not _is_torchvision(name) else set()
     batch_norm = dropout = None
     if options_set:
         cols = st.columns(2)
@@ -230,10 +229,10 @@ def hyper_section() -> dict:
     c = st.columns(3)
     epochs = c[0].slider(t("train.epochs"), 1, 50, 10, key="trn_epochs")
     batch = c[0].select_slider(t("train.batch"), [8, 16, 32, 64, 128, 256], 64, key="trn_batch")
-    optimizer = c[1].radio(t("train.optimizer"), list(TR.OPTIMIZERS), index=1, key="trn_optimizer",
+    optimizer = c[1].radio(t("train.optimizer"), list(training.OPTIMIZERS), index=1, key="trn_optimizer",
                            format_func=formatter("train.opt."), horizontal=True)
     lr = c[1].select_slider(t("train.lr"), LEARNING_RATES, 1e-3, key="trn_lr", format_func=lambda v: f"{v:g}")
-    schedule = c[1].radio(t("train.schedule"), list(TR.SCHEDULES), key="trn_schedule",
+    schedule = c[1].radio(t("train.schedule"), list(training.SCHEDULES), key="trn_schedule",
                           format_func=formatter("train.sched."), horizontal=True)
     wd = c[2].select_slider(t("train.weight_decay"), [0.0, 1e-5, 1e-4, 5e-4, 1e-3], 0.0, key="trn_wd",
                             format_func=lambda v: f"{v:g}")
@@ -249,24 +248,24 @@ def hyper_section() -> dict:
 # --- starting and following a run ----------------------------------------------------------------------------
 
 
-def start(jobs: list[TR.TrainConfig]) -> None:
-    root = R.runs_root()
+def start(jobs: list[training.TrainConfig]) -> None:
+    root = models.runs_root()
     planned = []
     for config in jobs:
-        name = R.suggest_run_name(config.model, config.dataset, root)
+        name = models.suggest_run_name(config.model, config.dataset, root)
         while any(name == p.name for _, p in planned):
             name += "-b"
         planned.append((config, root / name))
     try:
-        TW.start_training(session_id(), planned)
-    except (TW.RunInProgressError, TW.TrainingBusyError) as exc:
+        training.start_training(session_id(), planned)
+    except (training.RunInProgressError, training.TrainingBusyError) as exc:
         st.warning(t("train.busy", message=str(exc)))
         return
     st.session_state["trn_polling"] = True
     st.rerun()
 
 
-def progress_view(worker: TW.TrainingWorker) -> None:
+def progress_view(worker: training.TrainingWorker) -> None:
     progress = worker.progress()
     labels = chart_labels()
     run = progress.runs[progress.current]
@@ -280,10 +279,10 @@ def progress_view(worker: TW.TrainingWorker) -> None:
         for note in s.notes:
             st.caption(note)
     if run.steps and not progress.done:
-        st.plotly_chart(TF.steps_figure(run.steps, labels), key="trn_steps_fig", config={"displaylogo": False})
+        st.plotly_chart(training.steps_figure(run.steps, labels), key="trn_steps_fig", config={"displaylogo": False})
     histories = {r.name: r.history for r in progress.runs if r.history}
     if histories:
-        st.plotly_chart(TF.curves_figure(histories, labels), key="trn_curves_fig", config={"displaylogo": False})
+        st.plotly_chart(training.curves_figure(histories, labels), key="trn_curves_fig", config={"displaylogo": False})
     for r in progress.runs:
         if r.error:
             st.error(t("train.failed", run=r.name, message=r.error))
@@ -291,18 +290,18 @@ def progress_view(worker: TW.TrainingWorker) -> None:
 
 def run_results(run_dir: Path, key: str) -> None:
     """Test accuracy, confusion matrix and misclassified test images of a saved run (read from disk)."""
-    metrics = R.read_metrics(run_dir)
+    metrics = models.read_metrics(run_dir)
     acc = metrics.get("test_accuracy")
     if acc is None:
         st.info(t("train.no_test"))
         return
     st.metric(t("train.test_accuracy", run=run_dir.name), f"{acc * 100:.1f} %")
-    evaluation = EV.read_evaluation(run_dir)
+    evaluation = training.read_evaluation(run_dir)
     if evaluation is not None:
-        st.plotly_chart(TF.confusion_figure(evaluation.confusion, evaluation.classes, chart_labels()),
+        st.plotly_chart(training.confusion_figure(evaluation.confusion, evaluation.classes, chart_labels()),
                         key=f"trn_conf_{key}", config={"displaylogo": False})
         st.caption(t("train.confusion_caption"))
-    wrong = R.read_misclassified(run_dir)
+    wrong = models.read_misclassified(run_dir)
     if not wrong or not len(wrong.get("images", [])):
         st.caption(t("train.no_mistakes"))
         return
@@ -319,7 +318,7 @@ def run_results(run_dir: Path, key: str) -> None:
 
 
 def compare_section() -> None:
-    infos = R.list_runs(R.runs_root())
+    infos = models.list_runs(models.runs_root())
     if not infos:
         st.caption(t("train.no_runs"))
         return
@@ -331,7 +330,7 @@ def compare_section() -> None:
                       key="trn_compare_metric", horizontal=True, format_func=lambda m: t(f"train.chart.{m}"))
     by_name = {i.name: i for i in infos}
     if chosen:
-        st.plotly_chart(TF.compare_runs_figure([by_name[n].path for n in chosen], metric, chart_labels()),
+        st.plotly_chart(training.compare_runs_figure([by_name[n].path for n in chosen], metric, chart_labels()),
                         key="trn_compare_fig", config={"displaylogo": False})
     st.dataframe(pd.DataFrame([{
         t("train.col.run"): i.name, t("train.col.model"): i.model_name, t("train.col.dataset"): Path(i.dataset).name,

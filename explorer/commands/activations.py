@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from explorer.commands._common import add_model_args, load_from_args
+from explorer.commands.common import add_model_args, load_from_args
 
 
 def register(subparsers) -> None:
@@ -33,9 +33,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from explorer.activations import callable_layers, capture
-    from explorer.images import load_image
-    from explorer.viz import colorize, tile_channels, to_png
+    from explorer.analysis import callable_layers, capture
+    from explorer.imaging import load_image
+    from explorer.imaging import colorize, tile_channels, to_png
 
     loaded = load_from_args(args)
     x = loaded.preprocess(load_image(args.image))

@@ -40,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from explorer import appserver, bench, bench_pages
-    from explorer.device import describe_device, pick_device
+    from explorer.devtools import appserver
+    from explorer.devtools import bench
+    from explorer.devtools import bench_pages
+    from explorer.core import describe_device, pick_device
 
     device = pick_device(args.device)
     repeats = args.repeats or (5 if args.quick else 15)

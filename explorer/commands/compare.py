@@ -1,7 +1,7 @@
 """``compare MODEL MODEL ... [--arch SPEC] [--csv]``: parameters, mult-adds, depth, receptive field, accuracy."""
 from __future__ import annotations
 
-from explorer.commands._common import print_table
+from explorer.commands.common import print_table
 
 
 def register(subparsers) -> None:
@@ -17,9 +17,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer.compare import compare_models
+    from explorer.history import compare_models
+    from explorer.models import ModelRef
 
-    names = list(args.models) + ["arch:" + spec for spec in args.arch]
+    names = list(args.models) + [ModelRef.arch(spec).key for spec in args.arch]
     table = compare_models(names, receptive=not args.no_rf)
     if args.csv:
         print_table(table, csv=True)

@@ -37,8 +37,9 @@ def _filter_names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer import filter_display, filters
-    from explorer.images import load_image
+    from explorer.imaging import filter_display
+    from explorer.imaging import filters
+    from explorer.imaging import load_image
 
     image = filters.to_array(load_image(args.image), grayscale=not args.per_channel)
     operation = "convolve" if args.convolve else "correlate"

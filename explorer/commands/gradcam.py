@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from explorer.commands._common import add_model_args, load_from_args
+from explorer.commands.common import add_model_args, load_from_args
 
 
 def register(subparsers) -> None:
@@ -31,11 +31,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from explorer.activations import predict
-    from explorer.attribution import attribute, grad_cam, resolve_target
-    from explorer.images import load_image
-    from explorer.models import default_cam_layer
-    from explorer.viz import input_picture, overlay, to_png
+    from explorer.analysis import predict
+    from explorer.analysis import attribute, grad_cam, resolve_target
+    from explorer.imaging import load_image
+    from explorer.analysis import default_cam_layer
+    from explorer.imaging import input_picture, overlay, to_png
 
     loaded = load_from_args(args)
     x = loaded.preprocess(load_image(args.image))

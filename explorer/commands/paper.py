@@ -1,7 +1,7 @@
 """``paper vgg|googlenet|resnet [--csv]``: a paper's table regenerated from the models built in code."""
 from __future__ import annotations
 
-from explorer.commands._common import print_table
+from explorer.commands.common import print_table
 
 
 def register(subparsers) -> None:
@@ -13,8 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer import papers
-
+    from explorer.history import papers
     if args.paper == "vgg":
         tables = [papers.vgg_config_table(), papers.vgg_summary_table()]
         notes = ["vgg_params"]

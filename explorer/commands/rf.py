@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from explorer.commands._common import add_model_args, load_from_args, print_table
+from explorer.commands.common import add_model_args, load_from_args, print_table
 
 
 def register(subparsers) -> None:

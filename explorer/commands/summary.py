@@ -1,7 +1,7 @@
 """``summary MODEL [--input CxHxW] [--csv]``: the layer shape table."""
 from __future__ import annotations
 
-from explorer.commands._common import add_model_args, load_from_args, print_table
+from explorer.commands.common import add_model_args, load_from_args, print_table
 
 
 def register(subparsers) -> None:
@@ -12,7 +12,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer.shapes import CSV_COLUMNS, layer_table, model_totals
+    from explorer.analysis import CSV_COLUMNS, layer_table, model_totals
 
     loaded = load_from_args(args)
     table = layer_table(loaded.model, loaded.input_shape)

@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from explorer.datasets import DEFAULT_SHAPES_SAMPLES
-    from explorer.runs import check_run_name
-    from explorer.train_events import Epoch, Finished, Started
+    from explorer.data import DEFAULT_SHAPES_SAMPLES
+    from explorer.models import check_run_name
+    from explorer.training import Epoch, Finished, Started
     from explorer.training import TrainConfig, train
 
     out = Path(args.out)

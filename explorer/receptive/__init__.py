@@ -22,13 +22,20 @@ for layers that pooled everything, whose field is clipped to the image.
 """
 from __future__ import annotations
 
+from explorer.receptive.convarith import (ConvArithmetic, StackComparison, compare_stack, conv_arithmetic, output_size,
+                                          same_padding, stack_field)
 from explorer.receptive.erf import effective_receptive_field, erf_extent
 from explorer.receptive.geometry import AXES, NOTE_TEXT, AxisField, Note, note_text
+from explorer.receptive.plots import (GAP, INPUT, PADDING, TAP, UNVISITED, display_image, erf_figure, growth_figure,
+                                      image_box_figure, kernel_grid, kernel_positions_figure, stack_diagram_figure)
 from explorer.receptive.reading import FieldBox, FieldSummary, field_box, growth_by_depth, summarize
 from explorer.receptive.table import CSV_COLUMNS, EXTRA_COLUMNS, architecture_table, receptive_field_table, table_to_csv
 
 __all__ = [
-    "AXES", "CSV_COLUMNS", "EXTRA_COLUMNS", "NOTE_TEXT", "AxisField", "FieldBox", "FieldSummary", "Note",
-    "architecture_table", "effective_receptive_field", "erf_extent", "field_box", "growth_by_depth", "note_text",
-    "receptive_field_table", "summarize", "table_to_csv",
+    "AXES", "CSV_COLUMNS", "ConvArithmetic", "EXTRA_COLUMNS", "GAP", "INPUT", "NOTE_TEXT", "PADDING", "StackComparison",
+    "TAP", "UNVISITED", "AxisField", "FieldBox", "FieldSummary", "Note", "architecture_table", "compare_stack",
+    "conv_arithmetic", "display_image", "effective_receptive_field", "erf_extent", "erf_figure", "field_box",
+    "growth_by_depth", "growth_figure", "image_box_figure", "kernel_grid", "kernel_positions_figure", "note_text",
+    "output_size", "receptive_field_table", "same_padding", "stack_diagram_figure", "stack_field", "summarize",
+    "table_to_csv",
 ]

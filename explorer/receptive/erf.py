@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from explorer.receptive import tracing
 from explorer.receptive.geometry import AXES
-from explorer.receptive.tracing import _model_device_dtype, _trace
+from explorer.core import model_device_dtype, model_lock
+from explorer.receptive.tracing import trace
 
 
 def effective_receptive_field(model: nn.Module, x: torch.Tensor, layer: str, position: tuple[int, int] | None,
@@ -25,11 +25,11 @@ def effective_receptive_field(model: nn.Module, x: torch.Tensor, layer: str, pos
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"x must be [C, H, W] or [1, C, H, W], got {tuple(x.shape)}")
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     inp = x.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
     # The lock covers the backward pass too: autograd through a shared model is serialised per model.
-    with tracing.model_lock(model), torch.enable_grad():
-        tracer = _trace(model, inp, stop_at=layer)
+    with model_lock(model), torch.enable_grad():
+        tracer = trace(model, inp, stop_at=layer)
         if tracer.captured is None:
             names = [r.layer for r in tracer.rows]
             raise ValueError(f"no layer named {layer!r} ran in the forward pass"

@@ -46,7 +46,7 @@ class AxisField:
         return replace(self, exact=False)
 
 
-def _union(fields: Sequence[AxisField]) -> AxisField:
+def union_of(fields: Sequence[AxisField]) -> AxisField:
     jumps = {f.jump for f in fields if not f.collapsed}
     exact = all(f.exact for f in fields) and len(jumps) <= 1
     return AxisField(lo=min(f.lo for f in fields), hi=max(f.hi for f in fields),
@@ -54,7 +54,7 @@ def _union(fields: Sequence[AxisField]) -> AxisField:
 
 
 @dataclass(frozen=True)
-class _Info:
+class FieldInfo:
     """What we know about one tensor computed from the input."""
 
     dims: tuple[str | None, ...]  # per tensor dim: "h", "w" (which spatial axis it carries) or None
@@ -67,7 +67,7 @@ class _Info:
     def axis(self, name: str) -> AxisField:
         return self.h if name == "h" else self.w
 
-    def with_axes(self, fields: dict[str, AxisField], **changes: Any) -> "_Info":
+    def with_axes(self, fields: dict[str, AxisField], **changes: Any) -> "FieldInfo":
         return replace(self, h=fields.get("h", self.h), w=fields.get("w", self.w), **changes)
 
 
@@ -97,7 +97,7 @@ NOTE_TEXT = {
 Note = tuple  # (code, ((param, value), ...))
 
 
-def _note(code: str, **params: Any) -> Note:
+def make_note(code: str, **params: Any) -> Note:
     return code, tuple(sorted(params.items()))
 
 
@@ -107,10 +107,10 @@ def note_text(note: Note) -> str:
 
 
 @dataclass
-class _Result:
+class RuleResult:
     """What an op did: the output infos (one per output tensor) and how to describe it."""
 
-    infos: list[_Info]
+    infos: list[FieldInfo]
     kind: str = "pointwise"
     notable: bool = False
     merge: int = 0
@@ -118,5 +118,5 @@ class _Result:
 
 
 
-def _unknown_info(ndim: int, reason: str) -> _Info:
-    return _Info(dims=(None,) * ndim, h=_UNKNOWN_FIELD, w=_UNKNOWN_FIELD, unknown=reason)
+def unknown_info(ndim: int, reason: str) -> FieldInfo:
+    return FieldInfo(dims=(None,) * ndim, h=_UNKNOWN_FIELD, w=_UNKNOWN_FIELD, unknown=reason)

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import torch
 
-from explorer.receptive.geometry import AXES, AxisField, Note, _Info, _note, _Result, _union, _unknown_info
-from explorer.receptive.opnames import _arg, _norm_dim
+from explorer.receptive.geometry import AXES, AxisField, Note, FieldInfo, make_note, RuleResult, union_of, unknown_info
+from explorer.receptive.opnames import arg, norm_dim
 
 
 def _reshape_groups(shape_in: Sequence[int], shape_out: Sequence[int]) -> list[tuple[list[int], list[int]]]:
@@ -40,7 +40,7 @@ def _reshape_groups(shape_in: Sequence[int], shape_out: Sequence[int]) -> list[t
     return groups
 
 
-def _reshape(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def reshape_rule(tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     shape_in, shape_out = tuple(tensor.shape), tuple(out.shape)
     tags: list[str | None] = [None] * len(shape_out)
     fields: dict[str, AxisField] = {}
@@ -56,62 +56,62 @@ def _reshape(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
                 fields[axis] = info.axis(axis).collapse(int(shape_in[d]))
     before = sum(t in AXES for t in info.dims)
     after = sum(t in AXES for t in tags)
-    notes = [_note("flatten")] if fields else []
-    return _Result([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=after < before, notes=notes)
+    notes = [make_note("flatten")] if fields else []
+    return RuleResult([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=after < before, notes=notes)
 
 
-def _squeeze(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def squeeze_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     nd = tensor.dim()
     dims = list(info.dims)
     if name == "unsqueeze":
-        dim = int(_arg(args, kwargs, 1, "dim"))
+        dim = int(arg(args, kwargs, 1, "dim"))
         dims.insert(dim + nd + 1 if dim < 0 else dim, None)
-        return _Result([replace(info, dims=tuple(dims))], kind="reshape")
-    dim_arg = _arg(args, kwargs, 1, "dim")
+        return RuleResult([replace(info, dims=tuple(dims))], kind="reshape")
+    dim_arg = arg(args, kwargs, 1, "dim")
     if dim_arg is None:
         drop = [d for d in range(nd) if tensor.shape[d] == 1]
     else:
-        drop = [_norm_dim(int(d), nd) for d in (dim_arg if isinstance(dim_arg, (list, tuple)) else [dim_arg])]
+        drop = [norm_dim(int(d), nd) for d in (dim_arg if isinstance(dim_arg, (list, tuple)) else [dim_arg])]
         drop = [d for d in drop if tensor.shape[d] == 1]
     new_dims = tuple(t for d, t in enumerate(dims) if d not in drop)
     lost = any(info.dims[d] in AXES for d in drop)
-    return _Result([replace(info, dims=new_dims)], kind="reshape", notable=lost)
+    return RuleResult([replace(info, dims=new_dims)], kind="reshape", notable=lost)
 
 
-def _permute(name: str, args, kwargs, tensor: torch.Tensor, info: _Info) -> _Result:
+def permute_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo) -> RuleResult:
     nd = tensor.dim()
     dims = list(info.dims)
     if name == "permute":
         order = args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:]
         order = kwargs.get("dims", order)
-        new = [dims[_norm_dim(int(d), nd)] for d in order]
+        new = [dims[norm_dim(int(d), nd)] for d in order]
     elif name == "t":
         new = list(reversed(dims))
     elif name in ("movedim", "moveaxis"):
-        src, dst = _arg(args, kwargs, 1, "source"), _arg(args, kwargs, 2, "destination")
+        src, dst = arg(args, kwargs, 1, "source"), arg(args, kwargs, 2, "destination")
         src = [src] if isinstance(src, int) else list(src)
         dst = [dst] if isinstance(dst, int) else list(dst)
         order = [-1] * nd
         for s, d in zip(src, dst):
-            order[_norm_dim(d, nd)] = _norm_dim(s, nd)
-        rest = iter(d for d in range(nd) if d not in {_norm_dim(s, nd) for s in src})
+            order[norm_dim(d, nd)] = norm_dim(s, nd)
+        rest = iter(d for d in range(nd) if d not in {norm_dim(s, nd) for s in src})
         order = [o if o >= 0 else next(rest) for o in order]
         new = [dims[o] for o in order]
     else:
-        a, b = _norm_dim(int(_arg(args, kwargs, 1, "dim0")), nd), _norm_dim(int(_arg(args, kwargs, 2, "dim1")), nd)
+        a, b = norm_dim(int(arg(args, kwargs, 1, "dim0")), nd), norm_dim(int(arg(args, kwargs, 2, "dim1")), nd)
         new = list(dims)
         new[a], new[b] = new[b], new[a]
-    return _Result([replace(info, dims=tuple(new))], kind="reshape")
+    return RuleResult([replace(info, dims=tuple(new))], kind="reshape")
 
 
-def _index(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def index_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     nd = tensor.dim()
     if name == "select":
-        dim, index = _norm_dim(int(_arg(args, kwargs, 1, "dim")), nd), int(_arg(args, kwargs, 2, "index"))
+        dim, index = norm_dim(int(arg(args, kwargs, 1, "dim")), nd), int(arg(args, kwargs, 2, "index"))
         key: list[Any] = [slice(None)] * dim + [index]
     elif name == "narrow":
-        dim = _norm_dim(int(_arg(args, kwargs, 1, "dim")), nd)
-        start, length = int(_arg(args, kwargs, 2, "start")), int(_arg(args, kwargs, 3, "length"))
+        dim = norm_dim(int(arg(args, kwargs, 1, "dim")), nd)
+        start, length = int(arg(args, kwargs, 2, "start")), int(arg(args, kwargs, 3, "length"))
         key = [slice(None)] * dim + [slice(start, start + length)]
     else:
         raw = args[1]
@@ -121,10 +121,10 @@ def _index(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torc
         # One index tensor on a non-spatial dim (e.g. picking channels) keeps the positions as they are.
         if (len(advanced) == 1 and Ellipsis not in key and None not in key and advanced[0] < nd
                 and info.dims[advanced[0]] is None and out.dim() == nd):
-            return _Result([info], kind="reshape")
+            return RuleResult([info], kind="reshape")
         reason = "indexing with a tensor or list"
-        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True,
-                       notes=[_note("unknown", reason=reason)])
+        return RuleResult([unknown_info(out.dim(), reason)], kind="unknown", notable=True,
+                       notes=[make_note("unknown", reason=reason)])
     if Ellipsis in key:
         pos = key.index(Ellipsis)
         used = sum(1 for k in key if k is not None and k is not Ellipsis)
@@ -155,14 +155,14 @@ def _index(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torc
     tags.extend(info.dims[dim:])
     if len(tags) != out.dim():
         reason = "indexing pattern not understood"
-        return _Result([_unknown_info(out.dim(), reason)], kind="unknown", notable=True,
-                       notes=[_note("unknown", reason=reason)])
-    return _Result([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=lost)
+        return RuleResult([unknown_info(out.dim(), reason)], kind="unknown", notable=True,
+                       notes=[make_note("unknown", reason=reason)])
+    return RuleResult([info.with_axes(fields, dims=tuple(tags))], kind="reshape", notable=lost)
 
 
-def _split(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outputs: list[torch.Tensor]) -> _Result:
+def split_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo, outputs: list[torch.Tensor]) -> RuleResult:
     nd = tensor.dim()
-    dim = _norm_dim(int(_arg(args, kwargs, 1 if name == "unbind" else 2, "dim", 0)), nd)
+    dim = norm_dim(int(arg(args, kwargs, 1 if name == "unbind" else 2, "dim", 0)), nd)
     axis = info.dims[dim]
     infos = []
     offset = 0
@@ -176,14 +176,14 @@ def _split(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outputs: 
         else:
             offset += int(piece.shape[dim])
         infos.append(new)
-    return _Result(infos, kind="reshape", notable=axis in AXES)
+    return RuleResult(infos, kind="reshape", notable=axis in AXES)
 
 
-def _cat(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _Result:
-    tensors = _arg(args, kwargs, 0, "tensors")
+def cat_rule(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, FieldInfo]], out: torch.Tensor) -> RuleResult:
+    tensors = arg(args, kwargs, 0, "tensors")
     nd = out.dim() - (1 if name == "stack" else 0)
-    dim = _norm_dim(int(_arg(args, kwargs, 1, "dim", 0)), out.dim() if name == "stack" else nd)
-    tracked: dict[int, _Info] = {}
+    dim = norm_dim(int(arg(args, kwargs, 1, "dim", 0)), out.dim() if name == "stack" else nd)
+    tracked: dict[int, FieldInfo] = {}
     for tensor, info in inputs:
         if any(tensor is t for t in tensors):
             tracked.setdefault(id(tensor), info)
@@ -197,22 +197,22 @@ def _cat(name: str, args, kwargs, inputs: list[tuple[torch.Tensor, _Info]], out:
         dims = base.dims
         if base.dims[dim] in AXES:
             exact = False
-            notes.append(_note("concat_spatial"))
+            notes.append(make_note("concat_spatial"))
     fields = {}
     for axis in AXES:
-        u = _union([i.axis(axis) for i in infos])
+        u = union_of([i.axis(axis) for i in infos])
         fields[axis] = u if exact else u.inexact()
     merged = base.with_axes(fields, dims=dims, depth=max(i.depth for i in infos), context=any(i.context for i in infos),
                             unknown=next((i.unknown for i in infos if i.unknown), None))
     merge = len(infos) if len(infos) > 1 else 0
     if merge:
-        notes.insert(0, _note("merge", n=merge))
-    return _Result([merged], kind="merge" if merge else "reshape", notable=bool(merge) or not exact, merge=merge,
+        notes.insert(0, make_note("merge", n=merge))
+    return RuleResult([merged], kind="merge" if merge else "reshape", notable=bool(merge) or not exact, merge=merge,
                    notes=notes)
 
 
-def _expand(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def expand_rule(tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     shape_in, shape_out = tuple(tensor.shape), tuple(out.shape)
     off = len(shape_out) - len(shape_in)
     tags = [None] * off + [t if shape_in[k] == shape_out[off + k] else None for k, t in enumerate(info.dims)]
-    return _Result([replace(info, dims=tuple(tags))], kind="reshape")
+    return RuleResult([replace(info, dims=tuple(tags))], kind="reshape")

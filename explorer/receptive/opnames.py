@@ -9,7 +9,7 @@ import torch
 
 # --- op classification ------------------------------------------------------------------------------
 
-_POINTWISE = frozenset("""
+POINTWISE = frozenset("""
 relu relu6 gelu silu sigmoid tanh hardswish hardsigmoid hardtanh leaky_relu elu selu celu mish softplus softsign
 logsigmoid tanhshrink softshrink hardshrink threshold rrelu prelu exp exp2 expm1 log log2 log10 log1p sqrt rsqrt
 square abs neg negative reciprocal sign sgn sin cos tan erf erfc floor ceil round trunc frac clamp clip clamp_min
@@ -20,43 +20,43 @@ add sub subtract rsub mul multiply div divide true_divide truediv floor_divide f
 float_power maximum minimum fmax fmin where masked_fill lerp addcmul addcdiv eq ne lt le gt ge logical_and
 logical_or logical_xor and or xor bitwise_and bitwise_or bitwise_xor atan2 hypot copysign copy heaviside
 """.split())
-_CONTEXT_NORMS = frozenset({"group_norm", "instance_norm"})
-_REDUCTIONS = frozenset("sum mean amax amin max min std var logsumexp prod median nansum nanmean argmax argmin "
+CONTEXT_NORMS = frozenset({"group_norm", "instance_norm"})
+REDUCTIONS = frozenset("sum mean amax amin max min std var logsumexp prod median nansum nanmean argmax argmin "
                         "all any count_nonzero std_mean var_mean norm".split())
-_RESHAPES = frozenset("view reshape view_as reshape_as flatten unflatten".split())
-_PERMUTES = frozenset("permute transpose swapaxes swapdims movedim moveaxis t".split())
-_SPLITS = frozenset("chunk split tensor_split unbind split_with_sizes".split())
-_EXPANDS = frozenset("expand expand_as broadcast_to repeat tile".split())
-_MATMULS = frozenset("matmul mm bmm baddbmm addmm addbmm einsum bilinear scaled_dot_product_attention".split())
-_SOFTMAXES = frozenset("softmax log_softmax softmin".split())
-_CONSTANT_LIKE = frozenset("new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like "
+RESHAPES = frozenset("view reshape view_as reshape_as flatten unflatten".split())
+PERMUTES = frozenset("permute transpose swapaxes swapdims movedim moveaxis t".split())
+SPLITS = frozenset("chunk split tensor_split unbind split_with_sizes".split())
+EXPANDS = frozenset("expand expand_as broadcast_to repeat tile".split())
+MATMULS = frozenset("matmul mm bmm baddbmm addmm addbmm einsum bilinear scaled_dot_product_attention".split())
+SOFTMAXES = frozenset("softmax log_softmax softmin".split())
+CONSTANT_LIKE = frozenset("new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like "
                            "rand_like randn_like randint_like size dim".split())
-_POOL_RE = re.compile(r"^(max|avg|lp)_pool([123])d(_with_indices)?$")
-_ADAPTIVE_RE = re.compile(r"^adaptive_(avg|max)_pool([123])d(_with_indices)?$")
-_CONV_RE = re.compile(r"^conv([123])d$")
-_CONV_T_RE = re.compile(r"^conv_transpose([123])d$")
-_UPSAMPLE_RE = re.compile(r"^(interpolate|upsample(_nearest|_bilinear)?|upsample_(nearest|bilinear|bicubic|linear|trilinear)[123]?d)$")
-_KIND_RANK = {"unknown": 7, "conv": 6, "pool": 5, "global_pool": 5, "linear": 4, "merge": 3, "norm": 2,
+POOL_RE = re.compile(r"^(max|avg|lp)_pool([123])d(_with_indices)?$")
+ADAPTIVE_RE = re.compile(r"^adaptive_(avg|max)_pool([123])d(_with_indices)?$")
+CONV_RE = re.compile(r"^conv([123])d$")
+CONV_T_RE = re.compile(r"^conv_transpose([123])d$")
+UPSAMPLE_RE = re.compile(r"^(interpolate|upsample(_nearest|_bilinear)?|upsample_(nearest|bilinear|bicubic|linear|trilinear)[123]?d)$")
+KIND_RANK = {"unknown": 7, "conv": 6, "pool": 5, "global_pool": 5, "linear": 4, "merge": 3, "norm": 2,
               "pointwise": 1, "reshape": 0}
 
 
-def _op_name(func: Any) -> str:
+def op_name(func: Any) -> str:
     name = getattr(func, "__name__", "") or ""
     if name == "__get__":  # a tensor property such as .data or .T
         owner = getattr(func, "__self__", None)
         return "property:" + str(getattr(owner, "__name__", "?"))
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
-        if name[:1] in ("i", "r") and name[1:] in _POINTWISE | _MATMULS:
+        if name[:1] in ("i", "r") and name[1:] in POINTWISE | MATMULS:
             name = name[1:]
         return name
     name = name.lstrip("_")
-    if name.endswith("_") and name[:-1] in _POINTWISE | _RESHAPES | _PERMUTES | _EXPANDS | {"unsqueeze", "squeeze"}:
+    if name.endswith("_") and name[:-1] in POINTWISE | RESHAPES | PERMUTES | EXPANDS | {"unsqueeze", "squeeze"}:
         name = name[:-1]
     return name
 
 
-def _flat_tensors(value: Any) -> list[torch.Tensor]:
+def flat_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, dict):
@@ -64,12 +64,12 @@ def _flat_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         out: list[torch.Tensor] = []
         for item in value:
-            out.extend(_flat_tensors(item))
+            out.extend(flat_tensors(item))
         return out
     return []
 
 
-def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+def arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
     if name in kwargs:
         return kwargs[name]
     if len(args) > index:
@@ -77,7 +77,7 @@ def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, def
     return default
 
 
-def _tuple(value: Any, n: int, default: int) -> tuple[int, ...]:
+def as_tuple(value: Any, n: int, default: int) -> tuple[int, ...]:
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
         return (default,) * n
     if isinstance(value, (list, tuple)):
@@ -86,5 +86,5 @@ def _tuple(value: Any, n: int, default: int) -> tuple[int, ...]:
     return (int(value),) * n
 
 
-def _norm_dim(dim: int, ndim: int) -> int:
+def norm_dim(dim: int, ndim: int) -> int:
     return dim + ndim if dim < 0 else dim

@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from explorer.receptive.geometry import AXES, AxisField, _note, note_text
-from explorer.receptive.tracing import _input_tensor, _Row, _trace
+from explorer.receptive.geometry import AXES, AxisField, make_note, note_text
+from explorer.receptive.tracing import input_tensor, TraceRow, trace
 
 CSV_COLUMNS = ["layer", "type", "output_shape", "rf_h", "rf_w", "jump_h", "jump_w", "start_h", "start_w"]
 EXTRA_COLUMNS = ["depth", "kind", "source", "out_h", "out_w", "merge_inputs", "sees_whole_image", "global_context",
@@ -35,7 +35,7 @@ def _axis_report(f: AxisField, units: int, size: int) -> tuple[float, float, flo
     return f.hi - f.lo + 1, f.jump, (f.lo + f.hi) / 2, covers
 
 
-def _row_record(row: _Row, image_hw: tuple[int, int]) -> dict[str, Any]:
+def _row_record(row: TraceRow, image_hw: tuple[int, int]) -> dict[str, Any]:
     info = row.info
     units = {axis: (row.shape[info.dims.index(axis)] if axis in info.dims else 1) for axis in AXES}
     rf_h, jump_h, start_h, cover_h = _axis_report(info.h, units["h"], image_hw[0])
@@ -45,11 +45,11 @@ def _row_record(row: _Row, image_hw: tuple[int, int]) -> dict[str, Any]:
     exact = info.h.exact and info.w.exact and not info.unknown
     if info.unknown:
         if "unknown" not in codes:
-            notes.append(_note("unknown" if row.kind == "unknown" else "after_unknown", reason=info.unknown))
+            notes.append(make_note("unknown" if row.kind == "unknown" else "after_unknown", reason=info.unknown))
     elif not exact and not codes & {"approximate", "adaptive_bins", "resample", "transposed", "concat_spatial"}:
-        notes.append(_note("approximate"))
+        notes.append(make_note("approximate"))
     if info.context and not codes & {"gate", "norm_stats", "batch_stats", "global_pool", "flatten"}:
-        notes.append(_note("context"))
+        notes.append(make_note("context"))
     return {
         "layer": row.layer, "type": row.type, "output_shape": "x".join(str(d) for d in row.shape[1:]),
         "rf_h": _number(math.ceil(rf_h) if not math.isnan(rf_h) else rf_h),
@@ -75,9 +75,9 @@ def receptive_field_table(model: nn.Module, input_shape: Sequence[int], *, parti
     return the rows computed so far with the reason in ``table.attrs["error"]`` (and ``"failed_layer"``)
     instead of raising; errors before the first row still raise.
     """
-    x = _input_tensor(model, input_shape)
+    x = input_tensor(model, input_shape)
     with torch.no_grad():
-        tracer = _trace(model, x, partial=partial)
+        tracer = trace(model, x, partial=partial)
     image_hw = (int(x.shape[-2]), int(x.shape[-1]))
     records = [_row_record(row, image_hw) for row in tracer.rows]
     frame = pd.DataFrame.from_records(records, columns=CSV_COLUMNS + EXTRA_COLUMNS)

@@ -1,7 +1,7 @@
 """Following the graph the model really executes: a ``TorchFunctionMode`` that sees every torch function and
 tensor method, plus per-module hooks (filtered to this thread) that say which module each call belongs to.
 
-Every lock this package takes on a model goes through this module's ``model_lock``.
+Hooks are registered through ``explorer.core.hooked`` (the model's lock held, every hook removed in ``finally``).
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from explorer.locks import model_lock
-from explorer.receptive.geometry import AxisField, Note, _Info, _note, _Result, _unknown_info
-from explorer.receptive.opnames import _CONSTANT_LIKE, _KIND_RANK, _flat_tensors, _op_name
-from explorer.receptive.rules import _dispatch
+from explorer.analysis import InputTooSmallError
+from explorer.core import hooked, model_device_dtype
+from explorer.receptive.geometry import AxisField, Note, FieldInfo, make_note, RuleResult, unknown_info
+from explorer.receptive.opnames import CONSTANT_LIKE, KIND_RANK, flat_tensors, op_name
+from explorer.receptive.rules import dispatch_rule
 
 
 class _Stop(Exception):
@@ -42,12 +43,12 @@ class _Frame:
 
 
 @dataclass
-class _Row:
+class TraceRow:
     layer: str
     type: str
     source: str
     shape: tuple[int, ...]
-    info: _Info
+    info: FieldInfo
     kind: str
     merge: int
     notes: list[Note]
@@ -61,36 +62,31 @@ class _Tracer(TorchFunctionMode):
         self.model = model
         self.stop_at = stop_at
         self.thread = threading.get_ident()
-        self.infos: dict[int, tuple[weakref.ref, _Info]] = {}
+        self.infos: dict[int, tuple[weakref.ref, FieldInfo]] = {}
         self.frames: list[_Frame] = []
-        self.rows: list[_Row] = []
+        self.rows: list[TraceRow] = []
         self.counts: Counter[str] = Counter()
-        self.captured: tuple[torch.Tensor, _Info] | None = None
-        self.handles: list[Any] = []
+        self.captured: tuple[torch.Tensor, FieldInfo] | None = None
         self.error: str | None = None  # why the forward pass stopped early (partial tables only)
         self.failed_layer: str | None = None
 
     # tensor -> info, by identity (weak references, so a recycled id() is never mistaken for a tensor)
-    def info(self, tensor: torch.Tensor) -> _Info | None:
+    def info(self, tensor: torch.Tensor) -> FieldInfo | None:
         entry = self.infos.get(id(tensor))
         if entry is not None and entry[0]() is tensor:
             return entry[1]
         return None
 
-    def set_info(self, tensor: torch.Tensor, info: _Info) -> None:
+    def set_info(self, tensor: torch.Tensor, info: FieldInfo) -> None:
         self.infos[id(tensor)] = (weakref.ref(tensor), info)
 
     # hooks: a stack of module calls, so each op knows which module it belongs to
-    def attach(self) -> None:
+    def attach(self, add: Any) -> None:
+        """Register the module hooks through ``add`` (:func:`explorer.core.hooks.hooked` removes them)."""
         for name, module in self.model.named_modules():
             leaf = next(module.children(), None) is None
-            self.handles.append(module.register_forward_pre_hook(self._pre_hook(name, module, leaf)))
-            self.handles.append(module.register_forward_hook(self._post_hook()))
-
-    def detach(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+            add(module.register_forward_pre_hook(self._pre_hook(name, module, leaf)))
+            add(module.register_forward_hook(self._post_hook()))
 
     def _pre_hook(self, name: str, module: nn.Module, leaf: bool):
         def hook(_module: nn.Module, args: Any) -> None:
@@ -98,7 +94,7 @@ class _Tracer(TorchFunctionMode):
                 return  # another thread's forward pass on a shared model: not ours
             parent = self.frames[-1] if self.frames else None
             inside = bool(parent and (parent.leaf or parent.inside_leaf))
-            tracked = any(self.info(t) is not None for t in _flat_tensors(args))
+            tracked = any(self.info(t) is not None for t in flat_tensors(args))
             self.frames.append(_Frame(name, module, leaf, inside, tracked))
         return hook
 
@@ -113,7 +109,7 @@ class _Tracer(TorchFunctionMode):
                 return
             if not frame.leaf:
                 return
-            outputs = _flat_tensors(output)
+            outputs = flat_tensors(output)
             if not outputs:
                 return
             tensor = outputs[0]
@@ -121,10 +117,10 @@ class _Tracer(TorchFunctionMode):
             if info is None:
                 if not frame.tracked_input:
                     return  # computed from constants only
-                info = _unknown_info(tensor.dim(), f"{type(module).__name__} output could not be traced")
+                info = unknown_info(tensor.dim(), f"{type(module).__name__} output could not be traced")
                 self.set_info(tensor, info)
                 frame.kinds.append("unknown")
-            kind = max(frame.kinds, key=_KIND_RANK.get) if frame.kinds else "pointwise"
+            kind = max(frame.kinds, key=KIND_RANK.get) if frame.kinds else "pointwise"
             name = frame.name or type(module).__name__
             self._emit(name, type(module).__name__, "module", tensor, info, kind, frame.merge, frame.notes)
         return hook
@@ -135,11 +131,11 @@ class _Tracer(TorchFunctionMode):
         frame.merge = max(frame.merge, merge)
         frame.notes.extend(n for n in notes if n not in frame.notes)
 
-    def _emit(self, name: str, type_name: str, source: str, tensor: torch.Tensor, info: _Info, kind: str,
+    def _emit(self, name: str, type_name: str, source: str, tensor: torch.Tensor, info: FieldInfo, kind: str,
               merge: int, notes: list[Note]) -> None:
         self.counts[name] += 1
         unique = name if self.counts[name] == 1 else f"{name}#{self.counts[name]}"
-        self.rows.append(_Row(unique, type_name, source, tuple(int(d) for d in tensor.shape), info, kind, merge,
+        self.rows.append(TraceRow(unique, type_name, source, tuple(int(d) for d in tensor.shape), info, kind, merge,
                               list(notes)))
         if self.stop_at is not None and unique == self.stop_at:
             self.captured = (tensor, info)
@@ -151,22 +147,22 @@ class _Tracer(TorchFunctionMode):
         out = func(*args, **kwargs)
         if threading.get_ident() != self.thread:
             return out
-        name = _op_name(func)
+        name = op_name(func)
         if name == "setitem":
             self._setitem(args)
             return out
-        outputs = _flat_tensors(out)
+        outputs = flat_tensors(out)
         if not outputs:
             return out
-        inputs = [(t, i) for t in _flat_tensors((args, kwargs)) if (i := self.info(t)) is not None]
-        if not inputs or name in _CONSTANT_LIKE:
+        inputs = [(t, i) for t in flat_tensors((args, kwargs)) if (i := self.info(t)) is not None]
+        if not inputs or name in CONSTANT_LIKE:
             return out  # does not depend on the input image
         try:
-            result = _dispatch(name, func, args, kwargs, inputs, out, outputs)
+            result = dispatch_rule(name, func, args, kwargs, inputs, out, outputs)
         except Exception as exc:  # an op we parse wrongly must not break the user's forward pass
-            result = _Result([_unknown_info(t.dim(), f"{name}: {type(exc).__name__}") for t in outputs],
+            result = RuleResult([unknown_info(t.dim(), f"{name}: {type(exc).__name__}") for t in outputs],
                              kind="unknown", notable=True,
-                             notes=[_note("unknown", reason=f"could not analyse {name}: {exc}")])
+                             notes=[make_note("unknown", reason=f"could not analyse {name}: {exc}")])
         upstream = next((i.unknown for _, i in inputs if i.unknown), None)
         if upstream and result.kind != "unknown":
             result.infos = [replace(i, unknown=upstream) for i in result.infos]
@@ -182,10 +178,10 @@ class _Tracer(TorchFunctionMode):
         return out
 
     def _setitem(self, args: Sequence[Any]) -> None:
-        tensors = _flat_tensors(args)
+        tensors = flat_tensors(args)
         if tensors and any(self.info(t) is not None for t in tensors):
             target = tensors[0]
-            self.set_info(target, _unknown_info(target.dim(), "in-place slice assignment (x[...] = y)"))
+            self.set_info(target, unknown_info(target.dim(), "in-place slice assignment (x[...] = y)"))
 
 
 
@@ -204,37 +200,28 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = True
 
 
-def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.float32
-
-
-def _input_info(x: torch.Tensor) -> _Info:
+def _input_info(x: torch.Tensor) -> FieldInfo:
     unit = AxisField(0.0, 0.0, 1.0)
     dims: tuple[str | None, ...] = (None,) * (x.dim() - 2) + ("h", "w")
-    return _Info(dims=dims, h=unit, w=unit)
+    return FieldInfo(dims=dims, h=unit, w=unit)
 
 
-def _trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None, partial: bool = False) -> _Tracer:
+def trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None, partial: bool = False) -> _Tracer:
     """Run ``model(x)`` under the tracer, with hooks that are always removed and the model's lock held.
 
     ``partial``: when the forward pass fails after some rows were recorded (a classifier that only accepts
     its natural input size), keep those rows and put the reason in ``tracer.error`` instead of raising.
     """
     tracer = _Tracer(model, stop_at=stop_at)
-    with model_lock(model), _eval_mode(model):
+    with hooked(model) as add, _eval_mode(model):
         tracer.set_info(x, _input_info(x))
         try:
-            tracer.attach()
+            tracer.attach(add)
             with tracer:
                 model(x)
         except _Stop:
             pass
         except RuntimeError as exc:
-            from explorer.shapes import InputTooSmallError
-
             frame = next((f for f in reversed(tracer.frames) if f.name), None)
             where = f"layer {frame.name} ({type(frame.module).__name__})" if frame else "the model"
             shape = "×".join(str(d) for d in x.shape[1:])
@@ -248,16 +235,14 @@ def _trace(model: nn.Module, x: torch.Tensor, stop_at: str | None = None, partia
                                          frame.name if frame else None) from exc
             else:
                 raise
-        finally:
-            tracer.detach()
     return tracer
 
 
-def _input_tensor(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+def input_tensor(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3:
         shape = (1, *shape)
     if len(shape) != 4 or min(shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     return torch.zeros(shape, device=device, dtype=dtype)

@@ -6,11 +6,11 @@ import math
 
 import torch
 
-from explorer.receptive.geometry import AXES, AxisField, Note, _Info, _note, _Result, _union
-from explorer.receptive.opnames import _arg, _norm_dim, _tuple
+from explorer.receptive.geometry import AXES, AxisField, Note, FieldInfo, make_note, RuleResult, union_of
+from explorer.receptive.opnames import arg, norm_dim, as_tuple
 
 
-def _spatial_positions(info: _Info, tensor: torch.Tensor, n: int) -> list[tuple[int, int, str]]:
+def _spatial_positions(info: FieldInfo, tensor: torch.Tensor, n: int) -> list[tuple[int, int, str]]:
     """(index among the last n dims, tensor dim, axis) for the last n dims that carry a spatial axis."""
     nd = tensor.dim()
     found = []
@@ -21,30 +21,30 @@ def _spatial_positions(info: _Info, tensor: torch.Tensor, n: int) -> list[tuple[
     return found
 
 
-def _conv(args, kwargs, tensor: torch.Tensor, info: _Info) -> _Result:
-    weight = _arg(args, kwargs, 1, "weight")
+def conv_rule(args, kwargs, tensor: torch.Tensor, info: FieldInfo) -> RuleResult:
+    weight = arg(args, kwargs, 1, "weight")
     kernel = tuple(int(k) for k in weight.shape[2:])
     n = len(kernel)
-    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), n, 1)
-    dilation = _tuple(_arg(args, kwargs, 5, "dilation", 1), n, 1)
-    padding_arg = _arg(args, kwargs, 4, "padding", 0)
+    stride = as_tuple(arg(args, kwargs, 3, "stride", 1), n, 1)
+    dilation = as_tuple(arg(args, kwargs, 5, "dilation", 1), n, 1)
+    padding_arg = arg(args, kwargs, 4, "padding", 0)
     if isinstance(padding_arg, str):
         # PyTorch's "same" pads d(k-1)//2 before and the rest after; "valid" pads nothing.
         padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)) if padding_arg == "same" else (0,) * n
     else:
-        padding = _tuple(padding_arg, n, 0)
+        padding = as_tuple(padding_arg, n, 0)
     fields = {axis: info.axis(axis).window(kernel[i], stride[i], padding[i], dilation[i])
               for i, _dim, axis in _spatial_positions(info, tensor, n)}
-    return _Result([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True)
+    return RuleResult([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True)
 
 
-def _conv_transpose(args, kwargs, tensor: torch.Tensor, info: _Info) -> _Result:
-    weight = _arg(args, kwargs, 1, "weight")
+def conv_transpose_rule(args, kwargs, tensor: torch.Tensor, info: FieldInfo) -> RuleResult:
+    weight = arg(args, kwargs, 1, "weight")
     kernel = tuple(int(k) for k in weight.shape[2:])
     n = len(kernel)
-    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), n, 1)
-    padding = _tuple(_arg(args, kwargs, 4, "padding", 0), n, 0)
-    dilation = _tuple(_arg(args, kwargs, 7, "dilation", 1), n, 1)
+    stride = as_tuple(arg(args, kwargs, 3, "stride", 1), n, 1)
+    padding = as_tuple(arg(args, kwargs, 4, "padding", 0), n, 0)
+    dilation = as_tuple(arg(args, kwargs, 7, "dilation", 1), n, 1)
     fields = {}
     for i, _dim, axis in _spatial_positions(info, tensor, n):
         f = info.axis(axis)
@@ -52,28 +52,28 @@ def _conv_transpose(args, kwargs, tensor: torch.Tensor, info: _Info) -> _Result:
         taps = math.ceil(reach / stride[i])  # input units that can reach one output unit
         lo = f.lo + ((padding[i] - reach + 1) / stride[i]) * f.jump
         fields[axis] = AxisField(lo, lo + (f.hi - f.lo) + (taps - 1) * f.jump, f.jump / stride[i], f.collapsed, False)
-    return _Result([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True,
-                   notes=[_note("transposed")])
+    return RuleResult([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True,
+                   notes=[make_note("transposed")])
 
 
-def _pool(kind: str, n: int, args, kwargs, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
+def pool_rule(kind: str, n: int, args, kwargs, tensor: torch.Tensor, info: FieldInfo, outputs) -> RuleResult:
     if kind == "lp":
-        kernel = _tuple(_arg(args, kwargs, 2, "kernel_size"), n, 1)
-        stride = _tuple(_arg(args, kwargs, 3, "stride"), n, 0)
+        kernel = as_tuple(arg(args, kwargs, 2, "kernel_size"), n, 1)
+        stride = as_tuple(arg(args, kwargs, 3, "stride"), n, 0)
         padding, dilation = (0,) * n, (1,) * n
     else:
-        kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), n, 1)
-        stride = _tuple(_arg(args, kwargs, 2, "stride"), n, 0)
-        padding = _tuple(_arg(args, kwargs, 3, "padding", 0), n, 0)
-        dilation = _tuple(_arg(args, kwargs, 4, "dilation", 1), n, 1) if kind == "max" else (1,) * n
+        kernel = as_tuple(arg(args, kwargs, 1, "kernel_size"), n, 1)
+        stride = as_tuple(arg(args, kwargs, 2, "stride"), n, 0)
+        padding = as_tuple(arg(args, kwargs, 3, "padding", 0), n, 0)
+        dilation = as_tuple(arg(args, kwargs, 4, "dilation", 1), n, 1) if kind == "max" else (1,) * n
     stride = tuple(s if s else k for s, k in zip(stride, kernel))  # stride=None means stride=kernel
     fields = {axis: info.axis(axis).window(kernel[i], stride[i], padding[i], dilation[i])
               for i, _dim, axis in _spatial_positions(info, tensor, n)}
     new = info.with_axes(fields, depth=info.depth + 1)
-    return _Result([new] * len(outputs), kind="pool", notable=True)
+    return RuleResult([new] * len(outputs), kind="pool", notable=True)
 
 
-def _adaptive(n: int, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
+def adaptive_rule(n: int, tensor: torch.Tensor, info: FieldInfo, outputs) -> RuleResult:
     out = outputs[0]
     fields: dict[str, AxisField] = {}
     notes: list[Note] = []
@@ -96,18 +96,18 @@ def _adaptive(n: int, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
             sizes = [math.ceil((j + 1) * size_in / size_out) - math.floor(j * size_in / size_out) for j in range(size_out)]
             fields[axis] = AxisField(f.lo, f.hi + (max(sizes) - 1) * f.jump, f.jump * size_in / size_out, f.collapsed,
                                      False)
-            notes.append(_note("adaptive_bins", size_in=size_in, size_out=size_out, smallest=min(sizes),
+            notes.append(make_note("adaptive_bins", size_in=size_in, size_out=size_out, smallest=min(sizes),
                                largest=max(sizes)))
     if not changed:
-        return _Result([info] * len(outputs), kind="pool", notable=True,
-                       notes=[_note("adaptive_same")])
+        return RuleResult([info] * len(outputs), kind="pool", notable=True,
+                       notes=[make_note("adaptive_same")])
     new = info.with_axes(fields, depth=info.depth + 1)
     if collapsed:
-        notes.insert(0, _note("global_pool"))
-    return _Result([new] * len(outputs), kind="global_pool" if collapsed else "pool", notable=True, notes=notes)
+        notes.insert(0, make_note("global_pool"))
+    return RuleResult([new] * len(outputs), kind="global_pool" if collapsed else "pool", notable=True, notes=notes)
 
 
-def _upsample(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def upsample_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     mode = str(kwargs.get("mode", "nearest")) if name in ("interpolate", "upsample") else name
     taps = 4 if "cubic" in mode else 2 if ("linear" in mode or "bilinear" in mode) else 1
     fields = {}
@@ -117,13 +117,13 @@ def _upsample(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, out: t
             continue
         f = info.axis(axis)
         fields[axis] = AxisField(f.lo, f.hi + (taps - 1) * f.jump, f.jump * size_in / size_out, f.collapsed, False)
-    return _Result([info.with_axes(fields, depth=info.depth + 1)], kind="pool", notable=True,
-                   notes=[_note("resample")] if fields else [])
+    return RuleResult([info.with_axes(fields, depth=info.depth + 1)], kind="pool", notable=True,
+                   notes=[make_note("resample")] if fields else [])
 
 
-def _pad(args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
-    pad = list(_arg(args, kwargs, 1, "pad"))
-    mode = _arg(args, kwargs, 2, "mode", "constant")
+def pad_rule(args, kwargs, tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
+    pad = list(arg(args, kwargs, 1, "pad"))
+    mode = arg(args, kwargs, 2, "mode", "constant")
     fields = {}
     nd = tensor.dim()
     for i in range(len(pad) // 2):
@@ -131,21 +131,21 @@ def _pad(args, kwargs, tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> 
         axis = info.dims[dim]
         if axis in AXES:
             fields[axis] = info.axis(axis).shift(-int(pad[2 * i]))
-    notes = [] if mode in ("constant", None) else [_note("pad_copy", mode=str(mode))]
-    return _Result([info.with_axes(fields)], kind="pointwise", notable=True, notes=notes)
+    notes = [] if mode in ("constant", None) else [make_note("pad_copy", mode=str(mode))]
+    return RuleResult([info.with_axes(fields)], kind="pointwise", notable=True, notes=notes)
 
 
-def _linear(tensor: torch.Tensor, info: _Info, out: torch.Tensor) -> _Result:
+def linear_rule(tensor: torch.Tensor, info: FieldInfo, out: torch.Tensor) -> RuleResult:
     axis = info.dims[-1] if info.dims else None
     if axis in AXES:
         fields = {axis: info.axis(axis).collapse(int(tensor.shape[-1]))}
         dims = info.dims[:-1] + (None,)
-        return _Result([info.with_axes(fields, dims=dims)], kind="linear", notable=True,
-                       notes=[_note("fully_connected")])
-    return _Result([info], kind="linear", notable=True)
+        return RuleResult([info.with_axes(fields, dims=dims)], kind="linear", notable=True,
+                       notes=[make_note("fully_connected")])
+    return RuleResult([info], kind="linear", notable=True)
 
 
-def _matmul(inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _Result:
+def matmul_rule(inputs: list[tuple[torch.Tensor, FieldInfo]], out: torch.Tensor) -> RuleResult:
     fields = {}
     for axis in AXES:
         parts = []
@@ -154,20 +154,20 @@ def _matmul(inputs: list[tuple[torch.Tensor, _Info]], out: torch.Tensor) -> _Res
             if axis in info.dims:
                 f = f.collapse(int(tensor.shape[info.dims.index(axis)]))
             parts.append(f)
-        fields[axis] = _union(parts)
+        fields[axis] = union_of(parts)
     base = inputs[0][1]
     info = base.with_axes(fields, dims=(None,) * out.dim(), context=any(i.context for _, i in inputs),
                           depth=max(i.depth for _, i in inputs))
-    return _Result([info], kind="linear", notable=True, notes=[_note("mix_positions")])
+    return RuleResult([info], kind="linear", notable=True, notes=[make_note("mix_positions")])
 
 
-def _reduction(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outputs) -> _Result:
+def reduction_rule(name: str, args, kwargs, tensor: torch.Tensor, info: FieldInfo, outputs) -> RuleResult:
     nd = tensor.dim()
-    dim_arg = _arg(args, kwargs, 2 if name == "norm" else 1, "dim")
+    dim_arg = arg(args, kwargs, 2 if name == "norm" else 1, "dim")
     if dim_arg is None:
         dims = list(range(nd))
     else:
-        dims = [_norm_dim(int(d), nd) for d in (dim_arg if isinstance(dim_arg, (list, tuple)) else [dim_arg])]
+        dims = [norm_dim(int(d), nd) for d in (dim_arg if isinstance(dim_arg, (list, tuple)) else [dim_arg])]
     keepdim = bool(dims) and outputs[0].dim() == nd  # read off the result: argument orders differ (std, norm)
     fields = {}
     for d in dims:
@@ -180,5 +180,5 @@ def _reduction(name: str, args, kwargs, tensor: torch.Tensor, info: _Info, outpu
         new_dims = tuple(t for i, t in enumerate(info.dims) if i not in dims)
     new = info.with_axes(fields, dims=new_dims)
     lost = any(info.dims[d] in AXES for d in dims)
-    notes = [_note("global_pool")] if fields else []
-    return _Result([new] * len(outputs), kind="global_pool" if fields else "pointwise", notable=lost, notes=notes)
+    notes = [make_note("global_pool")] if fields else []
+    return RuleResult([new] * len(outputs), kind="global_pool" if fields else "pointwise", notable=lost, notes=notes)

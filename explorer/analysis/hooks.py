@@ -1,0 +1,275 @@
+"""Hook plumbing and the one recording forward pass behind :mod:`explorer.analysis.activations`.
+
+Everything that touches the model holds ``explorer.core.locks.model_lock(model)`` while hooks are
+registered (a forward hook fires on every thread's forward pass), removes its hooks in ``finally`` and
+never changes train/eval mode or parameters. Tensors are cloned to the CPU *inside* the hooks: a
+conv followed by ``ReLU(inplace=True)`` would otherwise show post-ReLU values as its output.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
+from explorer.core import device_of, hooked
+
+
+# ------------------------------------------------------------------------------------- hook plumbing
+class _CallCounter:
+    """Counts calls of each hooked module within one forward pass of the root model.
+
+    The root's pre-hook resets the counts, so attribution methods that run several forward passes
+    (Integrated Gradients, Occlusion) see the same call numbers in each. Hooks only react on the
+    thread that owns the session: a forward pass of someone who ignores the model lock is not recorded.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.stacks: dict[int, list[int]] = {}
+        self.owner = threading.get_ident()
+
+    def mine(self) -> bool:
+        return threading.get_ident() == self.owner
+
+    def reset(self) -> None:
+        self.counts.clear()
+        self.stacks.clear()
+
+    def enter(self, module: nn.Module) -> int:
+        key = id(module)
+        k = self.counts.get(key, 0) + 1
+        self.counts[key] = k
+        self.stacks.setdefault(key, []).append(k)
+        return k
+
+    def leave(self, module: nn.Module) -> int:
+        stack = self.stacks.get(id(module))
+        return stack.pop() if stack else 0
+
+
+def _add_counting_hooks(
+    model: nn.Module,
+    add: Callable[[Any], None],
+    modules: dict[str, nn.Module],
+    on_enter: Callable[[str, nn.Module, int, tuple, dict], None] | None,
+    on_exit: Callable[[str, nn.Module, int, Any], Any],
+) -> _CallCounter:
+    counter = _CallCounter()
+
+    def root_pre(_module: nn.Module, _args: tuple) -> None:
+        if counter.mine():
+            counter.reset()
+
+    add(model.register_forward_pre_hook(root_pre))
+    for name, module in modules.items():
+
+        def pre(mod: nn.Module, args: tuple, kwargs: dict, _name: str = name) -> None:
+            if counter.mine():
+                k = counter.enter(mod)
+                if on_enter is not None:
+                    on_enter(_name, mod, k, args, kwargs)
+
+        def post(mod: nn.Module, args: tuple, output: Any, _name: str = name) -> Any:
+            if counter.mine():
+                return on_exit(_name, mod, counter.leave(mod), output)
+            return None
+
+        add(module.register_forward_pre_hook(pre, with_kwargs=True))
+        add(module.register_forward_hook(post))
+    return counter
+
+
+class _CpuStore:
+    """Detached CPU clones of recorded tensors, sharing one clone when a tensor is seen twice unchanged.
+
+    A container's output is often the very tensor its last child returned, and a ReLU's input is the
+    conv output recorded just before: same object, same version counter, so the same values. An
+    in-place op bumps the version counter, so a conv's output rewritten by ``ReLU(inplace=True)`` is
+    cloned again rather than aliased.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.skipped: list[str] = []  # names not kept because the byte budget was spent
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._seen: list[tuple[weakref.ref, int, torch.Tensor]] = []
+
+    def put(self, name: str, tensor: torch.Tensor) -> None:
+        for ref, version, clone in self._seen:
+            if ref() is tensor and tensor._version == version:
+                self.tensors[name] = clone
+                return
+        size = tensor.numel() * tensor.element_size()
+        if self.max_bytes is not None and self.bytes + size > self.max_bytes:
+            self.skipped.append(name)
+            return
+        # Clone on the tensor's own device: a device-to-host copy inside the hook would synchronise the GPU
+        # once per layer (~45 % of an analysis on CUDA); ``to_cpu`` moves them all at the end in one batch.
+        clone = tensor.detach().clone()
+        self.bytes += size
+        self.tensors[name] = clone
+        self._remember(tensor, clone)
+
+    def to_cpu(self) -> dict[str, torch.Tensor]:
+        """Every stored clone on the CPU (aliases kept: one copy per distinct clone), one sync at the end."""
+        moved: dict[int, torch.Tensor] = {}
+        pending_cuda = False
+        for name, clone in self.tensors.items():
+            if clone.device.type == "cpu":
+                continue
+            target = moved.get(id(clone))
+            if target is None:
+                pinned = clone.device.type == "cuda"  # pinned host memory makes the copies asynchronous
+                target = torch.empty(clone.shape, dtype=clone.dtype, pin_memory=pinned)
+                target.copy_(clone, non_blocking=pinned)
+                moved[id(clone)] = target
+                pending_cuda = pending_cuda or pinned
+            self.tensors[name] = target
+        if pending_cuda:
+            torch.cuda.synchronize()
+        return self.tensors
+
+    def same_values(self, tensor: torch.Tensor, name: str) -> None:
+        """``tensor`` is a fresh copy of what was stored as ``name``: alias it too, if stored."""
+        clone = self.tensors.get(name)
+        if clone is not None:
+            self._remember(tensor, clone)
+
+    def _remember(self, tensor: torch.Tensor, clone: torch.Tensor) -> None:
+        self._seen.append((weakref.ref(tensor), tensor._version, clone))
+        if len(self._seen) > 8:  # only recent tensors can be seen again
+            self._seen.pop(0)
+
+
+
+# --------------------------------------------------------------------------------------------- the pass
+@dataclass
+class _Pass:
+    output: Any
+    tensors: dict[str, torch.Tensor]
+    cam_acts: dict[str, torch.Tensor]
+    calls: list[CallInfo]
+    skipped: list[str]
+
+
+def run_pass(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    record: Sequence[CallSpec] | None,
+    cam_specs: Sequence[CallSpec] = (),
+    list_calls: bool = False,
+    cam_all: bool = False,
+    max_bytes: int | None = None,
+) -> _Pass:
+    """One forward pass with hooks. Caller holds the model's lock (``hooked`` takes it again: RLock).
+
+    ``record=None`` records every call's output and every activation module's input; a list records
+    those specs only. For CAM calls the graph is switched on at that point (the pass itself runs under
+    no_grad) and the rest of the forward pass works on a clone, so in-place ops downstream leave the
+    recorded activation intact for ``torch.autograd.grad``. ``cam_all`` makes every call of a conv-like
+    module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
+    ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``).
+    """
+    all_modules = {n: m for n, m in model.named_modules() if n}
+    record_all = record is None
+    specs = list(record or [])
+    resolve_modules(model, specs + list(cam_specs))
+    if record_all or list_calls or cam_all:
+        modules = all_modules
+    else:
+        modules = {s.module: all_modules[s.module] for s in [*specs, *cam_specs]}
+    wanted_out = {(s.module, s.call): str(s) for s in specs if not s.want_input}
+    wanted_in = {(s.module, s.call): str(s) for s in specs if s.want_input}
+    cam_keys = {(s.module, s.call): s.call_name for s in cam_specs}
+    store = _CpuStore(max_bytes)
+    cam_acts: dict[str, torch.Tensor] = {}
+    started: list[tuple[str, nn.Module, int]] = []
+    shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
+
+    def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
+        if list_calls or record_all:
+            started.append((name, module, k))
+        if record_all:
+            key = call_name(name, k) + INPUT_SUFFIX if is_activation(module) else None
+        else:
+            key = wanted_in.get((name, k))
+        if key is not None:
+            tensor = first_tensor(args) if args else first_tensor(kwargs)
+            if tensor is not None:
+                store.put(key, tensor)
+
+    def on_exit(name: str, module: nn.Module, k: int, output: Any) -> Any:
+        tensor = first_tensor(output)
+        if list_calls or record_all:
+            shapes[(name, k)] = tuple(tensor.shape[1:]) if tensor is not None else None
+        key = call_name(name, k) if record_all else wanted_out.get((name, k))
+        if key is not None and tensor is not None:
+            store.put(key, tensor)
+        cam_key = cam_keys.get((name, k))
+        if cam_key is None and cam_all and tensor is not None and tensor.dim() == 4:
+            if is_conv(module) or next(module.children(), None) is not None:
+                cam_key = call_name(name, k)
+        if cam_key is None or tensor is None:
+            return None
+        torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
+        act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
+        cam_acts[cam_key] = act
+        downstream = act.clone()
+        if key is not None:
+            store.same_values(downstream, key)  # the next layer's input is this copy: no second clone
+        return replace_first_tensor(output, downstream)
+
+    with hooked(model) as add, torch.no_grad():
+        _add_counting_hooks(model, add, modules, on_enter, on_exit)
+        output = model(x.to(device_of(model)))
+
+    missing = [str(s) for s in specs if str(s) not in store.tensors and str(s) not in store.skipped]
+    missing += [s.call_name for s in cam_specs if s.call_name not in cam_acts]
+    if missing:
+        raise ValueError(f"these layers were not called (or returned no tensor) in the forward pass: {missing}")
+    calls = []
+    for order, (name, module, k) in enumerate(started):
+        calls.append(
+            CallInfo(
+                name=call_name(name, k), module=name, call=k, module_type=type(module).__name__,
+                shape=shapes.get((name, k)), block=block_of(model, name), order=order,
+                is_leaf=next(module.children(), None) is None,
+                is_conv=is_conv(module),
+                is_activation=is_activation(module),
+            )
+        )
+    return _Pass(output, store.to_cpu(), cam_acts, calls, store.skipped)
+
+
+@contextmanager
+def route_call(model: nn.Module, layer: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """While active, the output of call ``layer`` goes through ``fn`` (its first tensor) in every forward.
+
+    Lets a tool that hooks one *module* (captum's layer methods) see exactly one *call* of a module used
+    several times: route the call through a fresh ``nn.Identity`` probe and hand the tool the probe.
+    Holds the model's lock; hooks are removed on exit.
+    """
+    spec = parse_call(layer)
+    if spec.want_input:
+        raise ValueError("route_call works on layer outputs: drop the ':in' suffix")
+    modules = resolve_modules(model, [spec])
+
+    def on_exit(name: str, module: nn.Module, k: int, output: Any) -> Any:
+        if k != spec.call:
+            return None
+        tensor = first_tensor(output)
+        if tensor is None:
+            raise TypeError(f"layer {layer!r} returned no tensor")
+        return replace_first_tensor(output, fn(tensor))
+
+    with hooked(model) as add:
+        _add_counting_hooks(model, add, modules, None, on_exit)
+        yield

@@ -1,0 +1,254 @@
+"""Layer call names and what a module call is: the vocabulary of :mod:`explorer.analysis.activations`.
+
+Layers are addressed by *call names*: a module's dotted name for its first call in a forward pass and
+``name#k`` for its k-th call (k >= 2). torchvision's ResNet blocks call one ``relu`` module twice, so
+``layer1.0.relu`` is the activation after ``bn1`` and ``layer1.0.relu#2`` the one after the residual
+addition. Appending ``:in`` asks for the module's *input* instead of its output (the pre-activation
+values a ReLU receives, for instance).
+
+Nothing here registers hooks or runs the model: parsing and resolving call names, classifying modules
+(activation, conv-like), finding tensors in module outputs, :class:`CallInfo` records, their grouping
+into blocks and the feature-map / activation-map pairing (:func:`activation_pair`).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+INPUT_SUFFIX = ":in"
+
+# Element-wise non-linearities: what turns a feature map into an activation map.
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+)
+# Modules that may sit between a conv and its activation without being the activation themselves.
+_PASS_THROUGH_TYPES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d, nn.LocalResponseNorm,
+    nn.Dropout, nn.Dropout2d, nn.Identity,
+)
+_PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+# Project activations defined as their own classes (LeNet-5's ScaledTanh) are recognised by name.
+_ACTIVATION_NAME = re.compile(r"(ReLU\d*|Tanh|Sigmoid|GELU|SiLU|Swish|Mish|ELU|Softplus|Hardswish)$", re.IGNORECASE)
+
+
+def is_activation(module: nn.Module) -> bool:
+    """An element-wise non-linearity module (what turns a feature map into an activation map)."""
+    if isinstance(module, ACTIVATION_TYPES):
+        return True
+    leaf = next(module.children(), None) is None  # a "ConvBNReLU" block is not an activation
+    return leaf and bool(_ACTIVATION_NAME.search(type(module).__name__))
+
+
+def is_conv(module: nn.Module) -> bool:
+    """``nn.Conv*`` or a module shaped like one (LeNet-5's partially connected ``PartialConv2d``): the one test
+    of "is this a convolution" in the library."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return True
+    return all(hasattr(module, a) for a in ("weight", "kernel_size", "in_channels", "out_channels"))
+
+
+# --------------------------------------------------------------------------------------------- names
+@dataclass(frozen=True)
+class CallSpec:
+    """A parsed layer address: module name, which call (1-based) and output or input."""
+
+    module: str
+    call: int = 1
+    want_input: bool = False
+
+    @property
+    def call_name(self) -> str:
+        return call_name(self.module, self.call)
+
+    def __str__(self) -> str:
+        return self.call_name + (INPUT_SUFFIX if self.want_input else "")
+
+
+def call_name(module_name: str, call: int) -> str:
+    """``name`` for the first call, ``name#k`` for the k-th."""
+    return module_name if call == 1 else f"{module_name}#{call}"
+
+
+def parse_call(spec: str) -> CallSpec:
+    """Parse ``"layer1.0.relu#2"``, ``"features.1:in"``... into a :class:`CallSpec`."""
+    text = spec.strip()
+    want_input = text.endswith(INPUT_SUFFIX)
+    if want_input:
+        text = text[: -len(INPUT_SUFFIX)]
+    module, sep, k = text.partition("#")
+    call = 1
+    if sep:
+        if not k.isdigit() or int(k) < 2:
+            raise ValueError(f"bad layer name {spec!r}: the call number after '#' must be 2 or more")
+        call = int(k)
+    return CallSpec(module, call, want_input)
+
+
+def resolve_modules(model: nn.Module, specs: Iterable[CallSpec]) -> dict[str, nn.Module]:
+    modules = dict(model.named_modules())
+    out: dict[str, nn.Module] = {}
+    for spec in specs:
+        if spec.module not in modules or spec.module == "":
+            close = difflib.get_close_matches(spec.module, [n for n in modules if n], n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise KeyError(f"the model has no layer named {spec.module!r}{hint}")
+        out[spec.module] = modules[spec.module]
+    return out
+
+
+def first_tensor(obj: Any) -> torch.Tensor | None:
+    """The first tensor inside a module's output or input (tensors, tuples, lists, dicts, namedtuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for item in obj:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    if isinstance(obj, dict):
+        for item in obj.values():
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def replace_first_tensor(obj: Any, new: torch.Tensor) -> Any:
+    """``obj`` with its first tensor replaced by ``new`` (same container types)."""
+    done = False
+
+    def walk(o: Any) -> Any:
+        nonlocal done
+        if done:
+            return o
+        if isinstance(o, torch.Tensor):
+            done = True
+            return new
+        if isinstance(o, (tuple, list)):
+            items = [walk(i) for i in o]
+            if isinstance(o, list):
+                return items
+            return type(o)(*items) if hasattr(o, "_fields") else tuple(items)
+        if isinstance(o, dict):
+            return type(o)((k, walk(v)) for k, v in o.items())
+        return o
+
+    return walk(obj)
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The class scores in a model's output (GoogLeNet/Inception return a namedtuple in train mode)."""
+    tensor = first_tensor(output)
+    if tensor is None:
+        raise TypeError(f"the model returned no tensor ({type(output).__name__})")
+    return tensor
+
+
+# --------------------------------------------------------------------------------------------- calls
+@dataclass(frozen=True)
+class CallInfo:
+    """One call of one module during a forward pass."""
+
+    name: str  # call name: "layer1.0.relu#2"
+    module: str  # module name: "layer1.0.relu"
+    call: int  # 1-based call number
+    module_type: str  # class name: "ReLU"
+    shape: tuple[int, ...] | None  # output shape without the batch dimension (first tensor)
+    block: str  # grouping label for pickers: "layer1.0", "inception3a", "features"...
+    order: int  # position in forward (start) order
+    is_leaf: bool
+    is_conv: bool
+    is_activation: bool
+
+
+def block_of(model: nn.Module, module_name: str) -> str:
+    """Group label for a module: its outermost ancestor that is a real block (not a plain container).
+
+    ResNet ``layer1.0.conv1`` -> ``layer1.0``; GoogLeNet ``inception3a.branch2.0.conv`` -> ``inception3a``;
+    VGG ``features.0`` -> ``features`` (no block class, so the deepest plain container); top-level -> "".
+    """
+    parts = module_name.split(".")
+    deepest_container = ""
+    module = model
+    for depth in range(1, len(parts)):
+        module = getattr(module, parts[depth - 1], None)
+        if not isinstance(module, nn.Module):
+            break
+        ancestor = ".".join(parts[:depth])
+        if type(module) in _PLAIN_CONTAINERS:
+            deepest_container = ancestor
+        else:
+            return ancestor
+    return deepest_container
+
+
+def _parent_call(calls: Sequence[CallInfo], index: int) -> tuple[int, CallInfo] | None:
+    module = calls[index].module
+    if "." not in module:
+        return None
+    parent = module.rsplit(".", 1)[0]
+    for j in range(index - 1, -1, -1):
+        if calls[j].module == parent:
+            return j, calls[j]
+    return None
+
+
+def activation_pair(
+    calls: Sequence[CallInfo], layer: str, activations: dict[str, torch.Tensor | np.ndarray] | None = None
+) -> tuple[str, str | None]:
+    """(feature map, activation map) call specs for ``layer`` -- the distinction the course notes draw.
+
+    - an activation module: (its input ``name:in``, its output);
+    - anything else: (its output, the output of the first activation module called after it, skipping
+      norm/dropout layers and the layer's own children);
+    - a block that applies a functional ``F.relu`` itself (GoogLeNet's and Inception's ``BasicConv2d``:
+      conv -> bn -> F.relu): when ``activations`` show the block's output equals ReLU of the last
+      pass-through output, the block's output is the activation map;
+    - otherwise None: no activation follows this layer directly.
+    """
+    spec = parse_call(layer)
+    by_name = {c.name: i for i, c in enumerate(calls)}
+    if spec.call_name not in by_name:
+        raise KeyError(f"{layer!r} is not called in this forward pass")
+    index = by_name[spec.call_name]
+    info = calls[index]
+    if info.is_activation:
+        return info.name + INPUT_SUFFIX, info.name
+    own_prefix = info.module + "."
+    last = info
+    for nxt in calls[index + 1:]:
+        if nxt.module.startswith(own_prefix) or not nxt.is_leaf:
+            continue  # the layer's own children, or a container whose first leaf decides
+        if nxt.is_activation:
+            return info.name, nxt.name
+        if _type_named(nxt.module_type, _PASS_THROUGH_TYPES):
+            last = nxt
+            continue
+        break
+    parent = _parent_call(calls, index)
+    if activations is not None and parent is not None:
+        j, pinfo = parent
+        siblings_after = [c for c in calls[index + 1:] if c.module.startswith(pinfo.module + ".")
+                          and not c.module.startswith(own_prefix)]
+        if all(c.is_leaf and _type_named(c.module_type, _PASS_THROUGH_TYPES) for c in siblings_after):
+            before = activations.get(last.name)
+            after = activations.get(pinfo.name)
+            if before is not None and after is not None:
+                before_a, after_a = np.asarray(before), np.asarray(after)  # may be read-only (shared caches)
+                if before_a.shape == after_a.shape and not np.array_equal(before_a, after_a) and np.allclose(
+                    after_a, np.maximum(before_a, 0), rtol=1e-5, atol=1e-6
+                ):
+                    return info.name, pinfo.name
+    return info.name, None
+
+
+def _type_named(type_name: str, types: tuple[type, ...]) -> bool:
+    return type_name in {t.__name__ for t in types}

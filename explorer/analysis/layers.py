@@ -1,0 +1,69 @@
+"""Layer helpers shared by the pages: the convolutions of a model and the usual Grad-CAM layer."""
+from __future__ import annotations
+
+import weakref
+
+import torch
+import torch.nn as nn
+
+from explorer.analysis.layer_calls import is_conv
+from explorer.core import device_of, hooked
+
+
+def conv_layer_names(model: nn.Module) -> list[str]:
+    """Names of every convolution in registration order."""
+    return [name for name, module in model.named_modules() if name and is_conv(module)]
+
+
+_executed_cache: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def executed_output_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
+    """Each module's (first-call) output shape in execution order, from one no-grad pass on zeros."""
+    per_model = _executed_cache.setdefault(model, {})
+    key = tuple(input_shape)
+    if key in per_model:
+        return per_model[key]
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(name: str):
+        def fn(_m, _i, out):
+            if name not in shapes and isinstance(out, torch.Tensor):
+                shapes[name] = tuple(out.shape)
+        return fn
+
+    device = device_of(model)
+    with hooked(model) as add:
+        for name, module in model.named_modules():
+            if name:
+                add(module.register_forward_hook(hook(name)))
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    per_model[key] = shapes
+    return shapes
+
+
+def default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> str:
+    """The last convolution block that still has a spatial map: the usual Grad-CAM choice.
+
+    Takes the last *executed* conv with an output larger than 1×1, then climbs to the largest enclosing
+    block whose output keeps that spatial size (ResNet → ``layer4``, GoogLeNet → ``inception5b``).
+    """
+    convs = conv_layer_names(model)
+    if not convs:
+        raise ValueError("this model has no convolution layer")
+    if input_shape is None:
+        return convs[-1]
+    shapes = executed_output_shapes(model, input_shape)
+    executed = [n for n in shapes if n in set(convs) and len(shapes[n]) == 4]
+    spatial = [n for n in executed if shapes[n][2] * shapes[n][3] > 1] or executed or convs
+    best = spatial[-1]
+    size = shapes.get(best, (0, 0, 0, 0))[2:]
+    parts = best.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:cut])
+        out = shapes.get(parent)
+        if out is None or len(out) != 4 or out[2:] != size:
+            break
+        best = parent
+    return best

@@ -1,0 +1,245 @@
+"""Layer-by-layer shape tables: one record per module call, in forward order (torchinfo-like, as data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from explorer.core import device_of
+from explorer.core import hooked
+
+CSV_COLUMNS = ["layer", "type", "depth", "input_shape", "output_shape", "kernel", "stride", "padding",
+               "dilation", "params", "trainable_params", "mult_adds"]
+
+
+class InputTooSmallError(ValueError):
+    """The input is too small: ``layer`` is the first layer whose output would be empty."""
+
+    def __init__(self, message: str, layer: str | None = None) -> None:
+        super().__init__(message)
+        self.layer = layer
+
+
+def _fmt_shape(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return "x".join(str(d) for d in value.shape[1:]) if value.ndim > 1 else str(value.shape[0])
+    if isinstance(value, (tuple, list)):
+        parts = [_fmt_shape(v) for v in value]
+        return " | ".join(p for p in parts if p)
+    if hasattr(value, "_fields"):  # namedtuples such as GoogLeNetOutputs
+        return _fmt_shape(tuple(value))
+    return ""
+
+
+def _pair(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(value)
+    return "x".join(str(v) for v in value) if len(set(value)) > 1 else f"{value[0]}x{value[0]}"
+
+
+def _geometry(module: nn.Module) -> dict[str, str]:
+    """Kernel/stride/padding/dilation for conv and pooling layers (anything exposing them)."""
+    if not hasattr(module, "kernel_size") or isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return {"kernel": "", "stride": "", "padding": "", "dilation": ""}
+    stride = getattr(module, "stride", None)
+    return {"kernel": _pair(module.kernel_size), "stride": _pair(stride if stride is not None else module.kernel_size),
+            "padding": _pair(getattr(module, "padding", 0)), "dilation": _pair(getattr(module, "dilation", 1))}
+
+
+def _leaf_mult_adds(module: nn.Module, output) -> int:
+    """Mult-adds of one call, by torchinfo's convention: conv = params × output positions,
+    other layers with parameters = params (per image)."""
+    if not isinstance(output, torch.Tensor):
+        return 0
+    params = sum(p.numel() for p in module.parameters(recurse=False))
+    if params == 0:
+        return 0
+    name = type(module).__name__
+    if "Conv" in name:
+        spatial = 1
+        for d in output.shape[2:]:
+            spatial *= int(d)
+        return params * spatial
+    if isinstance(module, nn.Linear) and output.ndim > 2:
+        positions = 1
+        for d in output.shape[1:-1]:
+            positions *= int(d)
+        return params * positions
+    return params
+
+
+@dataclass
+class _Row:
+    layer: str
+    type: str
+    depth: int
+    module: nn.Module
+    is_leaf: bool
+    call: int
+    input_shape: str = ""
+    output_shape: str = ""
+    params: int = 0
+    trainable: int = 0
+    mult_adds: int = 0
+    out_numel: int = 0
+    done: bool = False
+
+
+def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataFrame:
+    """One row per module call in forward order, with shapes, geometry, parameters and mult-adds.
+
+    A container's row holds the totals of what runs inside it (its leaves' mult-adds are summed,
+    its parameters counted once). A module called several times (ResNet's shared ``relu``) gets one
+    row per call, named ``name#k`` from the second call on. Extra columns after ``CSV_COLUMNS``:
+    ``is_leaf``, ``formula`` and ``activation_bytes``.
+    """
+    rows: list[_Row] = []
+    stack: list[_Row] = []
+    calls: dict[str, int] = {}
+    seen_params: set[int] = set()
+    names = {module: name for name, module in model.named_modules()}
+
+    def pre_hook(module, inputs):
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        k = calls[name]
+        is_leaf = not any(True for _ in module.children())
+        row = _Row(layer=name if k == 1 else f"{name}#{k}", type=type(module).__name__,
+                   depth=name.count(".") + 1, module=module, is_leaf=is_leaf, call=k,
+                   input_shape=_fmt_shape(inputs[0] if len(inputs) == 1 else inputs))
+        if k == 1:
+            own = list(module.parameters())
+            fresh = [p for p in own if id(p) not in seen_params] if is_leaf else own
+            row.params = sum(p.numel() for p in fresh)
+            row.trainable = sum(p.numel() for p in fresh if p.requires_grad)
+            if is_leaf:
+                seen_params.update(id(p) for p in fresh)
+        rows.append(row)
+        stack.append(row)
+
+    def post_hook(module, inputs, output):
+        row = stack.pop()
+        row.output_shape = _fmt_shape(output)
+        row.done = True
+        if isinstance(output, torch.Tensor):
+            if output.numel() == 0:
+                raise InputTooSmallError(
+                    f"the input {'×'.join(map(str, input_shape))} is too small: layer {row.layer} "
+                    f"({row.type}) would produce an empty output (its input is {row.input_shape})", row.layer)
+            row.out_numel = output[0].numel()
+        if row.is_leaf:
+            row.mult_adds = _leaf_mult_adds(module, output)
+            for parent in stack:
+                parent.mult_adds += row.mult_adds
+
+    device = device_of(model)
+    x = torch.zeros(1, *input_shape, device=device)
+    with hooked(model) as add:
+        try:
+            for module, name in names.items():
+                if name:  # the root itself is the "total" line, reported separately
+                    add(module.register_forward_pre_hook(pre_hook))
+                    add(module.register_forward_hook(post_hook))
+            with torch.no_grad():
+                model(x)
+        except InputTooSmallError:
+            raise
+        except RuntimeError as exc:
+            failing = next((r for r in reversed(rows) if not r.done and r.is_leaf), None)
+            where = f"layer {failing.layer} ({failing.type}, input {failing.input_shape})" if failing else "the model"
+            raise InputTooSmallError(
+                f"the input {'×'.join(map(str, input_shape))} does not fit this model: {where} fails — "
+                f"most likely its output would be empty. Try a larger input. ({str(exc).splitlines()[0][:160]})",
+                failing.layer if failing else None) from exc
+    # Containers: parameters counted once over their subtree.
+    records = []
+    for row in rows:
+        geom = _geometry(row.module) if row.is_leaf else {"kernel": "", "stride": "", "padding": "", "dilation": ""}
+        records.append({
+            "layer": row.layer, "type": row.type, "depth": row.depth, "input_shape": row.input_shape,
+            "output_shape": row.output_shape, **geom, "params": row.params, "trainable_params": row.trainable,
+            "mult_adds": row.mult_adds, "is_leaf": row.is_leaf,
+            "formula": output_formula(row.module, row.input_shape, row.output_shape) if geom["kernel"] else "",
+            "activation_bytes": row.out_numel * 4 if row.is_leaf else 0,
+        })
+    return pd.DataFrame.from_records(records, columns=CSV_COLUMNS + ["is_leaf", "formula", "activation_bytes"])
+
+
+def _spatial(shape: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in shape.split(" | ")[0].split("x"))
+    except ValueError:
+        return ()
+    return dims[1:] if len(dims) == 3 else ()
+
+
+def _as_pair(value) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, str):
+        return (0, 0)
+    return tuple(int(v) for v in value)  # type: ignore[return-value]
+
+
+def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> str:
+    """The output-size formula with the layer's numbers, e.g. ``(224 − 7 + 2·3)/2 + 1 = 112``."""
+    ins, outs = _spatial(input_shape), _spatial(output_shape)
+    if len(ins) != 2 or len(outs) != 2 or isinstance(getattr(module, "padding", 0), str):
+        return ""
+    k = _as_pair(module.kernel_size)
+    s = _as_pair(getattr(module, "stride", None) or module.kernel_size)
+    p = _as_pair(getattr(module, "padding", 0))
+    d = _as_pair(getattr(module, "dilation", 1))
+    parts = []
+    for axis in range(2):
+        n, f, pad, st, dil = ins[axis], k[axis], p[axis], s[axis], d[axis]
+        span = f"{dil}·({f} − 1) + 1" if dil > 1 else f"{f}"
+        eff = dil * (f - 1) + 1
+        exact = (n - eff + 2 * pad) % st == 0
+        body = f"({n} − {span} + 2·{pad})/{st} + 1"
+        if getattr(module, "ceil_mode", False) and not exact:
+            parts.append(f"⌈{body[:-4]}⌉ + 1 = {outs[axis]}")
+        elif exact:
+            parts.append(f"{body} = {outs[axis]}")
+        else:
+            parts.append(f"⌊({n} − {span} + 2·{pad})/{st}⌋ + 1 = {outs[axis]}")
+    return parts[0] if ins[0] == ins[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] else " ; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    params: int
+    trainable_params: int
+    mult_adds: int
+    activation_bytes: int
+    param_bytes: int
+
+    @property
+    def model_size_mb(self) -> float:
+        return self.param_bytes / 2**20
+
+
+def model_totals(model: nn.Module, table: pd.DataFrame) -> ModelTotals:
+    """Whole-model totals: parameters counted once (shared ones too), leaves' mult-adds summed."""
+    params = list({id(p): p for p in model.parameters()}.values())
+    buffers = list(model.buffers())
+    leaves = table[table["is_leaf"]]
+    return ModelTotals(
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        mult_adds=int(leaves["mult_adds"].sum()),
+        activation_bytes=int(leaves["activation_bytes"].sum()),
+        param_bytes=sum(p.numel() * p.element_size() for p in params) + sum(b.numel() * b.element_size() for b in buffers),
+    )
+
+
+def collapse(table: pd.DataFrame, max_depth: int) -> pd.DataFrame:
+    """Rows up to ``max_depth``; containers at the cut already carry their subtree's totals."""
+    return table[table["depth"] <= max_depth].reset_index(drop=True)

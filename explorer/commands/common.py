@@ -1,0 +1,69 @@
+"""Arguments shared by the CLI sub-commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """``"3x224x224"`` → ``(3, 224, 224)``; also accepts ``224`` (3 channels) and ``1x28x28``."""
+    parts = text.lower().replace("×", "x").replace(",", "x").split("x")
+    try:
+        dims = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        raise ValueError(f"input shape {text!r} is not CxHxW (e.g. 3x224x224)") from None
+    if len(dims) == 1:
+        dims = [3, dims[0], dims[0]]
+    if len(dims) == 2:
+        dims = [3, *dims]
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"input shape {text!r} is not CxHxW with positive sizes (e.g. 3x224x224)")
+    if dims[1] * dims[2] > 4096 * 4096:
+        raise ValueError(f"input shape {text!r} is too large")
+    return tuple(dims)  # type: ignore[return-value]
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, weights: bool = True, input_shape: bool = True,
+                   model_positional: bool = True) -> None:
+    if model_positional:
+        parser.add_argument("model", nargs="?", help="model name (see `models`), or a run folder")
+    parser.add_argument("--arch", help='a build-your-own network instead of MODEL, e.g. "conv3-64 M conv3-128 M FC-10"')
+    if weights:
+        parser.add_argument("--weights", default="none",
+                            help="pretrained | none | PATH to a state_dict (default: none)")
+    if input_shape:
+        parser.add_argument("--input", type=parse_input_shape, default=None, help="input shape CxHxW")
+    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps (default: cpu)")
+
+
+def model_name_from_args(args: argparse.Namespace) -> str:
+    if getattr(args, "arch", None):
+        from explorer.models.ref import ModelRef
+
+        return ModelRef.arch(args.arch).key
+    if not getattr(args, "model", None):
+        raise ValueError("name a MODEL or give --arch")
+    return args.model
+
+
+def load_from_args(args: argparse.Namespace):
+    from explorer.core import pick_device
+    from explorer.models import load_model
+
+    weights = getattr(args, "weights", "none")
+    weights = None if weights in (None, "none", "random") else weights
+    loaded = load_model(model_name_from_args(args), weights=weights, device=pick_device(args.device),
+                        input_shape=getattr(args, "input", None))
+    if weights == "pretrained" and not loaded.pretrained:
+        print(f"note: {loaded.weights_status}", file=sys.stderr)
+    return loaded
+
+
+def print_table(frame: pd.DataFrame, csv: bool) -> None:
+    if csv:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
+            print(frame.to_string(index=False))

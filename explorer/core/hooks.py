@@ -1,0 +1,39 @@
+"""The one owner of hooks: every pass that registers hooks on a model goes through :func:`hooked`.
+
+A forward hook fires on every thread's forward pass, and a model cached by the app is shared by every
+session: so :func:`hooked` holds the model's lock for as long as hooks exist, and in ``finally`` removes them
+and puts back what a pass may have changed (train/eval mode of every module, ``requires_grad`` of every
+parameter), even when the pass raised.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import torch.nn as nn
+
+from explorer.core.locks import model_lock
+
+
+@contextmanager
+def hooked(model: nn.Module) -> Iterator[Callable[[Any], None]]:
+    """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``."""
+    handles: list[Any] = []
+    with model_lock(model):
+        modes = [(module, module.training) for module in model.modules()]
+        grads = [(p, p.requires_grad) for p in model.parameters()]
+        try:
+            yield handles.append
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module, training in modes:
+                module.training = training
+            for parameter, requires_grad in grads:
+                parameter.requires_grad_(requires_grad)
+
+
+def hook_count(model: nn.Module) -> int:
+    """How many forward/backward hooks sit on the model's modules (0 when none leaked)."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return sum(len(getattr(module, kind, {}) or {}) for module in model.modules() for kind in kinds)

@@ -1,0 +1,60 @@
+"""Datasets for the training lab: built-in synthetic shapes, torchvision sets, and the user's own photos.
+
+Every dataset ends up as in-memory ``uint8`` tensors ``[N, C, H, W]`` at exactly the size the model takes
+(``ImageTensors``), grouped in a ``DataBundle`` with its class names and normalisation. Small tensors make
+the training loop a pair of index operations per batch (no per-image decoding, no worker processes on a
+2-core machine) and make runs reproducible: the order and the augmentation come from the run's own
+``torch.Generator``, not from a DataLoader's workers.
+
+:func:`load_dataset` is the one entry point. The parts live beside this module: ``explorer.data.torchvision_sets``
+(MNIST, Fashion-MNIST, CIFAR-10, with a fast offline check), ``explorer.data.splits`` (the 7:2:1 split of a folder
+of class folders) and ``explorer.data.zips`` (safe extraction of an uploaded zip). Safety rules for user data
+live there: ``extract_zip`` refuses archives that would write outside their folder, links, and zip bombs;
+``split_image_folder`` reports empty classes and unreadable files instead of failing on them. Both stay
+importable from ``explorer.data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+from explorer.data.bundle import DataBundle, data_root
+from explorer.data.folders import load_image_folder
+from explorer.data.synthetic import DEFAULT_SHAPES_SAMPLES, load_shapes
+from explorer.data.torchvision_sets import DISPLAY_NAMES, TORCHVISION_DATASETS, load_torchvision
+from explorer.data.zips import extract_zip
+
+BUILTIN_DATASETS = ("shapes",) + TORCHVISION_DATASETS
+
+
+# --- one entry point ---------------------------------------------------------------------------------------
+
+
+def load_dataset(name_or_path: str | Path, channels: int, size: int, seed: int = 0,
+                 samples: int = DEFAULT_SHAPES_SAMPLES, ratios: Sequence[float] = (0.7, 0.2, 0.1),
+                 max_train_samples: int | None = None) -> DataBundle:
+    """``shapes`` | ``mnist`` | ``fashion_mnist`` | ``cifar10`` | a folder path | a ``.zip`` path."""
+    name = str(name_or_path)
+    if name == "shapes":
+        return load_shapes(channels, size, seed=seed, samples=samples, ratios=ratios)
+    if name in TORCHVISION_DATASETS:
+        return load_torchvision(name, channels, size, seed=seed, max_train_samples=max_train_samples)
+    path = Path(name).expanduser()
+    if path.is_file() and zipfile.is_zipfile(path):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        folder = data_root() / "uploads" / digest
+        if not folder.is_dir():
+            extract_zip(path, folder)
+        path = folder
+    if path.is_dir():
+        return load_image_folder(path, channels, size, ratios=ratios, seed=seed)
+    raise ValueError(f"unknown dataset {name!r}: use {', '.join(BUILTIN_DATASETS)}, a folder of class "
+                     "folders, or a .zip of one")
+
+
+def dataset_label(name_or_path: str) -> str:
+    """A short display name: "MNIST", "shapes", or the folder's name."""
+    return DISPLAY_NAMES.get(name_or_path, "shapes" if name_or_path == "shapes" else Path(name_or_path).name)

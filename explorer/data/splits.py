@@ -1,0 +1,169 @@
+"""Folders of class folders: listing their images, and splitting them into train/valid/test.
+
+:func:`split_counts` is the 7:2:1 rule (documented there); :func:`split_image_folder` applies it per class,
+reproducibly by seed, and reports empty classes and unreadable files (:class:`Skipped`) instead of failing
+on them. ``explorer.data.datasets.load_image_folder`` turns the result into tensors.
+"""
+from __future__ import annotations
+
+import math
+import random
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Skipped:
+    """A file left out of a dataset, and why (shown to the user, never fatal)."""
+
+    path: str
+    reason: str
+
+
+def split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int, ...]:
+    """How many of ``n`` files go to each split: every file is placed, the split follows ``ratios``.
+
+    Rule (largest remainder): each split first gets the whole part of its share, ``floor(n × ratio)``,
+    exactly the course homework's ``int(len × 0.7)`` etc.; the files that truncation leaves over
+    (at most ``len(ratios) - 1``) then go one each to the splits with the largest fractional parts,
+    ties to the earlier split (train before valid before test). Ratios are normalised to sum to 1 and
+    computed exactly (fractions), so 0.7/0.2/0.1 behave as 7/10, 2/10, 1/10.
+
+    373 dolphins: 261.1 / 74.6 / 37.3 → homework 261/74/37 (372 files) → here 261/75/37 (373).
+    488 sharks: 341.6 / 97.6 / 48.8 → 341/97/48 → 342/97/49.  451 whales: 315.7 / 90.2 / 45.1 → 316/90/45.
+    """
+    if n < 0:
+        raise ValueError("n must be non-negative")
+    exact = [Fraction(r).limit_denominator(10**6) for r in ratios]
+    if not exact or any(r < 0 for r in exact) or sum(exact) == 0:
+        raise ValueError("ratios must be non-negative and not all zero")
+    total = sum(exact)
+    shares = [n * r / total for r in exact]
+    counts = [math.floor(s) for s in shares]
+    left = n - sum(counts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - counts[i]), i))
+    for i in by_remainder[:left]:
+        counts[i] += 1
+    return tuple(counts)
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _check_image(path: Path) -> str | None:
+    """None if the file looks like a readable image (header + structure), else a reason."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.verify()
+        return None
+    except Exception as exc:  # UnidentifiedImageError, truncated data, bombs...
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+@dataclass
+class FolderScan:
+    """What an ImageFolder-style directory holds: class → readable image files (sorted)."""
+
+    root: Path
+    classes: dict[str, list[Path]]
+    empty_classes: list[str]
+    skipped: list[Skipped]
+
+
+def scan_image_folder(src: str | Path, check: bool = True) -> FolderScan:
+    """List ``src/<class>/<image>`` files. Non-images are ignored; unreadable images and empty classes reported."""
+    root = Path(src)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder")
+    classes: dict[str, list[Path]] = {}
+    empty: list[str] = []
+    skipped: list[Skipped] = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
+        files = []
+        for path in sorted(p for p in class_dir.rglob("*") if _is_image_file(p)):
+            if path.is_symlink():
+                skipped.append(Skipped(str(path), "symbolic link"))
+                continue
+            reason = _check_image(path) if check else None
+            if reason:
+                skipped.append(Skipped(str(path), reason))
+            else:
+                files.append(path)
+        if files:
+            classes[class_dir.name] = files
+        else:
+            empty.append(class_dir.name)
+    return FolderScan(root, classes, empty, skipped)
+
+
+class SplitResult(dict):
+    """``split → class → list of files`` (a plain dict), plus what was left out.
+
+    Attributes: ``classes`` (names with at least one image), ``empty_classes``, ``skipped``
+    (unreadable files with reasons), ``ratios``, ``seed``, and ``dst`` when the split was written.
+    """
+
+    classes: list[str]
+    empty_classes: list[str]
+    skipped: list[Skipped]
+    ratios: tuple[float, ...]
+    seed: int
+    dst: Path | None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {split: {c: len(files) for c, files in per_class.items()} for split, per_class in self.items()}
+
+
+def split_image_folder(src: str | Path, dst: str | Path | None = None,
+                       ratios: Sequence[float] = (0.7, 0.2, 0.1), seed: int = 0,
+                       check: bool = True) -> SplitResult:
+    """Split ``src/<class>/*`` into train/valid/test per class (stratified), reproducibly by ``seed``.
+
+    Each class's files are sorted, shuffled with a generator seeded by ``(seed, class name)`` and cut by
+    ``split_counts`` (documented there): the splits are disjoint and together hold every readable file.
+    With ``dst``, the files are copied to ``dst/<split>/<class>/`` (``dst`` must not exist or be empty).
+    The lists always name the source files. Empty classes and unreadable images are reported on the
+    result (``.empty_classes``, ``.skipped``), never fatal.
+    """
+    if len(ratios) != len(SPLITS):
+        raise ValueError("ratios must give train, valid and test shares")
+    scan = scan_image_folder(src, check=check)
+    result = SplitResult({split: {} for split in SPLITS})
+    for name, files in scan.classes.items():
+        shuffled = list(files)
+        random.Random(f"{seed}/{name}").shuffle(shuffled)
+        start = 0
+        for split, n in zip(SPLITS, split_counts(len(shuffled), ratios)):
+            result[split][name] = sorted(shuffled[start:start + n])
+            start += n
+    result.classes = list(scan.classes)
+    result.empty_classes = scan.empty_classes
+    result.skipped = scan.skipped
+    result.ratios = tuple(float(r) for r in ratios)
+    result.seed = seed
+    result.dst = None
+    if dst is not None:
+        dst = Path(dst)
+        if dst.exists() and any(dst.iterdir()):
+            raise ValueError(f"the target folder {dst} already exists and is not empty")
+        for split, per_class in result.items():
+            for name, files in per_class.items():
+                folder = dst / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for path in files:
+                    shutil.copy2(path, folder / path.name)
+        result.dst = dst
+    return result

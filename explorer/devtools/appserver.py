@@ -1,0 +1,185 @@
+"""A real app server on 127.0.0.1 and a headless Chromium, for the benchmark, the load test and the
+browser test (no Streamlit import: the server runs in its own process)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@dataclass
+class AppStart:
+    health_s: float | None = None  # ``streamlit run`` → /_stcore/health answers "ok"
+    title_s: float | None = None  # → the first page's title is visible in the browser
+    complete_s: float | None = None  # → the first page has drawn its model-dependent content
+    error: str = ""
+
+
+# ------------------------------------------------------------------------------------ the analysis
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AppServer:
+    """``streamlit run app.py`` on 127.0.0.1 at a free port, stopped (its process group) on exit.
+
+    ``env`` adds variables (e.g. ``GLIBC_TUNABLES``); output goes to ``log_path`` (or is discarded).
+    """
+
+    def __init__(self, port: int | None = None, env: dict[str, str] | None = None, log_path: Path | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
+        self.port = port or free_port()
+        self.env = env or {}
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> "AppServer":
+        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+               "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.extra_args]
+        env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **self.env}
+        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        if out is not subprocess.DEVNULL:
+            out.close()
+        return self
+
+    def wait_healthy(self, timeout: float = 90.0) -> float:
+        """Seconds from start until ``/_stcore/health`` answers ``ok``."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the app server exited with code {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        return time.perf_counter() - self.started_at
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"the app server did not answer /_stcore/health within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> "AppServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def chromium_available() -> str | None:
+    """None when Playwright and Debian's Chromium are there, else the reason they are not."""
+    if not Path(CHROMIUM_PATH).exists():
+        return f"{CHROMIUM_PATH} is missing (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (pip install playwright)"
+    return None
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium through Playwright (its own browser download cannot work offline)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
+
+
+def _proc_status_mb(pid: int, field: str) -> float:
+    """One memory field of /proc/PID/status (e.g. ``VmRSS``) in MB; 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB."""
+    return _proc_status_mb(pid, "VmRSS")
+
+
+def hwm_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of ``pid`` in MB."""
+    return _proc_status_mb(pid, "VmHWM")
+
+
+def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None) -> AppStart:
+    """``streamlit run`` → health → the home page's title → the home page complete, in seconds.
+
+    The browser is launched *before* the server starts, so its own start-up is not counted.
+    """
+    from explorer.core import translate
+
+    result = AppStart()
+    reason = chromium_available()
+    title = translate("home.title", "en")
+    complete = translate("home.input_title", "en")
+    with contextlib.ExitStack() as stack:
+        page = None
+        if reason is None:
+            from playwright.sync_api import sync_playwright
+
+            pw = stack.enter_context(sync_playwright())
+            browser = launch_chromium(pw)
+            stack.callback(browser.close)
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        else:
+            result.error = f"browser part skipped: {reason}"
+        server = stack.enter_context(AppServer(env=env))
+        try:
+            result.health_s = server.wait_healthy(timeout)
+            if page is not None:
+                page.goto(server.url, wait_until="commit", timeout=timeout * 1000)
+                page.locator("[data-testid='stMain'] h1").filter(has_text=title).first.wait_for(timeout=timeout * 1000)
+                result.title_s = time.perf_counter() - server.started_at
+                page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
+                result.complete_s = time.perf_counter() - server.started_at
+        except Exception as exc:  # report what was measured, and why the rest was not
+            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return result
+
+
+# ------------------------------------------------------------------------------------------ output

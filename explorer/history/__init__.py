@@ -1,0 +1,13 @@
+"""The papers' networks side by side: model comparison (accuracy vs operations) and the papers' tables."""
+from explorer.history.compare import (COLUMNS, MAX_MODELS, MIN_MODELS, ModelStats, bubble_chart, compare_models,
+                                      count_mult_adds, count_params, model_stats, mult_adds_by_module, profile,
+                                      weight_layer_depth, weights_size_mb)
+from explorer.history.papers import (GOOGLENET_DIFF_TEXT, explain_differences, googlenet_table, resnet_flops_table,
+                                     resnet_table, vgg_config_table, vgg_summary_table)
+
+__all__ = [
+    "COLUMNS", "GOOGLENET_DIFF_TEXT", "MAX_MODELS", "MIN_MODELS", "ModelStats", "bubble_chart", "compare_models",
+    "count_mult_adds", "count_params", "explain_differences", "googlenet_table", "model_stats", "mult_adds_by_module",
+    "profile", "resnet_flops_table", "resnet_table", "vgg_config_table", "vgg_summary_table", "weight_layer_depth",
+    "weights_size_mb",
+]

@@ -1,0 +1,282 @@
+"""Compare networks the way the course's "comparing model complexity" figure does.
+
+For each model: parameters, mult-adds at its natural input shape (the "ops"/"FLOPs" of the papers:
+multiply-accumulates of convolution and fully-connected layers, torchvision's ``_ops`` convention),
+weight layers on the longest path (the papers' "depth": VGG-16 → 16, GoogLeNet → 22, ResNet-50 → 50),
+the final receptive field, the size of the float32 weights, and ImageNet top-1/top-5 from torchvision's
+weights metadata where the model has pretrained weights.
+
+Counting never needs real weights: models are built on PyTorch's ``meta`` device (shapes only, no memory,
+no arithmetic) where possible, so comparing VGG-19 costs milliseconds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import torch
+import torch.fx
+import torch.nn as nn
+
+from explorer.core import device_of, hooked
+from explorer.models import ModelRef, build_model, get_entry, load_model
+from explorer.models.arch import build_arch, input_shape_of
+
+MIN_MODELS, MAX_MODELS = 2, 8
+COLUMNS = ["model", "family", "input", "params_m", "gflops", "weight_layers", "receptive_field", "size_mb",
+           "top1", "top5"]
+_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+
+
+# --- counting ------------------------------------------------------------------------------------
+
+def count_params(model: nn.Module) -> int:
+    """Parameters, each shared tensor counted once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def weights_size_mb(model: nn.Module) -> float:
+    """Bytes of parameters and buffers in MiB (what torchvision's metadata calls "MB")."""
+    tensors = list({id(p): p for p in model.parameters()}.values()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def _mult_adds_of_call(module: nn.Module, inputs: tuple, output: Any) -> int:
+    if not isinstance(output, torch.Tensor):
+        return 0
+    per_image = output.numel() // max(int(output.shape[0]), 1)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return per_image * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+    if isinstance(module, nn.ConvTranspose2d):
+        x = inputs[0]
+        return (x.numel() // max(int(x.shape[0]), 1)) * (module.out_channels // module.groups) * math.prod(module.kernel_size)
+    if isinstance(module, nn.Linear):
+        return per_image * module.in_features
+    return 0
+
+
+def profile(model: nn.Module, input_shape: Sequence[int],
+            device: torch.device | str | None = None) -> tuple[dict[str, int], int]:
+    """One no-grad pass for one image: (mult-adds of every convolution / linear module summed over its
+    calls, parameters of the modules that actually ran).
+
+    The second number is the papers' parameter count: GoogLeNet's auxiliary classifiers, which only run
+    in training, are not part of it. Hooks go through :func:`explorer.core.hooked`. Runs on ``device`` (default: the model's).
+    """
+    if device is None:
+        device = device_of(model)
+    names = {module: name for name, module in model.named_modules()}
+    counts: dict[str, int] = {}
+    ran: set[str] = set()
+
+    def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
+        name = names[module]
+        ran.add(name)
+        if isinstance(module, _WEIGHT_LAYERS):
+            counts[name] = counts.get(name, 0) + _mult_adds_of_call(module, inputs, output)
+
+    with hooked(model) as add:
+        for module in names:
+            add(module.register_forward_hook(hook))
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    used = {id(p): p for m, name in names.items() if name in ran or m is model for p in m.parameters(recurse=False)}
+    return counts, sum(p.numel() for p in used.values())
+
+
+def mult_adds_by_module(model: nn.Module, input_shape: Sequence[int],
+                        device: torch.device | str | None = None) -> dict[str, int]:
+    """Mult-adds of every convolution / linear module for one image (see :func:`profile`)."""
+    return profile(model, input_shape, device)[0]
+
+
+def count_mult_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
+    return sum(mult_adds_by_module(model, input_shape).values())
+
+
+def weight_layer_depth(model: nn.Module) -> int:
+    """The number of weight layers (convolutions, FC) on the longest input→output path of the graph.
+
+    This is how the papers count depth: VGG-16 has 16, GoogLeNet 22, ResNet-18 18 (a shortcut's 1×1
+    projection runs beside the block, not after it). Falls back to counting every weight layer when the
+    model cannot be traced symbolically.
+    """
+    was_training = model.training
+    model.eval()  # trace the inference graph (GoogLeNet's auxiliary heads only run in training)
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # data-dependent control flow: no graph, count modules instead
+        return sum(isinstance(m, _WEIGHT_LAYERS) for m in model.modules())
+    finally:
+        model.train(was_training)
+    modules = dict(model.named_modules())
+    functional = {torch.nn.functional.conv2d, torch.nn.functional.linear, torch.conv2d}
+    depth: dict[torch.fx.Node, int] = {}
+    best = 0
+    for node in graph.nodes:
+        here = max((depth[arg] for arg in node.all_input_nodes), default=0)
+        if node.op == "call_module" and isinstance(modules.get(node.target), _WEIGHT_LAYERS):
+            here += 1
+        elif node.op == "call_function" and node.target in functional:
+            here += 1
+        depth[node] = here
+        best = max(best, here)
+    return best
+
+
+# --- per-model statistics ------------------------------------------------------------------------
+
+@dataclass
+class ModelStats:
+    model: str
+    family: str
+    input: str  # "3×224×224"
+    params_m: float  # parameters used at inference (millions)
+    gflops: float  # mult-adds (G) at ``input``
+    weight_layers: int
+    receptive_field: float | None  # pixels (largest side) at the last layer with a spatial map
+    size_mb: float
+    top1: float | None
+    top5: float | None
+
+
+def _imagenet_metrics(weights_enum: Any) -> tuple[float | None, float | None]:
+    if weights_enum is None:
+        return None, None
+    metrics = weights_enum.DEFAULT.meta.get("_metrics", {}).get("ImageNet-1K", {})
+    return metrics.get("acc@1"), metrics.get("acc@5")
+
+
+def _build(name: str, device: str | None) -> tuple[nn.Module, tuple[int, int, int], str, Any]:
+    """(model with random weights, input shape, family, weights enum) for a registry or ``arch:`` name."""
+    ref = ModelRef.parse(name)
+    if ref.kind == "arch":
+        if device == "meta":
+            with torch.device("meta"):
+                model, shape = build_arch(ref.value)
+        else:
+            model = build_model(ref)
+            shape = input_shape_of(ref.value)
+        return model, tuple(shape), "custom", None
+    if ref.kind == "run":  # a training run folder: its own weights, on the CPU
+        loaded = load_model(ref, device="cpu")
+        return loaded.model, tuple(loaded.input_shape), "run", None
+    entry = get_entry(name)
+    if device == "meta":
+        with torch.device("meta"):
+            model = build_model(name)
+    else:
+        model = build_model(name)
+    return model, tuple(entry.input_shape), entry.family, entry.weights_enum
+
+
+def _meta_or_cpu(name: str, work: Callable[[nn.Module, tuple[int, int, int]], Any]) -> Any:
+    """Run ``work(model, input_shape)`` on a meta-device build, or on a real one if meta fails."""
+    try:
+        model, shape, _family, _weights = _build(name, "meta")
+        return work(model, shape)
+    except (NotImplementedError, RuntimeError, TypeError):  # some builders copy data at init (RegNet)
+        model, shape, _family, _weights = _build(name, None)
+        return work(model, shape)
+
+
+def final_receptive_field(model: nn.Module, input_shape: tuple[int, int, int]) -> float | None:
+    """Receptive field (pixels, larger side) of the last layer that still has a spatial map larger than
+    1×1 (VGG-16: pool5, 212; ResNet-18: layer4, 435), from :mod:`explorer.receptive`; None if unknown.
+
+    Later layers (global pooling, FC) see the whole image by construction, so they say nothing.
+    """
+    try:
+        from explorer.receptive import receptive_field_table
+    except ImportError:
+        return None
+    try:
+        return _final_field(receptive_field_table(model, input_shape))
+    except Exception:  # a model the receptive-field analysis does not support: leave the cell empty
+        return None
+
+
+def _final_field(table: pd.DataFrame | None) -> float | None:
+    if table is None or len(table) == 0 or "rf_h" not in table:
+        return None
+    if "unknown" in table:
+        table = table[~table["unknown"].astype(bool)]
+    if {"out_h", "out_w"} <= set(table.columns):
+        sizes = pd.to_numeric(table["out_h"], errors="coerce") * pd.to_numeric(table["out_w"], errors="coerce")
+        table = table[sizes > 1]
+    sides = pd.concat([pd.to_numeric(table["rf_h"], errors="coerce"),
+                       pd.to_numeric(table.get("rf_w", table["rf_h"]), errors="coerce")], axis=1).max(axis=1).dropna()
+    return float(sides.iloc[-1]) if len(sides) else None
+
+
+def model_stats(name: str, receptive: bool = True) -> ModelStats:
+    """Statistics of one model at its natural input shape (random weights suffice: nothing depends on them)."""
+    ref = ModelRef.parse(name)
+    if ref.kind == "arch":
+        family, weights_enum = "custom", None
+    elif ref.kind == "run":
+        family, weights_enum = "run", None
+    else:
+        entry = get_entry(name)
+        family, weights_enum = entry.family, entry.weights_enum
+
+    def counts(model: nn.Module, shape: tuple[int, int, int]) -> tuple:
+        by_module, used_params = profile(model, shape)
+        return used_params, sum(by_module.values()), weight_layer_depth(model), weights_size_mb(model), shape
+
+    params, mult_adds, depth, size_mb, shape = _meta_or_cpu(name, counts)
+    rf = None
+    if receptive:
+        try:
+            from explorer.receptive import receptive_field_table
+        except ImportError:
+            receptive_field_table = None
+        if receptive_field_table is not None:
+            try:  # shapes are all the analysis needs: try the free meta-device build first
+                rf = _meta_or_cpu(name, lambda m, s: _final_field(receptive_field_table(m, s)))
+            except Exception:  # an op without meta support: real weights (random) on the CPU
+                model, shape_cpu, _f, _w = _build(name, None)
+                rf = final_receptive_field(model, shape_cpu)
+    top1, top5 = _imagenet_metrics(weights_enum)
+    return ModelStats(model=name, family=family, input="×".join(map(str, shape)), params_m=params / 1e6,
+                      gflops=mult_adds / 1e9, weight_layers=depth, receptive_field=rf, size_mb=size_mb,
+                      top1=top1, top5=top5)
+
+
+def compare_models(names: Sequence[str], receptive: bool = True) -> pd.DataFrame:
+    """One row per model (2–8 distinct names), columns :data:`COLUMNS`; unknown accuracy is NaN."""
+    names = list(dict.fromkeys(names))
+    if not MIN_MODELS <= len(names) <= MAX_MODELS:
+        raise ValueError(f"compare {MIN_MODELS} to {MAX_MODELS} different models (got {len(names)})")
+    rows = [asdict(model_stats(name, receptive=receptive)) for name in names]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("receptive_field", "top1", "top5"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
+
+
+def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | None = None):
+    """Operations (x) against ``y`` (default top-1 accuracy), bubble area ∝ parameters.
+
+    Models without a value for ``y`` are left out (the caller says so). ``labels`` renames axis titles.
+    """
+    import plotly.graph_objects as go
+
+    labels = {"gflops": "G mult-adds", "top1": "ImageNet top-1 (%)", "top5": "ImageNet top-5 (%)",
+              "weight_layers": "weight layers", "params_m": "parameters (M)", **(labels or {})}
+    data = table.dropna(subset=[y, "gflops"])
+    peak = float(table["params_m"].max() or 1.0)
+    # Bubble *area* proportional to parameters, like the classic figure; sizeref maps the largest to 60 px.
+    sizeref = 2.0 * peak / (60.0 ** 2)
+    figure = go.Figure(go.Scatter(
+        x=data["gflops"], y=data[y], mode="markers+text", text=data["model"], textposition="top center",
+        marker=dict(size=data["params_m"], sizemode="area", sizeref=sizeref, sizemin=4,
+                    color=list(range(len(data))), colorscale="Viridis", opacity=0.7, line=dict(width=1)),
+        customdata=data[["params_m"]].to_numpy(),
+        hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.1f} M params<extra></extra>",
+    ))
+    figure.update_layout(xaxis_title=labels["gflops"], yaxis_title=labels.get(y, y), showlegend=False,
+                         margin=dict(l=10, r=10, t=30, b=10), height=480)
+    return figure

@@ -1,0 +1,211 @@
+"""Build and load every model the app knows, given a :class:`~explorer.models.ref.ModelRef` (or its text).
+
+A registry name is built by its registered builder (random, seeded weights) or with its pretrained weights;
+an ``arch:`` spec by the grammar's builder; a run folder by :func:`~explorer.models.runfolder.load_run`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from explorer.core import device_of
+from explorer.core import pick_device
+from explorer.core import model_lock
+from explorer.imaging import basic_transform
+from explorer.models.arch.build import build_arch
+from explorer.models.arch.grammar import input_shape_of
+from explorer.models.catalog import get_entry
+from explorer.models.checkpoints import CheckpointError, apply_state_dict, read_state_dict
+from explorer.models.loaded import LoadedModel
+from explorer.models.ref import ModelRef
+from explorer.models.registry import ModelEntry, registered
+from explorer.models.runfolder import load_run, read_config
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DOWNLOAD_TIMEOUT_S = 5.0
+INIT_SEED = 0
+
+
+def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build a randomly initialised model in eval mode. Initialisation is seeded, so every process and
+    session gets the same "random" weights (results are reproducible and comparable)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        ref = ModelRef.parse(name)
+        if ref.kind == "arch":
+            model, _ = build_arch(ref.value)
+        elif ref.kind == "registry":
+            model = get_entry(ref.value).builder(num_classes=num_classes, **kwargs)
+        else:
+            raise ValueError(f"{ref.value} is a training run: load it with load_model")
+    return model.eval()
+
+
+def _hub_checkpoint_path(url: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def fetch_pretrained(weights: Any, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """Make sure the weights file is in torch's hub cache, downloading with a short timeout."""
+    path = _hub_checkpoint_path(weights.url)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with urllib.request.urlopen(weights.url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(response, out)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretrained", device: torch.device | str | None = None,
+               input_shape: tuple[int, int, int] | None = None) -> LoadedModel:
+    """Build ``name`` with the requested weights, in eval mode, on ``device`` (default: best available).
+
+    ``weights``: "pretrained" (torchvision's weights API; falls back to random init with a clear status),
+    None/"none" (random init), a path to a ``state_dict`` file, or its bytes.
+    """
+    device = pick_device() if device is None else torch.device(device)
+    ref = ModelRef.parse(name)
+    name = ref.key
+    if ref.kind == "run":
+        return load_run(ref.value, device=device)
+    if ref.kind == "arch":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(INIT_SEED)
+            model, natural = build_arch(ref.value)
+        entry = None
+        entry_categories: tuple[str, ...] | None = None
+        weights_enum = None
+    else:
+        entry = get_entry(ref.value)
+        natural, entry_categories, weights_enum = entry.input_shape, entry.categories, entry.weights_enum
+        model = None
+    known_classes = entry.num_classes if entry is not None else None
+    pretrained = False
+    categories: list[str] | None = None
+    if weights in (None, "none", "random"):
+        status, key, kind, detail = "random initialisation (no trained weights)", "none", "random", ""
+    elif weights == "pretrained":
+        if weights_enum is None:
+            status, key, kind, detail = "random initialisation: this model has no pretrained weights", "none", "no_pretrained", ""
+        else:
+            member = weights_enum.DEFAULT
+            try:
+                fetch_pretrained(member)
+                with torch.random.fork_rng(devices=[]):
+                    model = entry.builder(weights=member)
+                pretrained, key = True, f"pretrained:{member}"
+                top1 = member.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1", "?")
+                kind, detail = "pretrained", f"{member}, {top1} % top-1"
+                status = f"pretrained ({detail})"
+                categories = list(member.meta["categories"])
+            except Exception as exc:  # offline, timeout, corrupt cache...
+                kind, detail = "fallback", f"{type(exc).__name__}: {str(exc)[:120]}"
+                status = ("random initialisation: pretrained weights could not be loaded "
+                          f"({detail}); results below are from an untrained network")
+                key = "none"
+                model = None
+    else:
+        if isinstance(weights, (bytes, bytearray)):
+            data = bytes(weights)
+        elif Path(weights).is_file():
+            data = Path(weights).read_bytes()  # read once: parsed below and hashed for the cache key
+        else:
+            raise CheckpointError(f"checkpoint not found: {weights}")
+        state = read_state_dict(data)
+        head = _num_classes_in(state, entry)
+        model = model if model is not None else build_model(name, num_classes=head)
+        if head is not None:
+            entry_categories, known_classes = None, head  # re-headed: ImageNet names no longer apply
+        apply_state_dict(model, state)
+        key = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
+        status = "your checkpoint (loaded: every key and shape matched)"
+        kind, detail = "checkpoint", ""
+        categories = list(entry_categories) if entry_categories else None
+        pretrained = True
+    if model is None:
+        model = build_model(name)
+    model = model.eval().to(device)
+    shape = tuple(input_shape) if input_shape else tuple(natural)
+    transform = _transform_for(shape, natural, weights_enum)
+    n_out = _num_outputs(model, natural, known_classes)
+    class_names = list(entry_categories) if entry_categories and len(entry_categories) == n_out else [
+        f"class {i}" for i in range(n_out or 0)]
+    if categories is not None and len(categories) != n_out:
+        categories = None
+    return LoadedModel(model=model, name=name, input_shape=shape, categories=categories, weights_status=status,
+                       weights_kind=kind, weights_detail=detail,
+                       weights_key=key, pretrained=pretrained, device=device, transform=transform,
+                       class_names=class_names)
+
+
+def _num_classes_in(state: dict[str, torch.Tensor], entry: ModelEntry | None) -> int | None:
+    """A checkpoint's head size, so a fine-tuned 3-class ResNet loads into a 3-class model."""
+    if entry is None:
+        return None
+    model = build_model(entry.name)
+    own = model.state_dict()
+    for key in reversed(list(own)):
+        if key.endswith(".weight") and key in state and own[key].ndim >= 2:
+            if state[key].shape[1:] == own[key].shape[1:] and state[key].shape[0] != own[key].shape[0]:
+                return int(state[key].shape[0])
+            return None
+    return None
+
+
+def _transform_for(shape: tuple[int, int, int], natural: tuple[int, int, int], weights_enum: Any):
+    if weights_enum is None:
+        return basic_transform(shape)
+    preset = weights_enum.DEFAULT.transforms()
+    if tuple(shape) == tuple(natural):
+        def transform(img: Image.Image) -> torch.Tensor:
+            return preset(img.convert("RGB"))
+
+        return transform
+    return basic_transform(shape, tuple(preset.mean), tuple(preset.std))
+
+
+def _num_outputs(model: nn.Module, natural: tuple[int, int, int], known: int | None) -> int:
+    """How many classes the model outputs: registry metadata when it applies, else one cheap pass."""
+    if known:
+        return known
+    device = device_of(model)
+    with model_lock(model), torch.no_grad():
+        out = model(torch.zeros(1, *natural, device=device))
+    return int(out.shape[-1])
+
+
+def with_input_shape(loaded: LoadedModel, input_shape: tuple[int, int, int] | None) -> LoadedModel:
+    """The same loaded model viewed at another input size (cheap: only the transform changes)."""
+    if input_shape is None or tuple(input_shape) == tuple(loaded.input_shape):
+        return loaded
+    natural = loaded.input_shape
+    entry = registered().get(loaded.name)
+    weights_enum = entry.weights_enum if entry else None
+    return dataclasses.replace(loaded, input_shape=tuple(input_shape),
+                               transform=_transform_for(tuple(input_shape), natural, weights_enum))
+
+
+def natural_input_shape(name: str | ModelRef) -> tuple[int, int, int]:
+    """A model's natural input shape, read from its description (nothing is built)."""
+    ref = ModelRef.parse(name)
+    if ref.kind == "arch":
+        return input_shape_of(ref.value)
+    if ref.kind == "run":
+        return tuple(int(v) for v in read_config(ref.value)["input_shape"])  # type: ignore[return-value]
+    return get_entry(ref.value).input_shape

@@ -1,0 +1,250 @@
+"""Small teaching networks from the course notes, registered beside torchvision's models."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.models.resnet import ResNet
+
+from explorer.models.registry import register_model
+
+DIGITS = tuple(str(d) for d in range(10))
+# The ten Tiny ImageNet classes CNN Explainer's Tiny VGG was trained on.
+TINY_VGG_CLASSES = ("lifeboat", "ladybug", "pizza", "bell pepper", "school bus",
+                    "koala", "espresso", "red panda", "orange", "sport car")
+
+
+class MnistCNN(nn.Module):
+    """The seed notes' 2,762-parameter MNIST CNN: conv → ReLU → BN, as the notes order them.
+
+    The notes end ``forward`` with a softmax; we return logits (CrossEntropyLoss applies log-softmax)
+    and let the UI apply the softmax for probabilities.
+    """
+
+    def __init__(self, num_classes: int = 10, batch_norm: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
+        self.conv1 = nn.Conv2d(1, 8, 5, stride=2)
+        self.relu1 = nn.ReLU()
+        self.BN1 = norm(8)
+        self.conv2 = nn.Conv2d(8, 8, 5, stride=2)
+        self.relu2 = nn.ReLU()
+        self.BN2 = norm(8)
+        self.conv3 = nn.Conv2d(8, 8, 3, stride=1)
+        self.relu3 = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None  # no row in tables when unused
+        self.fc = nn.Linear(8 * 2 * 2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.BN1(self.relu1(self.conv1(x)))
+        x = self.BN2(self.relu2(self.conv2(x)))
+        x = self.relu3(self.conv3(x))
+        x = self.flatten(x)
+        return self.fc(self.dropout(x) if self.dropout is not None else x)
+
+
+# LeNet-5's C3 connection table (LeCun et al. 1998, Table I): which S2 maps feed each C3 map.
+LENET_C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
+
+class ScaledTanh(nn.Module):
+    """LeNet-5's squashing function f(a) = A·tanh(S·a), A = 1.7159, S = 2/3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+class Subsampling(nn.Module):
+    """LeNet-5's S-layers: the sum of each 2×2 block times one trainable coefficient, plus a bias, per map.
+
+    Exposes ``kernel_size``/``stride``/``padding``/``dilation`` like a pooling layer, so shape and
+    receptive-field tools treat it as one (it has the same geometry as a 2×2/2 average pool).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 2) -> None:
+        super().__init__()
+        self.channels = channels
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (kernel_size, kernel_size)
+        self.padding = (0, 0)
+        self.dilation = (1, 1)
+        self.weight = nn.Parameter(torch.empty(channels).uniform_(-0.5, 0.5))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size[0]
+        summed = F.avg_pool2d(x, k, k) * (k * k)
+        return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class PartialConv2d(nn.Module):
+    """A convolution in which each output map sees only some input maps (LeNet-5's C3).
+
+    Only the connected kernels are parameters (60 × 5×5 + 16 biases = 1,516, as the paper counts);
+    the full ``weight`` tensor (zeros where unconnected) is assembled on each forward.
+    """
+
+    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = len(table)
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (1, 1)
+        self.padding = (0, 0)
+        self.dilation = (1, 1)
+        self.groups = 1
+        self.table = table
+        pairs = [(o, i) for o, ins in enumerate(table) for i in ins]
+        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
+        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        fan_in = kernel_size * kernel_size * 3
+        bound = 2.4 / fan_in  # the paper's uniform(-2.4/F, 2.4/F) initialisation
+        self.connected_weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        full = self.connected_weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
+        full[self.out_index, self.in_index] = self.connected_weight
+        return full
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+
+class EuclideanRBF(nn.Module):
+    """LeNet-5's output layer: y_i = Σ_j (x_j − w_ij)². We return −y as logits (closest prototype wins)."""
+
+    def __init__(self, in_features: int = 84, num_classes: int = 10) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = num_classes
+        # The paper fixed these to stylised ±1 bitmaps of the characters; random ±1 is the same kind.
+        self.prototypes = nn.Parameter(torch.randint(0, 2, (num_classes, in_features)).float() * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -((x.unsqueeze(1) - self.prototypes.unsqueeze(0)) ** 2).sum(-1)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as published: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164 parameters."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.C1 = nn.Conv2d(1, 6, 5)
+        self.act1 = ScaledTanh()
+        self.S2 = Subsampling(6)
+        self.act2 = ScaledTanh()
+        self.C3 = PartialConv2d(6, LENET_C3_TABLE, 5)
+        self.act3 = ScaledTanh()
+        self.S4 = Subsampling(16)
+        self.act4 = ScaledTanh()
+        self.C5 = nn.Conv2d(16, 120, 5)
+        self.act5 = ScaledTanh()
+        self.flatten = nn.Flatten()
+        self.F6 = nn.Linear(120, 84)
+        self.act6 = ScaledTanh()
+        self.output = EuclideanRBF(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act2(self.S2(self.act1(self.C1(x))))
+        x = self.act4(self.S4(self.act3(self.C3(x))))
+        x = self.flatten(self.act5(self.C5(x)))
+        return self.output(self.act6(self.F6(x)))
+
+
+def lenet5_dense_module(num_classes: int = 10) -> nn.Sequential:
+    """The common simplified LeNet-5: full C3, max pooling, ReLU, linear output."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+    )
+
+
+class TinyVGG(nn.Module):
+    """CNN Explainer's Tiny VGG: two blocks of (conv3-10, ReLU) ×2 + max pool, then a linear layer."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 10) -> None:
+        super().__init__()
+
+        def block(cin: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, channels, 3), nn.ReLU(inplace=True),
+                                 nn.Conv2d(channels, channels, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+        self.block1 = block(3)
+        self.block2 = block(channels)
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Linear(channels * 13 * 13, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.flatten(self.block2(self.block1(x))))
+
+
+class PlainBlock(nn.Module):
+    """ResNet's BasicBlock with the shortcut removed (He et al. 2016's plain baseline)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 groups: int = 1, base_width: int = 64, dilation: int = 1,
+                 norm_layer=None) -> None:
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        # ``downsample`` (the projection shortcut torchvision would add) is deliberately dropped.
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = norm_layer(planes)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = norm_layer(planes)
+        self.relu2 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu2(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))))
+
+
+def _plain(layers: list[int], num_classes: int) -> ResNet:
+    return ResNet(PlainBlock, layers, num_classes=num_classes)  # type: ignore[arg-type]
+
+
+@register_model("mnist_cnn", input_shape=(1, 28, 28), family="Teaching", num_classes=10, categories=DIGITS,
+                description="The seed notes' MNIST CNN: 3 convs with BatchNorm, 2,762 parameters.")
+def mnist_cnn(num_classes: int | None = None, batch_norm: bool = True, dropout: float = 0.0) -> nn.Module:
+    return MnistCNN(num_classes or 10, batch_norm=batch_norm, dropout=dropout)
+
+
+@register_model("lenet5", input_shape=(1, 32, 32), family="LeNet", num_classes=10, categories=DIGITS,
+                description="LeNet-5 as published (1998): C3 partial connections, trainable subsampling, RBF output.")
+def lenet5(num_classes: int | None = None) -> nn.Module:
+    return LeNet5(num_classes or 10)
+
+
+@register_model("lenet5_dense", input_shape=(1, 32, 32), family="LeNet", num_classes=10, categories=DIGITS,
+                description="The common simplified LeNet-5: full C3, max pooling, ReLU, linear output.")
+def lenet5_dense(num_classes: int | None = None) -> nn.Module:
+    return lenet5_dense_module(num_classes or 10)
+
+
+@register_model("tiny_vgg", input_shape=(3, 64, 64), family="Teaching", num_classes=10,
+                categories=TINY_VGG_CLASSES, description="CNN Explainer's Tiny VGG (10 filters per conv, 64×64 input).")
+def tiny_vgg(num_classes: int | None = None) -> nn.Module:
+    return TinyVGG(num_classes or 10)
+
+
+@register_model("plain18", input_shape=(3, 224, 224), family="ResNet (plain)", num_classes=1000,
+                description="ResNet-18's layout with every shortcut removed (the paper's plain-18).")
+def plain18(num_classes: int | None = None) -> nn.Module:
+    return _plain([2, 2, 2, 2], num_classes or 1000)
+
+
+@register_model("plain34", input_shape=(3, 224, 224), family="ResNet (plain)", num_classes=1000,
+                description="ResNet-34's layout with every shortcut removed (the paper's plain-34).")
+def plain34(num_classes: int | None = None) -> nn.Module:
+    return _plain([3, 4, 6, 3], num_classes or 1000)

@@ -1,0 +1,79 @@
+"""What defines a training run: :class:`TrainConfig`, saved as the run's ``config.json``."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from explorer.data import DEFAULT_SHAPES_SAMPLES
+from explorer.training.transfer import MODES
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine")
+# The GoogLeNet paper weights each auxiliary classifier's loss by 0.3 during training.
+AUX_LOSS_WEIGHT = 0.3
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``config.json``)."""
+
+    model: str = "mnist_cnn"  # registry name or "arch:<spec>"
+    dataset: str = "shapes"  # shapes | mnist | fashion_mnist | cifar10 | folder or .zip path
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"  # "sgd" (with momentum) | "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    schedule: str = "none"  # "none" | "step" (×0.1 at 1/3 and 2/3 of the epochs) | "cosine"
+    weight_decay: float = 0.0
+    augment: bool = False  # random shifts (and mirror images where the classes allow it)
+    batch_norm: bool | None = None  # False: BatchNorm layers off; None keeps the model as defined
+    dropout: float | None = None  # dropout before the classifier; None keeps the model as defined
+    mode: str = "scratch"  # "scratch" | "feature_extract" | "fine_tune"
+    backbone_lr_factor: float = 0.1  # fine_tune: backbone learning rate = lr × this
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    max_steps: int | None = None  # stop after this many optimiser steps (tests, quick looks)
+    image_size: int | None = None  # None: the model's natural input size
+    samples: int = DEFAULT_SHAPES_SAMPLES  # shapes: images generated (all splits)
+    max_train_samples: int | None = None  # torchvision sets: use only this many training images
+    ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)  # folders and shapes: train/valid/test split
+    amp: bool = True  # mixed precision on CUDA
+    log_every: int = 10  # report a Step every this many optimiser steps
+    cpu_threads: int | None = None  # CPU intra-op threads for this run; None: 1 for small networks, else torch's
+
+    def validate(self) -> "TrainConfig":
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.log_every < 1:
+            raise ValueError("epochs, batch size and log_every must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError("the learning rate must be a positive number")
+        if self.weight_decay < 0 or not 0 < self.backbone_lr_factor <= 1:
+            raise ValueError("weight decay must be ≥ 0 and the backbone factor in (0, 1]")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("cpu_threads must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        if self.image_size is not None and not 8 <= self.image_size <= 512:
+            raise ValueError("image size must be between 8 and 512 pixels")
+        return self
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["ratios"] = list(self.ratios)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if "ratios" in values:
+            values["ratios"] = tuple(values["ratios"])
+        return cls(**values)
