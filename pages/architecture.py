@@ -1,9 +1,10 @@
-"""Layer shapes: the table, totals, output-size formulas and the size/channel chart."""
+"""Layer shapes: totals, the architecture diagram, the layer table with output-size formulas, the size/channel chart."""
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from explorer.analysis import CSV_COLUMNS, InputTooSmallError
+from ui.diagram_ui import architecture_diagram
 from ui.common import (cached_layer_table, error_box, loaded_model, model_cache_key, run_through_app, show_weights_note,
                        t)
 
@@ -30,6 +31,9 @@ cols[4].metric(t("arch.model_size"), f"{totals.model_size_mb:.1f} MB")
 if loaded.name == "mnist_cnn":
     st.caption(t("arch.mnist_note"))
 
+safe_name = loaded.name.replace('/', '_').replace(':', '_')[:60]
+architecture_diagram(loaded, model_cache_key(loaded), safe_name)
+
 st.caption(t("arch.caption"))
 max_depth = int(table["depth"].max()) if len(table) else 1
 c1, c2, c3 = st.columns([2, 2, 3])
@@ -44,7 +48,7 @@ view = shown[CSV_COLUMNS + ["formula"]].copy()
 view["layer"] = ["\u2003" * (d - 1) + name for d, name in zip(shown["depth"], shown["layer"])]
 st.dataframe(view, hide_index=True, width="stretch", height=420)
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
-                   file_name=f"{loaded.name.replace('/', '_').replace(':', '_')[:60]}_layers.csv", mime="text/csv", on_click="ignore")
+                   file_name=f"{safe_name}_layers.csv", mime="text/csv", on_click="ignore")
 
 with st.expander(t("arch.formula_title"), expanded=False):
     st.caption(t("arch.formula_caption"))

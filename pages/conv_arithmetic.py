@@ -38,10 +38,12 @@ if a is not None:
     st.code(f"{a.formula_numbers}\nnn.Conv2d(C_in, C_out, kernel_size={a.f}, stride={a.s}, padding={a.p}, dilation={a.d})"
             f"  # {a.n}×{a.n} → {a.output}×{a.output}", language="python")
     if a.exact_fit:
-        st.success(t("rf.arith_fits", span=a.span, s=a.s))
+        st.success(t("rf.arith_fits", span_formula=f"{a.span_formula} = {a.span_numbers}", span=a.span, s=a.s))
     else:
-        st.warning(t("rf.arith_not_divisible", span=a.span, s=a.s, q=f"{a.quotient:.4g}", out=a.output,
-                     leftover=a.leftover))
+        st.warning(t("rf.arith_not_divisible", span_formula=f"{a.span_formula} = {a.span_numbers}", span=a.span,
+                     s=a.s, q=f"{a.quotient:.4g}", out=a.output, leftover=a.leftover))
+    if a.d > 1:
+        st.info(t("rf.arith_dilated", d=a.d, f=a.f, eff=a.effective_kernel, plain=a.n - a.f + 2 * a.p, span=a.span))
     if a.keeps_size:
         st.info(t("rf.arith_keeps"))
     elif a.same_padding_is_whole:
@@ -88,6 +90,11 @@ comparison = pd.DataFrame({
 st.dataframe(comparison, hide_index=True, width="stretch")
 st.success(t("rf.stack_summary", stack=stack_label, big=big_label, pct=f"{100 * cmp.weight_saving:.0f}",
              times=f"{cmp.big_over_stack:.2f}", nonlin=cmp.stack_nonlinearities))
+# One course note says the stack has "81 % fewer" parameters than one 7×7; its own 27C² vs 49C² give 45 % fewer
+# (49/27 = 1.81: the single 7×7 needs 81 % MORE). Shown beside the figure computed here.
+notes = compare_stack(1, 3, 3, 1)
+st.warning(t("rf.stack_notes_claim", stack=notes.stack_weights_per_c2, big=notes.big_weights_per_c2,
+             fewer=f"{100 * notes.weight_saving:.0f}", more=f"{100 * (notes.big_over_stack - 1):.0f}"))
 st.plotly_chart(stack_diagram_figure(cmp, input_label=t("rf.stack_input"), layer_label=t("rf.stack_layer"),
                                      stack_title=stack_label, big_title=big_label), width="stretch", key="ca_stack")
 st.caption(t("rf.stack_caption"))

@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, upscale
 from explorer.imaging import channel_stats
-from ui.analysis_cache import (channel_figure, feature_activation_pair, first_layer_pictures, full_tile_png,
+from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
 from ui.common import run_through_app, t
 
@@ -41,15 +41,35 @@ def layer_label(name: str) -> str:
 layer = col_layer.selectbox(t("maps.layer"), options, key="maps_layer", format_func=layer_label,
                             help=t("maps.layer_help"))
 
-# --- feature map (before the activation) vs activation map (after it) ----------------------------------
-feature, activation = feature_activation_pair(key, layer, loaded, sel.image)
-kind = st.radio(t("maps.kind"), ["feature", "activation"], key="maps_kind", horizontal=True,
-                format_func=lambda k: t(f"maps.kind.{k}"))
-if activation is None:
+# --- feature map (before the activation) vs activation map (after it), and every step in between ---------
+# The chain as the network computes it: a ResNet block's conv2 goes conv2 -> bn2 -> + shortcut -> relu#2,
+# so its activation map is ReLU(BN(conv2) + shortcut), not ReLU(BN(conv2)); each step is offered by name.
+chain = feature_activation_chain(key, layer, loaded, sel.image)
+has_activation = chain[-1].role == "activation"
+middle = chain[1:-1] if has_activation else chain[1:]
+step_names = {"feature": chain[0].name, "activation": chain[-1].name if has_activation else chain[0].name}
+labels = {"feature": t("maps.kind.feature")}
+for i, step in enumerate(middle, 1):
+    step_names[f"step{i}"] = step.name
+    labels[f"step{i}"] = t(f"maps.step.{step.role if step.role in ('add', 'input') else 'after'}",
+                           name=step.name.removesuffix(":in"), type=step.module_type)
+labels["activation"] = t("maps.kind.activation")
+options = ["feature", *[f"step{i}" for i in range(1, len(middle) + 1)], "activation"]
+if st.session_state.get("maps_kind") not in options:
+    st.session_state["maps_kind"] = "feature"
+kind = st.radio(t("maps.kind"), options, key="maps_kind", horizontal=True, format_func=labels.get)
+if not has_activation:
     st.caption(t("maps.no_activation", layer=layer))
-else:
-    st.caption(t("maps.kind_caption", feature=feature, activation=activation))
-shown = activation if kind == "activation" and activation is not None else feature
+arrows = " → ".join(
+    t("maps.chain.add", name=s.name, shortcut=s.shortcut) if s.role == "add" else f"{s.name} ({s.module_type})"
+    for s in chain)
+st.caption(t("maps.chain_caption", chain=arrows, feature=chain[0].name,
+             activation=chain[-1].name if has_activation else "—"))
+st.caption(t("maps.wording_note"))
+added = next((s for s in chain if s.role == "add"), None)
+if added is not None:
+    st.info(t("maps.chain_residual", activation=chain[-1].name, shortcut=added.shortcut, layer=layer))
+shown = step_names[kind]
 maps = layer_maps(key, shown, loaded, sel.image)
 channels = maps.shape[0]
 

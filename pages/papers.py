@@ -6,6 +6,7 @@ import streamlit as st
 from explorer.history import GOOGLENET_DIFF_TEXT
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
+from ui.diagram_ui import paper_diagram
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -41,6 +42,7 @@ with tab_vgg:
             "torchvision_params": st.column_config.NumberColumn(format="localized")})
         download(summary, "vgg_parameters.csv", "papers_vgg_params_csv")
         notes("vgg_params", "vgg_fc")
+    paper_diagram(["vgg_a", "vgg_b", "vgg_c", "vgg_d", "vgg_e", "vgg16"], "papers_vgg_diagram")
 
 with tab_googlenet:
     st.subheader(t("papers.googlenet.title"))
@@ -63,6 +65,7 @@ with tab_googlenet:
         st.markdown(f"**{t('papers.googlenet.diff_title')}**")
         st.markdown("\n".join(f"- `{code}`: {t(f'papers.diff.{code}')}" for code in GOOGLENET_DIFF_TEXT))
         notes("googlenet_stem", "googlenet_params", "googlenet_aux")
+    paper_diagram(["googlenet_paper", "googlenet"], "papers_googlenet_diagram")
 
 with tab_resnet:
     st.subheader(t("papers.resnet.title"))
@@ -87,3 +90,4 @@ with tab_resnet:
                              margin=dict(l=10, r=10, t=30, b=10))
         st.plotly_chart(figure, width="stretch", key="papers_resnet_chart")
         notes("resnet_v15", "resnet_depth")
+    paper_diagram(["resnet18", "resnet34", "resnet50", "plain18", "plain34"], "papers_resnet_diagram")

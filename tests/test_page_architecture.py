@@ -62,7 +62,51 @@ def test_every_model_renders_its_architecture_page(app_factory):
     from explorer.models import list_models
 
     at = app_factory("architecture")
-    for name in list_models():
+    for index, name in enumerate(list_models()):
+        at.session_state["lang"] = ("en", "ko")[index % 2]  # both languages across the sweep
         at.selectbox(key="sel_model").set_value(name).run()
         assert not at.exception, name
         assert not at.error, (name, [e.value for e in at.error])
+        charts = at.get("graphviz_chart")
+        assert len(charts) == 1 and "digraph" in charts[0].proto.spec, name  # the architecture diagram
+
+
+def _dot_of(at) -> str:
+    charts = at.get("graphviz_chart")
+    assert len(charts) == 1
+    return charts[0].proto.spec
+
+
+def test_architecture_page_draws_the_executed_graph_with_shortcuts(app_factory):
+    at = app_factory("architecture", sel_model="resnet18", sel_input="64x64")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="diagram_depth").value == 0  # 71 boxes: small enough to open on every layer
+    dot = _dot_of(at)
+    assert dot.count("layer1.0.add") >= 3 and "dashed" in dot  # adds drawn, shortcuts dashed
+    at.selectbox(key="diagram_depth").set_value(1).run()  # blocks
+    dot = _dot_of(at)
+    for child in ("conv1", "layer1", "layer4", "fc"):  # the top-level children that ran
+        assert f'"{child}"' in dot
+    assert "layer1.0.add" not in dot
+
+
+def test_a_large_network_opens_at_block_level(app_factory):
+    at = app_factory("architecture", sel_model="resnet50", sel_input="64x64")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="diagram_depth").value == 1
+    assert '"layer3"' in _dot_of(at)
+
+
+def test_a_box_opens_its_layer_on_the_feature_map_page(app_factory):
+    at = app_factory("architecture", sel_model="mnist_cnn", sel_input="28x28")
+    at.selectbox(key="diagram_depth").set_value(0).run()
+    at.selectbox(key="diagram_box").set_value("conv2").run()
+    at.button(key="diagram_open_maps_layer").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="maps_layer").value == "conv2"
+
+
+def test_paper_tables_draw_their_networks(app_factory):
+    at = app_factory("papers")
+    assert not at.exception, at.exception
+    assert len(at.get("graphviz_chart")) == 3

@@ -107,6 +107,17 @@ def feature_activation_pair(key: Key, layer: str, _loaded: Any, _image: Any) -> 
     return activation_pair(calls, layer, full["activations"])
 
 
+@shared(max_entries=64)
+def feature_activation_chain(key: Key, layer: str, _loaded: Any, _image: Any) -> tuple[Any, ...]:
+    """The steps from ``layer``'s output to its activation as the network computes them (conv -> BN ->
+    + shortcut -> ReLU; see ``explorer.analysis.activation_chain``)."""
+    from explorer.analysis import CallInfo, activation_chain
+
+    full = shared_pass(key, _loaded, _image)
+    calls = [CallInfo(**c) for c in full["calls"]]
+    return tuple(activation_chain(calls, layer, full["activations"]))
+
+
 @shared(max_entries=48)
 def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
     """The layer's channels in one grid (``explorer.imaging.viz.Tiling``, values in [0, 1]) and its colormap rows,
@@ -331,3 +342,19 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
     return loaded, sel, key, info, safe_name
 
+
+
+# The owner key page_start keeps per page, so that a layer handed over by another page survives its first visit.
+_LAYER_OWNERS = {"maps_layer": "_maps_model", "cam_layer": "_cam_model"}
+
+
+def preselect_layer(state_key: str, layer: str) -> None:
+    """Open ``layer`` on the page whose layer choice is ``state_key`` (maps_layer, cam_layer, rf_layer)."""
+    from ui.common import loaded_model, model_cache_key
+
+    st.session_state[state_key] = layer
+    if state_key == "maps_layer":
+        st.session_state["maps_block"] = "*"  # every block, so the layer is among the options
+    owner = _LAYER_OWNERS.get(state_key)
+    if owner:
+        st.session_state[owner] = model_cache_key(loaded_model())

@@ -8,7 +8,7 @@ from explorer.analysis.activations import callable_layers, capture
 from explorer.analysis.attribution import (LAYER_METHODS, METHODS, attribute, grad_cam, guided_gradcam,
                                            integrated_gradients, occlusion, resolve_target, saliency)
 from explorer.analysis.hooks import route_call
-from explorer.analysis.layer_calls import (INPUT_SUFFIX, CallInfo, activation_pair, block_of, call_name,
+from explorer.analysis.layer_calls import (INPUT_SUFFIX, CallInfo, ChainStep, activation_chain, activation_pair, block_of, call_name,
                                            is_activation, is_conv, logits_of, parse_call)
 from explorer.analysis.layers import conv_layer_names, default_cam_layer, executed_output_shapes
 from explorer.analysis.page_pass import ANALYSIS_BUDGET_BYTES, page_analysis
@@ -16,8 +16,8 @@ from explorer.analysis.shapes import CSV_COLUMNS, InputTooSmallError, ModelTotal
 from explorer.analysis.shared_pass import Analysis, Prediction, analyze, gradcam_from, predict, top_k, upsample_cam
 
 __all__ = [
-    "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "INPUT_SUFFIX", "InputTooSmallError",
-    "LAYER_METHODS", "METHODS", "ModelTotals", "Prediction", "activation_pair", "analyze", "attribute", "block_of",
+    "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "ChainStep", "INPUT_SUFFIX", "InputTooSmallError",
+    "LAYER_METHODS", "METHODS", "ModelTotals", "Prediction", "activation_chain", "activation_pair", "analyze", "attribute", "block_of",
     "call_name", "callable_layers", "capture", "collapse", "conv_layer_names", "default_cam_layer",
     "executed_output_shapes", "grad_cam", "gradcam_from", "guided_gradcam", "integrated_gradients",
     "is_activation", "is_conv", "layer_table", "logits_of", "model_totals", "occlusion", "output_formula",

@@ -201,6 +201,131 @@ def _parent_call(calls: Sequence[CallInfo], index: int) -> tuple[int, CallInfo] 
     return None
 
 
+@dataclass(frozen=True)
+class ChainStep:
+    """One step of the chain a layer's output goes through on its way to the activation.
+
+    ``name`` is a call spec the analysis pass records (``layer1.0.bn2``, ``layer1.0.relu#2:in``...); ``role`` is
+    "output" (the layer itself: the feature map), "norm", "dropout", "identity", "pool"-free pass-through steps,
+    "add" (the activation's input differs from the previous step by a recorded tensor: a residual addition,
+    ``shortcut`` names that tensor), "input" (the activation's input, changed by an operation with no module)
+    or "activation" (the activation map). ``module_type`` is the class name of the module that made it."""
+
+    name: str
+    role: str
+    module_type: str = ""
+    shortcut: str | None = None
+
+
+_ROLE_OF_TYPE = {**{t.__name__: "norm" for t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm,
+                                                 nn.InstanceNorm2d, nn.LocalResponseNorm)},
+                 **{t.__name__: "dropout" for t in (nn.Dropout, nn.Dropout2d)}, "Identity": "identity"}
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().cpu().numpy()
+    return np.asarray(value)  # may be read-only (shared caches)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def activation_chain(
+    calls: Sequence[CallInfo], layer: str, activations: dict[str, torch.Tensor | np.ndarray] | None = None
+) -> list[ChainStep]:
+    """The steps ``layer``'s output goes through until its activation, as the network computes them.
+
+    ResNet's ``layer1.0.conv2`` gives conv2 -> bn2 -> + shortcut (the input of ``relu#2``) -> ``relu#2``; its
+    ``conv1`` gives conv1 -> bn1 -> relu; a GoogLeNet ``BasicConv2d``'s conv gives conv -> bn -> the block's
+    output (a functional ReLU). The addition is only claimed when ``activations`` prove it: the activation's
+    input minus the previous step equals a recorded tensor (the block's input, or its downsample's output).
+    Without ``activations`` a chain that passes another layer (a downsample conv on the shortcut branch)
+    stops at the layer's output. The last step's role is "activation" when an activation was found.
+    """
+    spec = parse_call(layer)
+    by_name = {c.name: i for i, c in enumerate(calls)}
+    if spec.call_name not in by_name:
+        raise KeyError(f"{layer!r} is not called in this forward pass")
+    index = by_name[spec.call_name]
+    info = calls[index]
+    if info.is_activation:
+        return [ChainStep(info.name + INPUT_SUFFIX, "input", info.module_type),
+                ChainStep(info.name, "activation", info.module_type)]
+    steps = [ChainStep(info.name, "output", info.module_type)]
+    own_prefix = info.module + "."
+    parent = _parent_call(calls, index)
+    parent_prefix = parent[1].module + "." if parent else ""
+    detoured = False  # another layer ran in between (a shortcut branch's conv): only values can link the chain
+    activation = None
+    for nxt in calls[index + 1:]:
+        if nxt.module.startswith(own_prefix) or not nxt.is_leaf:
+            continue  # the layer's own children, or a container whose first leaf decides
+        if nxt.is_activation:
+            activation = nxt
+            break
+        if not detoured and _type_named(nxt.module_type, _PASS_THROUGH_TYPES):
+            steps.append(ChainStep(nxt.name, _ROLE_OF_TYPE.get(nxt.module_type, "norm"), nxt.module_type))
+            continue
+        if activations is None or not parent_prefix or not nxt.module.startswith(parent_prefix):
+            break
+        detoured = True
+    last = steps[-1]
+    if activation is not None:
+        act_in = activations.get(activation.name + INPUT_SUFFIX) if activations is not None else None
+        before = activations.get(last.name) if activations is not None else None
+        if act_in is None or before is None:
+            if not detoured:
+                steps.append(ChainStep(activation.name, "activation", activation.module_type))
+            return steps
+        act_in_a, before_a = _as_array(act_in), _as_array(before)
+        if _same(act_in_a, before_a):
+            if not detoured:
+                steps.append(ChainStep(activation.name, "activation", activation.module_type))
+            return steps
+        shortcut = _recorded_difference(calls, activations, act_in_a, before_a, exclude={last.name, activation.name})
+        if shortcut is None and detoured:
+            return steps  # no proof that the activation takes this layer's output
+        steps.append(ChainStep(activation.name + INPUT_SUFFIX, "add" if shortcut else "input",
+                               activation.module_type, shortcut))
+        steps.append(ChainStep(activation.name, "activation", activation.module_type))
+        return steps
+    # A block that applies a functional F.relu itself (GoogLeNet's BasicConv2d: conv -> bn -> F.relu).
+    if activations is not None and parent is not None and not detoured:
+        _, pinfo = parent
+        siblings_after = [c for c in calls[index + 1:] if c.module.startswith(pinfo.module + ".")
+                          and not c.module.startswith(own_prefix)]
+        if all(c.is_leaf and _type_named(c.module_type, _PASS_THROUGH_TYPES) for c in siblings_after):
+            before, after = activations.get(last.name), activations.get(pinfo.name)
+            if before is not None and after is not None:
+                before_a, after_a = _as_array(before), _as_array(after)
+                if before_a.shape == after_a.shape and not np.array_equal(before_a, after_a) and np.allclose(
+                    after_a, np.maximum(before_a, 0), rtol=1e-5, atol=1e-6
+                ):
+                    steps.append(ChainStep(pinfo.name, "activation", pinfo.module_type))
+    return steps
+
+
+def _recorded_difference(calls: Sequence[CallInfo], activations: dict[str, Any], total: np.ndarray,
+                         part: np.ndarray, exclude: set[str]) -> str | None:
+    """The first recorded call (forward order) whose output equals ``total - part``: the shortcut that a
+    residual block added."""
+    difference = total - part
+    for call in calls:
+        if call.name in exclude or call.name not in activations:
+            continue
+        value = activations[call.name]
+        if tuple(value.shape[-difference.ndim:]) != difference.shape:
+            continue
+        array = _as_array(value)
+        if array.shape != difference.shape:
+            array = array.reshape(difference.shape) if array.size == difference.size else array
+        if array.shape == difference.shape and np.allclose(array, difference, rtol=1e-4, atol=1e-4):
+            return call.name
+    return None
+
+
 def activation_pair(
     calls: Sequence[CallInfo], layer: str, activations: dict[str, torch.Tensor | np.ndarray] | None = None
 ) -> tuple[str, str | None]:
@@ -213,41 +338,10 @@ def activation_pair(
       conv -> bn -> F.relu): when ``activations`` show the block's output equals ReLU of the last
       pass-through output, the block's output is the activation map;
     - otherwise None: no activation follows this layer directly.
+    The first and last steps of :func:`activation_chain` (which also names the steps in between).
     """
-    spec = parse_call(layer)
-    by_name = {c.name: i for i, c in enumerate(calls)}
-    if spec.call_name not in by_name:
-        raise KeyError(f"{layer!r} is not called in this forward pass")
-    index = by_name[spec.call_name]
-    info = calls[index]
-    if info.is_activation:
-        return info.name + INPUT_SUFFIX, info.name
-    own_prefix = info.module + "."
-    last = info
-    for nxt in calls[index + 1:]:
-        if nxt.module.startswith(own_prefix) or not nxt.is_leaf:
-            continue  # the layer's own children, or a container whose first leaf decides
-        if nxt.is_activation:
-            return info.name, nxt.name
-        if _type_named(nxt.module_type, _PASS_THROUGH_TYPES):
-            last = nxt
-            continue
-        break
-    parent = _parent_call(calls, index)
-    if activations is not None and parent is not None:
-        j, pinfo = parent
-        siblings_after = [c for c in calls[index + 1:] if c.module.startswith(pinfo.module + ".")
-                          and not c.module.startswith(own_prefix)]
-        if all(c.is_leaf and _type_named(c.module_type, _PASS_THROUGH_TYPES) for c in siblings_after):
-            before = activations.get(last.name)
-            after = activations.get(pinfo.name)
-            if before is not None and after is not None:
-                before_a, after_a = np.asarray(before), np.asarray(after)  # may be read-only (shared caches)
-                if before_a.shape == after_a.shape and not np.array_equal(before_a, after_a) and np.allclose(
-                    after_a, np.maximum(before_a, 0), rtol=1e-5, atol=1e-6
-                ):
-                    return info.name, pinfo.name
-    return info.name, None
+    chain = activation_chain(calls, layer, activations)
+    return chain[0].name, (chain[-1].name if chain[-1].role == "activation" else None)
 
 
 def _type_named(type_name: str, types: tuple[type, ...]) -> bool:

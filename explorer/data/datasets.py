@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Sequence
 
 from explorer.data.bundle import DataBundle, data_root
+from explorer.data.digits import load_digits_bundle
 from explorer.data.folders import load_image_folder
 from explorer.data.synthetic import DEFAULT_SHAPES_SAMPLES, load_shapes
 from explorer.data.torchvision_sets import DISPLAY_NAMES, TORCHVISION_DATASETS, load_torchvision
-from explorer.data.zips import extract_zip
+from explorer.data.zips import ZipTargetExistsError, extract_zip
 
-BUILTIN_DATASETS = ("shapes",) + TORCHVISION_DATASETS
+BUILTIN_DATASETS = ("shapes", "digits") + TORCHVISION_DATASETS
 
 
 # --- one entry point ---------------------------------------------------------------------------------------
@@ -36,10 +37,12 @@ BUILTIN_DATASETS = ("shapes",) + TORCHVISION_DATASETS
 def load_dataset(name_or_path: str | Path, channels: int, size: int, seed: int = 0,
                  samples: int = DEFAULT_SHAPES_SAMPLES, ratios: Sequence[float] = (0.7, 0.2, 0.1),
                  max_train_samples: int | None = None) -> DataBundle:
-    """``shapes`` | ``mnist`` | ``fashion_mnist`` | ``cifar10`` | a folder path | a ``.zip`` path."""
+    """``shapes`` | ``digits`` | ``mnist`` | ``fashion_mnist`` | ``cifar10`` | a folder path | a ``.zip`` path."""
     name = str(name_or_path)
     if name == "shapes":
         return load_shapes(channels, size, seed=seed, samples=samples, ratios=ratios)
+    if name == "digits":  # scikit-learn's 1,797 real handwritten digits (offline); ``samples`` does not apply
+        return load_digits_bundle(channels, size, seed=seed, ratios=ratios)
     if name in TORCHVISION_DATASETS:
         return load_torchvision(name, channels, size, seed=seed, max_train_samples=max_train_samples)
     path = Path(name).expanduser()
@@ -47,7 +50,10 @@ def load_dataset(name_or_path: str | Path, channels: int, size: int, seed: int =
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         folder = data_root() / "uploads" / digest
         if not folder.is_dir():
-            extract_zip(path, folder)
+            try:
+                extract_zip(path, folder)
+            except ZipTargetExistsError:
+                pass  # the same archive (same digest), extracted at the same moment by another caller
         path = folder
     if path.is_dir():
         return load_image_folder(path, channels, size, ratios=ratios, seed=seed)
@@ -57,4 +63,4 @@ def load_dataset(name_or_path: str | Path, channels: int, size: int, seed: int =
 
 def dataset_label(name_or_path: str) -> str:
     """A short display name: "MNIST", "shapes", or the folder's name."""
-    return DISPLAY_NAMES.get(name_or_path, "shapes" if name_or_path == "shapes" else Path(name_or_path).name)
+    return DISPLAY_NAMES.get(name_or_path, name_or_path if name_or_path in ("shapes", "digits") else Path(name_or_path).name)

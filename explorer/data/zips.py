@@ -15,9 +15,18 @@ from typing import BinaryIO, Sequence
 
 
 MAX_ZIP_MEMBERS = 20_000
-MAX_ZIP_TOTAL_BYTES = 2 * 1024**3
+# Uncompressed bytes of one archive (``EXPLORER_ZIP_MAX_MB`` changes it): uploads are at most 25 MB and
+# photos barely compress, so 512 MB is generous; 2 GB once let a 2.1 MB zip write 1.9 GB.
+MAX_ZIP_TOTAL_BYTES = 512 * 1024**2
+ZIP_MAX_ENV = "EXPLORER_ZIP_MAX_MB"
 MAX_ZIP_RATIO = 100  # uncompressed/compressed; photos barely compress, zip bombs compress ~1000×
 _RATIO_CHECK_FROM = 1024 * 1024  # tiny text files may compress well and harm nobody
+# The whole archive's ratio is checked from here on, whatever its members' sizes (members of exactly
+# 1 MiB once passed the per-member check).
+_ARCHIVE_RATIO_CHECK_FROM = 16 * 1024 * 1024
+# Linux allows 255 bytes per name and 4096 per path; leave room for the folder the archive lands in.
+MAX_NAME_BYTES = 200
+MAX_PATH_CHARS = 1024
 _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
@@ -40,23 +49,66 @@ def _safe_member_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
+class ZipTargetExistsError(ValueError):
+    """The target folder appeared while this archive was being extracted (another upload of it won)."""
+
+
+def zip_total_limit() -> int:
+    """``EXPLORER_ZIP_MAX_MB`` (megabytes) if set, else :data:`MAX_ZIP_TOTAL_BYTES`."""
+    text = os.environ.get(ZIP_MAX_ENV, "").strip()
+    if not text:
+        return MAX_ZIP_TOTAL_BYTES
+    try:
+        return int(float(text) * 2**20)
+    except ValueError:
+        raise ValueError(f"{ZIP_MAX_ENV} must be a number of megabytes, got {text!r}") from None
+
+
+def _check_layout(members: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> None:
+    """Names that the file system would refuse or that collide, found before anything is written."""
+    files: set[tuple[str, ...]] = set()
+    folders: set[tuple[str, ...]] = set()
+    for info, parts in members:
+        if len("/".join(parts)) > MAX_PATH_CHARS:
+            raise ValueError(f"zip member {info.filename[:60]!r}… has a path longer than {MAX_PATH_CHARS} characters")
+        for part in parts:
+            if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+                raise ValueError(f"zip member {info.filename[:60]!r}… has a name longer than {MAX_NAME_BYTES} bytes")
+        for depth in range(1, len(parts)):
+            folders.add(parts[:depth])
+        if info.is_dir():
+            folders.add(parts)
+        elif parts in files:
+            raise ValueError(f"zip member {info.filename!r} appears twice in the archive")
+        else:
+            files.add(parts)
+    clash = files & folders
+    if clash:
+        raise ValueError(f"zip member {'/'.join(sorted(clash)[0])!r} is both a file and a folder in the archive")
+
+
 def _is_link(info: zipfile.ZipInfo) -> bool:
     mode = info.external_attr >> 16
     return stat.S_ISLNK(mode)
 
 
 def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_members: int = MAX_ZIP_MEMBERS,
-                max_total_bytes: int = MAX_ZIP_TOTAL_BYTES, max_ratio: float = MAX_ZIP_RATIO) -> Path:
+                max_total_bytes: int | None = None, max_ratio: float = MAX_ZIP_RATIO) -> Path:
     """Extract a zip of images into ``dest`` safely and return ``dest``.
 
     Every member is checked before anything is written: ``ValueError`` for ``..`` components, absolute
     paths or drive letters, symbolic links, more than ``max_members`` members, more than
-    ``max_total_bytes`` uncompressed, or a member compressed more than ``max_ratio``:1 (zip bombs).
+    ``max_total_bytes`` uncompressed (default :func:`zip_total_limit`), a member or the whole archive
+    compressed more than ``max_ratio``:1 (zip bombs), duplicate names, a name that is both a file and a
+    folder, names or paths too long for the file system. Any other file-system error is a ``ValueError``
+    too; :class:`ZipTargetExistsError` when ``dest`` was filled by someone else meanwhile.
     ``__MACOSX/``, ``._*`` and ``.DS_Store`` are skipped. The archive is unpacked in a staging folder
     beside ``dest`` and moved into place only when complete; if it holds a single top-level folder (the
     usual "zip of a folder"), that folder's content becomes ``dest``. ``dest`` must not exist or be empty.
     """
     dest = Path(dest)
+    if max_total_bytes is None:
+        max_total_bytes = zip_total_limit()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValueError(f"the target folder {dest} already exists and is not empty")
     if isinstance(source, (bytes, bytearray)):
@@ -88,8 +140,16 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
                 raise ValueError(f"zip member {info.filename!r} is compressed "
                                  f"{info.file_size / max(info.compress_size, 1):.0f}:1 (a zip bomb?)")
             members.append((info, parts))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        compressed = sum(info.compress_size for info, _parts in members)
+        if total > _ARCHIVE_RATIO_CHECK_FROM and total > max_ratio * max(compressed, 1):
+            raise ValueError(f"the archive is compressed {total / max(compressed, 1):.0f}:1 as a whole (a zip bomb?)")
+        _check_layout(members)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # A fresh, uniquely named folder per extraction: two uploads at once never share one.
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        except OSError as exc:
+            raise ValueError(f"the archive could not be extracted: {exc.strerror or exc}") from exc
         try:
             root = staging.resolve()
             written = 0
@@ -111,11 +171,18 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
                         out.write(chunk)
             top = [p for p in staging.iterdir()]
             content = top[0] if len(top) == 1 and top[0].is_dir() else staging
-            if dest.exists():
-                dest.rmdir()
-            os.replace(content, dest)
-        except zipfile.BadZipFile as exc:
+            try:
+                if dest.exists():
+                    dest.rmdir()
+                os.replace(content, dest)
+            except OSError as exc:
+                if dest.is_dir() and any(dest.iterdir()):  # the same archive, extracted at once elsewhere
+                    raise ZipTargetExistsError(f"the target folder {dest.name} was filled meanwhile") from exc
+                raise
+        except (zipfile.BadZipFile, EOFError) as exc:
             raise ValueError(f"the archive is corrupt: {exc}") from exc
+        except OSError as exc:  # disk full, a name the file system refuses...: one clear message
+            raise ValueError(f"the archive could not be extracted: {exc.strerror or exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest

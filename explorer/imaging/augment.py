@@ -6,13 +6,12 @@ One list of steps (``pipeline_steps``) is the single source for both the live pi
 Random draws are reproducible: draw ``i`` runs with ``torch.manual_seed(seed + i)``. torchvision's random
 transforms use torch's *global* generator (they take no ``generator`` argument), so each draw runs inside
 ``torch.random.fork_rng`` (the global state is restored afterwards: other code's random streams continue
-as if nothing happened) and under a module lock (two sessions seeding the one global generator at the same
+as if nothing happened) and under the process-wide generator lock ``explorer.core.seeded_global`` (two sessions, or a model build, seeding the one global generator at the same
 time would otherwise mix their draws). Code in other threads that consumes the global generator *during*
 a draw is the one thing a process-wide generator cannot isolate; draws are a few milliseconds.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -24,10 +23,10 @@ from PIL import Image
 from plotly.subplots import make_subplots
 from torchvision.transforms import v2
 
+from explorer.core import seeded_global
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-_DRAW_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -175,8 +174,7 @@ def prepare_preview(image: Image.Image, max_side: int = 384) -> Image.Image:
 
 def seeded_draw(pipeline: v2.Compose, image: Image.Image, seed: int) -> torch.Tensor:
     """One draw with ``torch.manual_seed(seed)``, leaving the global random state as it was."""
-    with _DRAW_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded_global(int(seed)):  # the process-wide lock: a model build seeding meanwhile would mix streams
         out = pipeline(image)
     return out
 

@@ -9,6 +9,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from explorer.imaging.teaching_samples import TEACHING_SAMPLES
+
 # Far below Pillow's default (~89 M pixels warns, ~179 M errors): a 1-bit PNG of 18 kB can be 432 MB as RGB.
 MAX_PIXELS = 40_000_000
 # Longest side we keep after decoding: models see a few hundred pixels, and a 10000×1 strip resized
@@ -16,6 +18,11 @@ MAX_PIXELS = 40_000_000
 MAX_SIDE = 2048
 MAX_ASPECT = 20.0
 MAX_BYTES = 50 * 1024 * 1024
+# The only decoders ever used: Pillow would otherwise try every plugin it has, and on a server with
+# Ghostscript an EPS renamed ``.png`` would be rendered by it. MPO is what phone cameras write as JPEG.
+ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF")
+# Rows converted at a time from 16-bit / float images (bounded float32 scratch memory, never float64).
+_ROWS_PER_CHUNK_PIXELS = 1 << 20
 
 
 class ImageLoadError(ValueError):
@@ -46,7 +53,9 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+            if img.format not in ALLOWED_FORMATS:  # defence in depth: checked before any pixel is decoded
+                raise ImageLoadError(f"images in {img.format} format are not read (PNG, JPEG, BMP, GIF, WebP, TIFF)")
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageLoadError(f"the image is too large ({w}×{h} = {w * h / 1e6:.0f} M pixels; "
@@ -77,18 +86,40 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # A plain convert('RGB') saturates these: scale by the real range first.
-        arr = np.asarray(img, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        scaled = np.zeros_like(arr) if hi <= lo else (np.nan_to_num(arr, nan=lo) - lo) / (hi - lo)
-        gray = (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
+        # A plain convert('RGB') saturates these: scale by the real range first. In bands of rows and in
+        # float32: a float64 copy of a 6300² 16-bit image (and its temporaries) once took 1.6 GB.
+        return Image.fromarray(_scaled_to_uint8(img), "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _row_bands(img: Image.Image):
+    w, h = img.size
+    step = max(1, _ROWS_PER_CHUNK_PIXELS // max(w, 1))
+    for top in range(0, h, step):
+        yield top, np.asarray(img.crop((0, top, w, min(h, top + step))), dtype=np.float32)
+
+
+def _scaled_to_uint8(img: Image.Image) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey image as uint8, scaled by its finite range (NaN as the minimum)."""
+    lo, hi = np.inf, -np.inf
+    for _top, band in _row_bands(img):
+        finite = band[np.isfinite(band)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if not np.isfinite(lo):
+        lo, hi = 0.0, 1.0
+    out = np.zeros((img.height, img.width), dtype=np.uint8)
+    if hi <= lo:
+        return out
+    scale = 255.0 / (hi - lo)
+    for top, band in _row_bands(img):
+        band = np.nan_to_num(band, nan=lo, posinf=hi, neginf=lo)
+        out[top:top + band.shape[0]] = np.clip((band - lo) * scale, 0, 255).round().astype(np.uint8)
+    return out
 
 
 def _bound_size(img: Image.Image, notes: list[str]) -> Image.Image:
@@ -180,6 +211,7 @@ SAMPLES: dict[str, Callable[[], Image.Image]] = {
     "checkerboard": _checkerboard,
     "shapes": _shapes,
     "gradient": _gradient,
+    **TEACHING_SAMPLES,  # single shapes and real digits: what the built-in trained networks know
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -36,12 +37,66 @@ class LoadReport:
         return "; ".join(parts) or "all keys match"
 
 
+# The pickle of a state_dict is names and shapes: a few hundred kB even for big networks.
+MAX_PICKLE_BYTES = 16 * 2**20
+
+
+def check_archive(source: bytes | str | Path) -> None:
+    """Refuse a checkpoint from its zip directory alone, before ``torch.load`` reads or inflates anything.
+
+    ``torch.save`` writes every record uncompressed (stored), so what loads is as large as the file. A
+    record compressed with deflate (2 MB on disk once became 2.9 GB in memory before any key was checked)
+    is refused, and so is a file that is not ``torch.save``'s zip format (the legacy format is not read).
+    """
+    handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            infos = archive.infolist()
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"checkpoint not found: {source}") from exc
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CheckpointError("this file is not a PyTorch checkpoint in torch.save's format (a zip archive); "
+                              "save your weights with torch.save(model.state_dict(), 'file.pt')") from exc
+    if not any(info.filename.endswith("data.pkl") for info in infos):
+        raise CheckpointError("this zip archive is not a PyTorch checkpoint (it has no data.pkl)")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"the checkpoint's record {info.filename!r} is compressed; torch.save never "
+                                  "compresses, so this file was altered: save it again with torch.save")
+        if info.filename.endswith("data.pkl") and info.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"the checkpoint's index (data.pkl) is {info.file_size // 2**20} MB; a "
+                                  f"state_dict's is far below {MAX_PICKLE_BYTES // 2**20} MB")
+
+
+def check_tensor_layout(name: str, tensor: torch.Tensor) -> None:
+    """Refuse tensors that are not plain dense arrays, or that claim more values than their storage holds
+    (a stride-0 view of one stored number can describe a tensor of any shape: 38 KB once described 6.3 GB)."""
+    if tensor.layout != torch.strided:
+        raise CheckpointError(f"the checkpoint's tensor {name!r} is {str(tensor.layout).replace('torch.', '')}: "
+                              "only dense tensors are read (call .to_dense() before saving)")
+    if tensor.numel() == 0:
+        return
+    if any(stride <= 0 for size, stride in zip(tensor.shape, tensor.stride()) if size > 1):
+        raise CheckpointError(f"the checkpoint's tensor {name!r} repeats stored values (a stride of 0, e.g. "
+                              "saved from .expand()): save a real copy (.contiguous())")
+    needed = (tensor.storage_offset() + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))
+              + 1) * tensor.element_size()
+    # A span shorter than the values means overlapping windows (as_strided): refused like stride 0.
+    if needed > tensor.untyped_storage().nbytes() or tensor.numel() * tensor.element_size() > needed:
+        raise CheckpointError(f"the checkpoint's tensor {name!r} describes more values than it stores")
+
+
 def read_state_dict(source: bytes | str | Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Read a state_dict with ``weights_only=True`` (never runs pickled code) and unwrap common wrappers."""
+    """Read a state_dict with ``weights_only=True`` (never runs pickled code) and unwrap common wrappers.
+
+    The zip directory is checked first (:func:`check_archive`: no compressed records), then every tensor's
+    layout (:func:`check_tensor_layout`: dense, no repeated storage), before the caller builds anything.
+    """
+    if isinstance(source, (bytes, bytearray)) and not source:
+        raise CheckpointError("the checkpoint file is empty")
+    check_archive(source)
     try:
         if isinstance(source, (bytes, bytearray)):
-            if not source:
-                raise CheckpointError("the checkpoint file is empty")
             obj = torch.load(io.BytesIO(source), map_location=map_location, weights_only=True)
         else:
             obj = torch.load(str(source), map_location=map_location, weights_only=True)
@@ -59,6 +114,8 @@ def read_state_dict(source: bytes | str | Path, map_location: str | torch.device
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError("the file does not hold a state_dict (a mapping of parameter names to tensors)")
+    for name, tensor in obj.items():
+        check_tensor_layout(str(name), tensor)
     if all(k.startswith("module.") for k in obj):  # saved from DataParallel / DDP
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj

@@ -21,6 +21,7 @@ from PIL import Image
 from explorer.core import device_of
 from explorer.core import pick_device
 from explorer.core import model_lock
+from explorer.core import seeded_global
 from explorer.imaging import basic_transform
 from explorer.models.arch.build import build_arch
 from explorer.models.arch.grammar import input_shape_of
@@ -40,8 +41,7 @@ INIT_SEED = 0
 def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """Build a randomly initialised model in eval mode. Initialisation is seeded, so every process and
     session gets the same "random" weights (results are reproducible and comparable)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(INIT_SEED)
+    with seeded_global(INIT_SEED):  # locked: another thread's seeding or draws would change these weights
         ref = ModelRef.parse(name)
         if ref.kind == "arch":
             model, _ = build_arch(ref.value)
@@ -85,8 +85,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     if ref.kind == "run":
         return load_run(ref.value, device=device)
     if ref.kind == "arch":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(INIT_SEED)
+        with seeded_global(INIT_SEED):
             model, natural = build_arch(ref.value)
         entry = None
         entry_categories: tuple[str, ...] | None = None
@@ -107,7 +106,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
             member = weights_enum.DEFAULT
             try:
                 fetch_pretrained(member)
-                with torch.random.fork_rng(devices=[]):
+                with seeded_global(None):
                     model = entry.builder(weights=member)
                 pretrained, key = True, f"pretrained:{member}"
                 top1 = member.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1", "?")

@@ -6,13 +6,13 @@ way and :func:`~explorer.models.runfolder.load_run` rebuilds it for its checkpoi
 """
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 import torch.nn as nn
 
+from explorer.core import seeded_global
 from explorer.models.arch.build import build_arch
 from explorer.models.catalog import get_entry
 from explorer.models.heads import find_head, replace_head
@@ -21,18 +21,14 @@ from explorer.models.ref import ModelRef
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-_INIT_LOCK = threading.Lock()
-
-
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run the block with torch's global CPU generator seeded to ``seed``, then restore it.
 
-    Held under a lock: the global generator is one per process, and two runs initialising at once would
-    otherwise interleave their draws.
+    Held under the process-wide generator lock (``explorer.core.seeded_global``): the global generator is
+    one per process, and anything else seeding or drawing from it at once would interleave the draws.
     """
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global(seed):
         yield
 
 

@@ -121,19 +121,25 @@ class PartialConv2d(nn.Module):
 class EuclideanRBF(nn.Module):
     """LeNet-5's output layer: y_i = Σ_j (x_j − w_ij)². We return −y as logits (closest prototype wins)."""
 
+    fixed_parameters = ("prototypes",)  # set by hand, never trained (explorer.training.transfer keeps them so)
+
     def __init__(self, in_features: int = 84, num_classes: int = 10) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = num_classes
-        # The paper fixed these to stylised ±1 bitmaps of the characters; random ±1 is the same kind.
-        self.prototypes = nn.Parameter(torch.randint(0, 2, (num_classes, in_features)).float() * 2 - 1)
+        # The paper fixed these by hand to stylised ±1 bitmaps of the characters (random ±1 is the same kind) and
+        # never trained them: a parameter (so checkpoints keep it) with requires_grad False, which is why
+        # LeNet-5 has 60,000 trainable parameters and 60,840 in all.
+        self.prototypes = nn.Parameter(torch.randint(0, 2, (num_classes, in_features)).float() * 2 - 1,
+                                       requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -((x.unsqueeze(1) - self.prototypes.unsqueeze(0)) ** 2).sum(-1)
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 as published: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164 parameters."""
+    """LeNet-5 as published: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164 trainable parameters (60,000)
+    and the output's 840 fixed prototype values."""
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()

@@ -39,6 +39,8 @@ class ConvArithmetic:
     exact_fit: bool  # span divisible by S: the windows tile the padded input exactly
     leftover: int  # span mod S: padded rows/columns after the last window, never visited
     formula: str  # the formula in symbols
+    span_formula: str  # what ``span`` is, in symbols: "N − F + 2P", or "N + 2P − D(F − 1) − 1" when dilated
+    span_numbers: str  # the same with this configuration's numbers
     formula_numbers: str  # the same with this configuration's numbers
     same_padding: float  # D(F − 1)/2: the padding that keeps the size at stride 1
     positions: tuple[int, ...]  # first padded coordinate of each window
@@ -90,12 +92,16 @@ def conv_arithmetic(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> ConvA
     else:
         formula = "(N + 2P − D(F − 1) − 1) / S + 1" if leftover == 0 else "⌊(N + 2P − D(F − 1) − 1) / S⌋ + 1"
         inner = f"({n} + 2×{p} − {d}×({f} − 1) − 1) / {s}"
+    # With dilation, N − F + 2P is not the room the kernel moves through: the kernel spans D(F − 1) + 1 pixels.
+    span_formula = "N − F + 2P" if d == 1 else "N + 2P − D(F − 1) − 1"
+    span_numbers = f"{n} − {f} + 2×{p}" if d == 1 else f"{n} + 2×{p} − {d}×({f} − 1) − 1"
     if leftover == 0:
         numbers = f"{inner} + 1 = {span}/{s} + 1 = {output}"
     else:
         numbers = f"⌊{inner}⌋ + 1 = ⌊{_num(span / s)}⌋ + 1 = {output}"
     return ConvArithmetic(n=n, f=f, p=p, s=s, d=d, effective_kernel=effective, padded=padded, span=span,
                           output=output, exact_fit=leftover == 0, leftover=leftover, formula=formula,
+                          span_formula=span_formula, span_numbers=span_numbers,
                           formula_numbers=numbers, same_padding=d * (f - 1) / 2,
                           positions=tuple(i * s for i in range(output)))
 

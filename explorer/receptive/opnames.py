@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-import torch
 
 # --- op classification ------------------------------------------------------------------------------
 
@@ -54,19 +53,6 @@ def op_name(func: Any) -> str:
     if name.endswith("_") and name[:-1] in POINTWISE | RESHAPES | PERMUTES | EXPANDS | {"unsqueeze", "squeeze"}:
         name = name[:-1]
     return name
-
-
-def flat_tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        out: list[torch.Tensor] = []
-        for item in value:
-            out.extend(flat_tensors(item))
-        return out
-    return []
 
 
 def arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:

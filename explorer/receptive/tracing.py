@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-import weakref
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,8 @@ from torch.overrides import TorchFunctionMode
 from explorer.analysis import InputTooSmallError
 from explorer.core import hooked, model_device_dtype
 from explorer.receptive.geometry import AxisField, Note, FieldInfo, make_note, RuleResult, unknown_info
-from explorer.receptive.opnames import CONSTANT_LIKE, KIND_RANK, flat_tensors, op_name
+from explorer.core import TensorTags, flat_tensors
+from explorer.receptive.opnames import CONSTANT_LIKE, KIND_RANK, op_name
 from explorer.receptive.rules import dispatch_rule
 
 
@@ -62,7 +62,7 @@ class _Tracer(TorchFunctionMode):
         self.model = model
         self.stop_at = stop_at
         self.thread = threading.get_ident()
-        self.infos: dict[int, tuple[weakref.ref, FieldInfo]] = {}
+        self.infos: TensorTags[FieldInfo] = TensorTags()
         self.frames: list[_Frame] = []
         self.rows: list[TraceRow] = []
         self.counts: Counter[str] = Counter()
@@ -72,13 +72,10 @@ class _Tracer(TorchFunctionMode):
 
     # tensor -> info, by identity (weak references, so a recycled id() is never mistaken for a tensor)
     def info(self, tensor: torch.Tensor) -> FieldInfo | None:
-        entry = self.infos.get(id(tensor))
-        if entry is not None and entry[0]() is tensor:
-            return entry[1]
-        return None
+        return self.infos.get(tensor)
 
     def set_info(self, tensor: torch.Tensor, info: FieldInfo) -> None:
-        self.infos[id(tensor)] = (weakref.ref(tensor), info)
+        self.infos.set(tensor, info)
 
     # hooks: a stack of module calls, so each op knows which module it belongs to
     def attach(self, add: Any) -> None:

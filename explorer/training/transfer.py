@@ -46,10 +46,13 @@ def apply_mode(model: nn.Module, mode: str, heads: list[str] | None = None) -> N
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     backbone, head = split_parameters(model, heads)
+    # Values an architecture fixes by design (LeNet-5's RBF prototypes, listed in a module's
+    # ``fixed_parameters``) are never trained, whatever the mode.
+    fixed = {id(getattr(m, name)) for m in model.modules() for name in getattr(m, "fixed_parameters", ())}
     for p in head:
-        p.requires_grad_(True)
+        p.requires_grad_(id(p) not in fixed)
     for p in backbone:
-        p.requires_grad_(mode != "feature_extract")
+        p.requires_grad_(mode != "feature_extract" and id(p) not in fixed)
 
 
 def set_train_mode(model: nn.Module, mode: str, heads: list[str] | None = None) -> None:

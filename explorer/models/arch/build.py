@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch.nn as nn
 
+from explorer.core import GLOBAL_RNG_LOCK
 from explorer.models.arch.grammar import ArchSpecError, LayerSpec, format_arch, parse_arch, split_input
 
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
@@ -23,6 +24,9 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 MAX_PARAMS = 200_000_000  # VGG-19 has 144 M
 MAX_ACTIVATION = 16_000_000  # elements of one layer's output at batch 1 (VGG at 224: 3.2 M)
 MAX_MULT_ADDS = 40_000_000_000  # VGG-19 at 224: 19.6 G
+# Elements of every module's output together (the app's analysis passes keep them all): 256 MB in float32,
+# about twice VGG-16 at 224 (28.7 M). One big conv followed by 124 ReLUs once kept 8.8 GB.
+MAX_TOTAL_ACTIVATION = 64_000_000
 
 
 @dataclass
@@ -77,7 +81,7 @@ def plan_arch(spec: str | list[LayerSpec]) -> tuple[tuple[int, int, int], list[P
     counters: dict[str, int] = {}
     planned: list[PlannedLayer] = []
     shape: tuple[int, ...] = tuple(input_shape)
-    total_params = total_mult_adds = 0
+    total_params = total_mult_adds = total_activation = 0
 
     def name_for(prefix: str) -> str:
         counters[prefix] = counters.get(prefix, 0) + 1
@@ -136,6 +140,11 @@ def plan_arch(spec: str | list[LayerSpec]) -> tuple[tuple[int, int, int], list[P
             out_shape, prefix = shape, {"relu": "relu", "dropout": "drop", "lrn": "lrn"}[layer.kind]
         if math.prod(out_shape) > MAX_ACTIVATION:
             fail(f"output {_shape_text(out_shape)} is too large for the app (more than {MAX_ACTIVATION:,} values)")
+        # This layer's output, and the implied ReLU's after it, count towards the whole network's outputs.
+        total_activation += math.prod(out_shape) * (2 if index in relu_after else 1)
+        if total_activation > MAX_TOTAL_ACTIVATION:
+            fail(f"the layers' outputs together would hold {total_activation:,} values (the app allows "
+                 f"{MAX_TOTAL_ACTIVATION:,} for the whole network): use a smaller input, fewer filters or fewer layers")
         total_params += params
         total_mult_adds += mult_adds
         if total_params > MAX_PARAMS:
@@ -200,11 +209,12 @@ def build_arch(spec: str) -> tuple[nn.Module, tuple[int, int, int]]:
     """
     layers = parse_arch(spec)
     input_shape, planned = plan_arch(layers)
-    modules = [(step.name, _module_for(step)) for step in planned]
-    for _name, module in modules:
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+    with GLOBAL_RNG_LOCK:  # initialisation draws from torch's global generator: never amid a seeded section
+        modules = [(step.name, _module_for(step)) for step in planned]
+        for _name, module in modules:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
     model = ArchNet(format_arch(layers), input_shape, modules)
     return model.eval(), input_shape
 

@@ -58,6 +58,10 @@ MAX_INPUT_SIDE = 512
 MAX_KERNEL = 31
 MAX_STRIDE = 16
 MAX_WIDTH = 8192
+# The longest token and spec read at all: a regular expression over a 60k-digit token once held the
+# interpreter lock for a minute (every user waited). Real tokens are under 30 characters.
+MAX_TOKEN_CHARS = 48
+MAX_SPEC_CHARS = 8192
 
 LAYER_KINDS: tuple[str, ...] = ("conv", "maxpool", "avgpool", "fc", "bn", "relu", "dropout", "gap", "lrn",
                                 "flatten")
@@ -68,7 +72,8 @@ _INPUT = re.compile(r"in-(\d+)x(\d+)x(\d+)")
 _CONV = re.compile(r"conv(\d+)-(\d+)((?:/[a-z]\d+)*)")
 _POOL = re.compile(r"(max|avg)(\d+)((?:/[a-z]\d+)*)")
 _FC = re.compile(r"fc-(\d+)")
-_DROPOUT = re.compile(r"dropout(?:-(\d*\.?\d+))?")
+# Unambiguous (each digit can be matched one way only), so a long digit run cannot backtrack.
+_DROPOUT = re.compile(r"dropout(?:-(\d+(?:\.\d*)?|\.\d+))?")
 _SIMPLE = {"bn": "bn", "relu": "relu", "gap": "gap", "lrn": "lrn", "flatten": "flatten"}
 
 _EXPECTED = ("expected one of: in-CxHxW (first), convK-N[/sS][/pP][/gG], M, A, maxK[/sS][/pP], "
@@ -154,6 +159,9 @@ def _check_range(value: int, low: int, high: int, what: str, token: str, positio
 
 def parse_token(token: str, position: int = 1) -> LayerSpec:
     """One token → :class:`LayerSpec`; raises :class:`ArchSpecError` naming the token."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ArchSpecError(f"token too long ({len(token):,} characters; at most {MAX_TOKEN_CHARS})",
+                            token[:MAX_TOKEN_CHARS] + "…", position)
     low = token.lower()
     if low in ("m", "maxpool"):
         return LayerSpec("maxpool", kernel=2, stride=2, padding=0, token=token)
@@ -199,6 +207,8 @@ def parse_token(token: str, position: int = 1) -> LayerSpec:
 def _tokens(spec: str) -> list[str]:
     if not isinstance(spec, str):
         raise ArchSpecError(f"a spec is a string of tokens, got {type(spec).__name__}")
+    if len(spec) > MAX_SPEC_CHARS:
+        raise ArchSpecError(f"the spec is too long ({len(spec):,} characters; at most {MAX_SPEC_CHARS:,})")
     return [t for t in _SEPARATORS.split(spec.strip()) if t]
 
 

@@ -1,0 +1,229 @@
+"""Recording the graph a model really executes, in one forward pass.
+
+A ``TorchFunctionMode`` sees every torch function and tensor method (``torch.cat``, ``out += identity``,
+``F.relu``, ``x.view``...), and forward pre/post hooks on every module say which module each call belongs
+to. Every tensor computed from the input remembers the node that last wrote it (by object identity, with a
+weak reference so a recycled ``id()`` is never mistaken for it): an op's inputs are looked up *before* it
+runs and its outputs re-labelled after, so in-place ops (``ReLU(inplace=True)``, ``x += y``) keep the edges
+right. Ops inside a leaf module belong to that module's box; ops in a container's ``forward`` become boxes of
+their own. Known limit: writing in place into a *view* of a tensor does not re-label the tensor it views.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+from explorer.diagram.graph import Edge, Graph, Node
+from explorer.diagram.ops import (CONSTANT_LIKE, TRANSPARENT, function_geometry, function_kind, module_geometry,
+                                  module_kind, op_name)
+from explorer.diagram.shortcuts import mark_shortcuts
+from explorer.core import hooked, model_device_dtype
+from explorer.core import TensorTags, flat_tensors
+
+INPUT_SEED = 0
+
+
+class DiagramError(RuntimeError):
+    """The forward pass failed; ``layer`` is the module that was running (None if unknown)."""
+
+    def __init__(self, message: str, layer: str | None = None) -> None:
+        super().__init__(message)
+        self.layer = layer
+
+
+@dataclass
+class _Frame:
+    name: str
+    module: nn.Module
+    leaf: bool
+    inside_leaf: bool
+    call_id: str
+    sources: list[str]
+
+
+class _Recorder(TorchFunctionMode):
+    """Builds nodes and edges while the model runs; see the module docstring."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.thread = threading.get_ident()
+        self.module_paths = {name for name, _ in model.named_modules()}
+        self.input_id = "<input>" if "input" in self.module_paths else "input"
+        self.output_id = "<output>" if "output" in self.module_paths else "output"
+        self.producers: TensorTags[str] = TensorTags()
+        self.frames: list[_Frame] = []
+        self.nodes: list[Node] = []
+        self.edges: dict[tuple[str, str], None] = {}  # insertion-ordered set
+        self.node_calls: Counter[str] = Counter()
+        self.container_calls: Counter[str] = Counter()
+        self.module_types: dict[str, str] = {}
+
+    # --- provenance: tensor -> id of the node that last wrote it ---------------------------------------
+    def producer(self, tensor: torch.Tensor) -> str | None:
+        return self.producers.get(tensor)
+
+    def set_producer(self, tensor: torch.Tensor, node_id: str) -> None:
+        self.producers.set(tensor, node_id)
+
+    def sources(self, value: Any) -> list[str]:
+        found = (self.producer(t) for t in flat_tensors(value))
+        return list(dict.fromkeys(s for s in found if s is not None))
+
+    def emit(self, base: str, sources: list[str], outputs: list[torch.Tensor], geometry: dict[str, Any],
+             **fields: Any) -> str:
+        self.node_calls[base] += 1
+        count = self.node_calls[base]
+        node_id = base if count == 1 else f"{base}#{count}"
+        scope = tuple(f.call_id for f in self.frames if not f.leaf and f.name)
+        shape = tuple(int(d) for d in outputs[0].shape) if outputs else ()
+        fields.update(_geometry_fields(geometry, spatial_dims=max(len(shape) - 2, 0)))
+        self.nodes.append(Node(id=node_id, output_shape=shape, scope=scope, **fields))
+        for src in sources:
+            self.edges[(src, node_id)] = None
+        for tensor in outputs:
+            self.set_producer(tensor, node_id)
+        return node_id
+
+    # --- module hooks -------------------------------------------------------------------------------------
+    def attach(self, add: Any) -> None:
+        """Register the module hooks through ``add`` (:func:`explorer.core.hooked` removes them)."""
+        for name, module in self.model.named_modules():
+            leaf = next(module.children(), None) is None
+            add(module.register_forward_pre_hook(self._pre_hook(name, leaf), with_kwargs=True))
+            add(module.register_forward_hook(self._post_hook))
+
+    def _pre_hook(self, name: str, leaf: bool):
+        def hook(module: nn.Module, args: Any, kwargs: Any) -> None:
+            if threading.get_ident() != self.thread:
+                return  # another thread's pass on a shared model (it should hold the lock; be safe anyway)
+            parent = self.frames[-1] if self.frames else None
+            inside = bool(parent and (parent.leaf or parent.inside_leaf))
+            call_id = name
+            if not inside:
+                self.module_types.setdefault(name, type(module).__name__)
+                if not leaf:
+                    self.container_calls[name] += 1
+                    count = self.container_calls[name]
+                    call_id = name if count == 1 else f"{name}#{count}"
+            # Read the inputs' producers now: an in-place module overwrites its input before the post hook.
+            sources = self.sources((args, kwargs)) if leaf and not inside else []
+            self.frames.append(_Frame(name, module, leaf, inside, call_id, sources))
+        return hook
+
+    def _post_hook(self, module: nn.Module, _args: Any, output: Any) -> None:
+        if threading.get_ident() != self.thread or not self.frames:
+            return
+        frame = self.frames.pop()
+        if frame.inside_leaf or not frame.leaf:
+            return
+        outputs = flat_tensors(output)
+        if not outputs or not frame.sources:
+            return  # nothing came out, or it was computed from constants only
+        path = frame.name or type(module).__name__.lower()
+        self.emit(path, frame.sources, outputs, module_geometry(module), kind=module_kind(module), label=path,
+                  op=type(module).__name__, source="module", module=frame.name,
+                  block=frame.name.rpartition(".")[0])
+
+    # --- every torch function and tensor method lands here -------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if threading.get_ident() != self.thread:
+            return func(*args, **kwargs)
+        frame = self.frames[-1] if self.frames else None
+        if frame is not None and (frame.leaf or frame.inside_leaf):
+            return func(*args, **kwargs)  # part of the leaf module's own box
+        sources = self.sources((args, kwargs))  # before the call: an in-place op re-labels its input after
+        out = func(*args, **kwargs)
+        if not sources:
+            return out
+        name = op_name(func)
+        if name == "setitem":  # x[...] = y writes into x and returns None
+            outputs = flat_tensors(args[:1])
+        else:
+            outputs = flat_tensors(out)
+        if not outputs or name in CONSTANT_LIKE:
+            return out
+        if name in TRANSPARENT:
+            for tensor in outputs:
+                self.set_producer(tensor, sources[0])
+            return out
+        caller = frame.name if frame is not None else ""
+        base = f"{caller}.{name}" if caller else name
+        if base in self.module_paths:  # a functional op named like a submodule (F.relu beside self.relu)
+            base += "()"
+        self.emit(base, sources, outputs, function_geometry(name, args, kwargs), kind=function_kind(name),
+                  label=name, op=name, source="function", module=caller, block=caller)
+        return out
+
+
+def _geometry_fields(geometry: dict[str, Any], spatial_dims: int) -> dict[str, Any]:
+    """Node fields from a geometry dict: ``3`` given for a 2-d pool becomes ``(3, 3)``; dilation 1 is dropped."""
+    def widen(value: Any) -> Any:
+        if isinstance(value, tuple) and len(value) == 1 and spatial_dims > 1:
+            return value * spatial_dims
+        return value
+
+    geometry = {key: widen(value) for key, value in geometry.items()}
+    if geometry.get("dilation") and set(geometry["dilation"]) == {1}:
+        del geometry["dilation"]
+    fields = {key: geometry.pop(key, None) for key in ("kernel", "stride", "padding")}
+    fields["details"] = tuple(sorted((k, v) for k, v in geometry.items() if v is not None))
+    return fields
+
+
+def _random_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be positive sizes such as (C, H, W), got {tuple(input_shape)}")
+    device, dtype = model_device_dtype(model)
+    # A private generator: drawing from the global one would change other threads' random streams.
+    generator = torch.Generator().manual_seed(INPUT_SEED)
+    return torch.randn((1, *shape), generator=generator).to(device=device, dtype=dtype)
+
+
+def capture_graph(model: nn.Module, input_shape: Sequence[int]) -> Graph:
+    """Run ``model`` once on a random input of ``input_shape`` (C, H, W; batch 1 is added) and return the
+    graph it executed.
+
+    The pass runs under ``torch.no_grad`` in eval mode while holding the model's lock; hooks are removed and
+    every module's train/eval flag restored even when the forward pass fails, which raises ``DiagramError``.
+    """
+    # hooked: the model's lock, hooks removed and every train/eval flag put back in finally
+    with hooked(model) as add:
+        x = _random_input(model, input_shape)
+        recorder = _Recorder(model)
+        model.eval()  # the inference graph: no auxiliary heads, BatchNorm with running statistics
+        with torch.no_grad():
+            recorder.set_producer(x, recorder.input_id)
+            try:
+                recorder.attach(add)
+                with recorder:
+                    result = model(x)
+            except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as exc:
+                # what torch and model code raise for an input they cannot take; say where it happened
+                running = next((f.name for f in reversed(recorder.frames) if f.name), None)
+                where = f"layer {running}" if running else "the model"
+                first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                shape = "×".join(str(d) for d in input_shape)
+                raise DiagramError(f"the forward pass on a {shape} input failed in {where}: {first_line}",
+                                   running) from exc
+    input_node = Node(id=recorder.input_id, kind="input", label="input", op="input", source="input", module="",
+                      block="", output_shape=tuple(x.shape))
+    nodes = [input_node, *recorder.nodes]
+    outputs = flat_tensors(result)
+    output_sources = recorder.sources(outputs)
+    edges = [Edge(src, dst) for src, dst in recorder.edges]
+    if output_sources:
+        nodes.append(Node(id=recorder.output_id, kind="output", label="output", op="output", source="output",
+                          module="", block="", output_shape=tuple(int(d) for d in outputs[0].shape)))
+        edges += [Edge(src, recorder.output_id) for src in output_sources]
+    return Graph(nodes=tuple(nodes), edges=tuple(mark_shortcuts(nodes, edges)),
+                 input_shape=tuple(int(s) for s in input_shape),
+                 module_types=tuple(sorted(recorder.module_types.items())))

@@ -1,0 +1,137 @@
+"""The architecture diagram on the Architecture page: cached graph, detail controls, downloads, and a box's
+layer handed to the Feature-map, Grad-CAM and Receptive-field pages.
+
+Session-state keys: ``diagram_depth``, ``diagram_open``, ``diagram_names``, ``diagram_legend``, ``diagram_box``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import streamlit as st
+
+from explorer.diagram import (DiagramError, Graph, capture_graph, expandable_blocks, graph_at_depth, layout_engine,
+                              max_depth, render, to_dot)
+from ui.analysis_cache import shared
+from ui.common import formatter, t
+
+LARGE_GRAPH_NODES = 120  # beyond this the browser's layout of every layer is slow and unreadable: blocks first
+# Pages that show one layer, with the session-state key of their layer choice and their page file.
+LAYER_PAGES = (("maps_layer", "pages/feature_maps.py"), ("cam_layer", "pages/gradcam.py"),
+               ("rf_layer", "pages/receptive_field.py"))
+
+
+@shared(max_entries=32)
+def model_graph(model_key: str, weights_key: str, input_shape: tuple[int, ...], device: str, _model: Any) -> Graph:
+    """One recorded pass per (model, input shape): the graph depends on the architecture, not on the image."""
+    return capture_graph(_model, input_shape)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def diagram_file(dot: str, fmt: str) -> bytes:
+    return render(dot, fmt)
+
+
+EVERY_LAYER = 0  # the detail level that opens every block (None would not survive a selectbox round trip)
+
+
+def _depth_label(depth: int) -> str:
+    return t("diagram.detail_all") if depth == EVERY_LAYER else t("diagram.detail_depth", n=depth)
+
+
+def architecture_diagram(loaded: Any, model_key: tuple, file_stem: str) -> None:
+    """Draw the diagram of ``loaded`` (a LoadedModel) at ``model_key`` = ui.common.model_cache_key(loaded)."""
+    st.subheader(t("diagram.title"))
+    try:
+        with st.spinner(t("diagram.computing")):
+            graph = model_graph(*model_key, _model=loaded.model)
+    except DiagramError as exc:
+        st.error(t("diagram.failed", message=exc))
+        return
+    levels = [*range(1, max_depth(graph) + 1), EVERY_LAYER]
+    big = len(graph.nodes) > LARGE_GRAPH_NODES
+    if st.session_state.get("diagram_depth", "unset") not in levels:
+        st.session_state["diagram_depth"] = levels[0] if big else EVERY_LAYER
+    c1, c2 = st.columns([1, 2])
+    labels = {d: _depth_label(d) for d in levels}  # a dict, not a lambda over t: format functions run outside the run
+    depth = c1.selectbox(t("diagram.detail"), levels, key="diagram_depth", format_func=labels.get)
+    opened: list[str] = []
+    if depth != EVERY_LAYER:
+        chosen = list(st.session_state.get("diagram_open", []))
+        options = sorted(set(chosen) | set(expandable_blocks(graph, depth, chosen)))
+        st.session_state["diagram_open"] = [b for b in chosen if b in options]
+        opened = c2.multiselect(t("diagram.expand"), options, key="diagram_open", help=t("diagram.expand_help"))
+    elif big:
+        st.caption(t("diagram.too_many", n=len(graph.nodes)))
+    view = graph_at_depth(graph, None if depth == EVERY_LAYER else depth, opened)
+    c3, c4 = st.columns(2)
+    dot = to_dot(view, show_names=c3.toggle(t("diagram.names"), key="diagram_names"),
+                 legend=c4.toggle(t("diagram.legend"), key="diagram_legend"))
+    shape = "×".join(str(d) for d in loaded.input_shape)
+    st.caption(t("diagram.caption", shape=shape) + " " + t("diagram.counts", boxes=len(view.nodes), arrows=len(view.edges)))
+    if any(edge.shortcut for edge in view.edges):
+        st.caption(t("diagram.shortcut_note"))
+    st.graphviz_chart(dot, width="stretch")
+    _box_to_pages(graph, view)
+    d1, d2, d3 = st.columns(3)
+    d1.download_button(t("diagram.download_dot"), dot.encode(), f"{file_stem}_diagram.gv", "text/vnd.graphviz",
+                       on_click="ignore", key="diagram_dl_dot")
+    if layout_engine() is None:
+        st.caption(t("diagram.no_engine"))
+        return
+    # Deferred: laid out only when clicked.
+    d2.download_button(t("diagram.download_svg"), functools.partial(diagram_file, dot, "svg"),
+                       f"{file_stem}_diagram.svg", "image/svg+xml", on_click="ignore", key="diagram_dl_svg")
+    d3.download_button(t("diagram.download_png"), functools.partial(diagram_file, dot, "png"),
+                       f"{file_stem}_diagram.png", "image/png", on_click="ignore", key="diagram_dl_png")
+
+
+def _box_to_pages(graph: Graph, view: Graph) -> None:
+    """st.graphviz_chart reports no clicks: a box is chosen from a list, and its layer opens on another page."""
+    boxes = [node.id for node in view.nodes if node.source not in ("input", "output")]
+    if not boxes:
+        return
+    if st.session_state.get("diagram_box") not in boxes:
+        st.session_state["diagram_box"] = boxes[0]
+    c1, c2 = st.columns([2, 3])
+    box_id = c1.selectbox(t("diagram.inspect"), boxes, key="diagram_box")
+    box = view.node(box_id)
+    layers = [m for m in box.members if graph.node(m).source == "module"] or [box_id]
+    c1.caption(t("diagram.inspect_members", block=box.id, type=box.op, n=len(layers),
+                 layers=", ".join(layers[:12]) + (", …" if len(layers) > 12 else "")))
+    show = formatter("diagram.open_in.")
+    buttons = c2.columns(len(LAYER_PAGES))
+    for column, (state_key, page) in zip(buttons, LAYER_PAGES):
+        if column.button(show(state_key), key=f"diagram_open_{state_key}", width="stretch"):
+            from ui.analysis_cache import preselect_layer
+
+            preselect_layer(state_key, box_id)
+            st.switch_page(page)
+
+
+@shared(max_entries=32)
+def registry_graph(name: str) -> Graph:
+    """The graph of a registered network at its natural input (random weights: the graph does not depend on them)."""
+    from explorer.models import build_model, get_entry
+
+    return capture_graph(build_model(name), get_entry(name).input_shape)
+
+
+def paper_diagram(names: list[str], key: str) -> None:
+    """A registered network of a paper drawn at block level (beside the paper's table), blocks openable."""
+    with st.expander(t("diagram.paper_title"), expanded=False):
+        c1, c2 = st.columns([1, 2])
+        name = c1.selectbox(t("diagram.paper_model"), names, key=f"{key}_model")
+        try:
+            graph = registry_graph(name)
+        except DiagramError as exc:
+            st.error(t("diagram.failed", message=exc))
+            return
+        chosen = [b for b in st.session_state.get(f"{key}_open", []) if b in expandable_blocks(graph, 1, [])]
+        st.session_state[f"{key}_open"] = chosen
+        opened = c2.multiselect(t("diagram.expand"), expandable_blocks(graph, 1, []), key=f"{key}_open",
+                                help=t("diagram.expand_help"))
+        dot = to_dot(graph_at_depth(graph, 1, opened))
+        st.graphviz_chart(dot, width="stretch")
+        st.download_button(t("diagram.download_dot"), dot.encode(), f"{name}_diagram.gv", "text/vnd.graphviz",
+                           on_click="ignore", key=f"{key}_dot")
