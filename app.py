@@ -6,6 +6,7 @@ import streamlit as st
 st.set_page_config(page_title="CNN Architecture Explorer", layout="wide")
 
 from ui.common import render_sidebar, t  # noqa: E402  (after set_page_config)
+from ui import links  # noqa: E402
 
 # (section key, [(page file stem, title key)]); a page appears once its file exists.
 SECTIONS = [
@@ -27,5 +28,10 @@ for section, stems in SECTIONS:
         navigation[t(section)] = pages
 
 page = st.navigation(navigation)
+view = links.begin(page)  # a shared link's or the lecturer's view, into session state before any widget
 render_sidebar()
-page.run()
+links.sidebar_tools(view)  # presentation mode, share link + QR code, class session
+try:
+    page.run()
+finally:  # also after st.stop(): the URL (and a lecturer's class) then shows the view on screen
+    links.finish(view)

@@ -15,8 +15,10 @@ The protocol, as read from Streamlit's server (``web/server/starlette/starlette_
 - Each run answers ``new_session``, ``navigation`` (the pages with their script hashes), deltas
   (``metadata.delta_path`` + an element; widgets carry ids ``$$ID-<hash>-<user key>``) and finally
   ``script_finished``. Without ``cached_message_hashes`` the server sends every message in full.
-- A keyed widget's id does not change with its options, and widgets left out of a ``ClientState`` keep their
-  previous values, as they would for a browser that sends all of them.
+- A keyed widget's id (``$$ID-<hash>-<key>``) is the same in every session and replica and does not change with
+  its options. The client sends every widget value it has set with each rerun, as the browser does.
+- A reconnect to a replica that does not know the session id starts a new session; its first run shows the
+  pages' defaults (values pages seed with ``st.session_state`` win over the client's widget states).
 """
 from __future__ import annotations
 
@@ -129,6 +131,13 @@ class Replica:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def image_streamlit_env(dockerfile: Path = HAPROXY_CFG.parent / "Dockerfile") -> dict[str, str]:
+    """The ``STREAMLIT_*`` settings the Docker image's ENV sets (e.g. ``STREAMLIT_RUNNER_POST_SCRIPT_GC``), so
+    loopback replicas can run as the deployed ones do."""
+    found = re.findall(r"^\s*(STREAMLIT_[A-Z0-9_]+)=(\S+?)\s*\\?$", dockerfile.read_text(encoding="utf-8"), re.M)
+    return dict(found)
 
 
 def start_replica(name: str, port: int, env: dict[str, str] | None = None, log_path: Path | None = None) -> Replica:

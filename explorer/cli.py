@@ -11,6 +11,9 @@ import explorer.commands as commands
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description="CNN Architecture Explorer command line")
+    parser.add_argument("--models", action="append", default=[], metavar="FILE.py",
+                        help="a trusted Python file whose networks join the registry (repeatable; before COMMAND; "
+                             "adds to $EXPLORER_MODELS)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -24,10 +27,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.models:
+        from explorer.models import add_model_paths  # torch: only when asked for
+
+        add_model_paths(args.models)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, KeyError, RuntimeError, ArithmeticError) as exc:
         # Library errors carry readable messages; show them without a traceback.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a missing file, a directory where a file is expected, a full disk...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this request (use a smaller image, input or model)", file=sys.stderr)
+        return 2
+    except Exception as exc:  # anything else: still one line, never a traceback for a user
+        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        return 1

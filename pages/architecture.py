@@ -44,10 +44,12 @@ shown = table[table["is_leaf"]] if leaves_only else table[table["depth"] <= dept
 if query:
     mask = shown["layer"].str.contains(query, case=False, regex=False) | shown["type"].str.contains(query, case=False, regex=False)
     shown = shown[mask]
-view = shown[CSV_COLUMNS + ["formula"]].copy()
+# params split into weights and biases (1,792 = 1,728 weights + 64 biases for a 64·3·3·3 conv)
+columns = CSV_COLUMNS[:CSV_COLUMNS.index("params") + 1] + ["weights", "biases"] + CSV_COLUMNS[CSV_COLUMNS.index("params") + 1:]
+view = shown[columns + ["formula"]].copy()
 view["layer"] = ["\u2003" * (d - 1) + name for d, name in zip(shown["depth"], shown["layer"])]
 st.dataframe(view, hide_index=True, width="stretch", height=420)
-st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
+st.download_button(t("common.download_csv"), table[columns].to_csv(index=False).encode(),
                    file_name=f"{safe_name}_layers.csv", mime="text/csv", on_click="ignore")
 
 with st.expander(t("arch.formula_title"), expanded=False):

@@ -6,6 +6,7 @@ from explorer.history import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
 from explorer.models import ModelRef, list_models
 from ui.common import error_box, run_through_app, selection, show_weights_note, t
 from ui.compare_cache import cam_and_predictions, compare_model, compare_table
+from ui.teaching import is_weights_problem, prediction_note, weights_badge
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -75,11 +76,12 @@ st.subheader(t("cmp.cam_title"))
 if not st.toggle(t("cmp.cam_on"), value=True, key="cmp_cam_on"):
     st.stop()
 weights_key = "pretrained" if sel.weights == "pretrained" else "none"
-st.caption(t("cmp.weights_note", weights=t(f"sidebar.weights.{weights_key}")))
+st.caption(t("cmp.weights_note", weights=t("weights.any_trained" if weights_key == "pretrained" else "sidebar.weights.none")))
 for key, index in (("cmp_cam_a", 0), ("cmp_cam_b", 1)):
     if st.session_state.get(key) not in names:
         st.session_state[key] = names[min(index, len(names) - 1)]
 columns = st.columns(2)
+problems = []  # models whose ImageNet weights could not be loaded: said once below the two columns
 for column, key in zip(columns, ("cmp_cam_a", "cmp_cam_b")):
     with column:
         name = st.selectbox(t(f"cmp.{key[4:]}"), names, key=key, format_func=short)
@@ -91,10 +93,18 @@ for column, key in zip(columns, ("cmp_cam_a", "cmp_cam_b")):
         except Exception as exc:
             error_box(exc)
             continue
-        show_weights_note(loaded)
+        st.caption(weights_badge(loaded))
+        if is_weights_problem(loaded):
+            problems.append(loaded)
         st.image(result["overlay"], width="stretch",
                  caption=t("cmp.cam_caption", layer=result["layer"], shape="×".join(map(str, loaded.input_shape))))
         if result["predictions"]:
             st.markdown(f"**{t('cmp.pred_title')}**")
-            st.dataframe([{t("cmp.pred_label"): label, t("cmp.pred_prob"): round(100 * prob, 2)}
-                          for label, prob in result["predictions"]], hide_index=True, width="stretch")
+            note = prediction_note(loaded, sel.image_name)
+            if note:
+                st.caption(note)
+            with st.expander(t("pred.scores_anyway")) if note else st.container():
+                st.dataframe([{t("cmp.pred_label"): label, t("cmp.pred_prob"): round(100 * prob, 2)}
+                              for label, prob in result["predictions"]], hide_index=True, width="stretch")
+if problems:
+    show_weights_note(problems[0])

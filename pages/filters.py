@@ -36,7 +36,7 @@ if view == "single":
         else:
             shown = F.flip_kernel(kernel) if settings.operation == "convolve" else kernel
             st.plotly_chart(D.kernel_figure(shown, t(f"filters.kernel_as.{settings.operation}")), key="flt_kfig")
-        if name == "sobel_y":
+        if name in ("sobel_y", "sobel_y_notes"):
             st.caption(t("filters.sobel_y_note"))
         ui.size_formula(sel.image, spec, settings)
     with middle:

@@ -1,9 +1,9 @@
 """Grad-CAM: where the network looks for a class, at any layer, and other captum attributions beside it."""
 import streamlit as st
 
-from explorer.analysis import LAYER_METHODS, METHODS
+from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
 from explorer.imaging import COLORMAPS, overlay, to_png
-from ui.analysis_cache import (cam_heat, cams_for_class, heat_figure, other_method, page_start, show_predictions,
+from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
 from ui.common import error_box, run_through_app, t
 
@@ -18,9 +18,15 @@ order = {c["name"]: i for i, c in enumerate(info["calls"])}
 try:
     with spinner_once(("cams", key, info["top1"]), t("cam.computing")):
         top_cams = cams_for_class(key, info["top1"], loaded, sel.image)
+except RequestTooLargeError as exc:  # refused before any work: the estimate exceeds the per-request budget
+    st.error(t("security.cam_too_large", needed=exc.needed // 2**20, budget=exc.budget // 2**20,
+               side=cam_max_side(key, loaded, sel.image)))
+    st.stop()
 except Exception as exc:
     error_box(exc)
     st.stop()
+if not cam_plan(key, loaded, sel.image)[1]:  # degraded: the earliest layers were left out to fit the budget
+    st.info(t("security.cam_degraded", n=len(top_cams), side=cam_max_side(key, loaded, sel.image)))
 layers = sorted(top_cams, key=lambda n: order.get(n, -1))
 if not layers:
     st.warning(t("cam.no_layers"))
@@ -106,6 +112,9 @@ if methods and st.toggle(t("cam.methods_run"), key="cam_methods_on", help=t("cam
             try:
                 maps[method] = other_method(key, method, layer if method in LAYER_METHODS else "", target,
                                             loaded, sel.image)
+            except RequestTooLargeError as exc:
+                st.error(t("security.cam_too_large", needed=exc.needed // 2**20, budget=exc.budget // 2**20,
+                           side=cam_max_side(key, loaded, sel.image)))
             except Exception as exc:
                 error_box(exc)
             progress.progress((i + 1) / len(methods))

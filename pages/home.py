@@ -23,7 +23,8 @@ with right:
     view = (tensor - lo) / (hi - lo) if hi > lo else np.zeros_like(tensor)
     view = (view.transpose(1, 2, 0) * 255).astype(np.uint8)
     st.caption(t("home.input_title"))
-    st.image(view[..., 0] if view.shape[2] == 1 else view, width="stretch", clamp=True)
+    # A built network may take 2-16 channels: show the first three (or the first, as grey), as st.image needs.
+    st.image(view[..., :3] if view.shape[2] >= 3 else view[..., 0], width="stretch", clamp=True)
     st.caption(t("home.input_caption", shape="×".join(map(str, tensor.shape)), lo=lo, hi=hi, mean=float(tensor.mean())))
 
 st.subheader(t("home.concepts"))

@@ -3,7 +3,7 @@ numbers beside them and why they differ."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.history import GOOGLENET_DIFF_TEXT
+from explorer.history import GOOGLENET_DIFF_TEXT, googlenet_receptive_fields
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
 from ui.diagram_ui import paper_diagram
@@ -65,6 +65,8 @@ with tab_googlenet:
         st.markdown(f"**{t('papers.googlenet.diff_title')}**")
         st.markdown("\n".join(f"- `{code}`: {t(f'papers.diff.{code}')}" for code in GOOGLENET_DIFF_TEXT))
         notes("googlenet_stem", "googlenet_params", "googlenet_aux")
+        fields = googlenet_receptive_fields()  # lru-cached in the library: one computation per process
+        st.markdown("- " + t("papers.note.googlenet_rf", **{k: f"{v:.0f}" for k, v in fields.items()}))
     paper_diagram(["googlenet_paper", "googlenet"], "papers_googlenet_diagram")
 
 with tab_resnet:

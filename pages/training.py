@@ -44,6 +44,10 @@ with right.popover(t("train.degradation"), width="stretch", disabled=running or 
         U.start(training.degradation_configs(replace(config, image_size=deg_size), depth))
 if not data.ready:
     st.caption(t("train.need_data"))
+with st.expander(t("train.cli_title")):
+    st.caption(t("train.cli_caption"))
+    cli = config.cli_command()  # the same run from a terminal, alone or on several GPUs/processes with torchrun
+    st.code(f"python -m explorer {cli}\ntorchrun --nproc_per_node=2 -m explorer {cli}", language="bash")
 
 st.divider()
 if worker is not None:

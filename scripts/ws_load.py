@@ -54,9 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop the crowd after this long")
     parser.add_argument("--click-interval", type=float, default=10.0,
                         help="seconds between a real student's clicks, for the sessions-per-core estimate")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for the replicas, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep-logs", type=Path, default=None, help="write the servers' logs in this folder")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes NAME=VALUE")
     if args.url and not args.url.startswith(f"http://{LOOPBACK}:"):
         parser.error(f"--url must be http://{LOOPBACK}:PORT (loopback only)")
     if (not 1 <= args.replicas <= 8 or not 1 <= args.students <= 500 or not 0 <= args.repeat <= 50
@@ -68,8 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Deployment:
     """N replicas + HAProxy on loopback, stopped on exit."""
 
-    def __init__(self, replicas: int, folder: Path, keep_logs: Path | None) -> None:
+    def __init__(self, replicas: int, folder: Path, keep_logs: Path | None, env: dict[str, str]) -> None:
         self.folder = folder
+        self.env = env
         self.logs = keep_logs or folder
         self.logs.mkdir(parents=True, exist_ok=True)
         self.replicas: list[Replica] = []
@@ -81,7 +86,7 @@ class Deployment:
         haproxy = shutil.which("haproxy")
         if haproxy is None:
             raise SystemExit("haproxy is not installed (apt-get install -y haproxy), or pass --url")
-        env = {"EXPLORER_RUNS_DIR": str(self.folder / "runs")}
+        env = {"EXPLORER_RUNS_DIR": str(self.folder / "runs"), **self.env}
         try:
             for i in range(self.count):
                 name = f"app{i + 1}"
@@ -167,12 +172,14 @@ def report(args: argparse.Namespace, logs: list[SessionLog], wall: float, replic
         cpu_total += entry["cpu_s"]
     cores = os.cpu_count() or 1
     figures: dict = {
-        "replicas": len(replicas) or None, "students": args.students, "think_s": args.think, "repeat": args.repeat,
+        "replicas": len(replicas) or None, "env": args.env, "students": args.students, "think_s": args.think, "repeat": args.repeat,
         "cores": cores, "wall_s": round(wall, 1),
         "reruns": reruns, "steps": {k: {m: round(v, 3) if isinstance(v, float) else v for m, v in d.items()}
                                     for k, d in steps.items()},
         "per_replica": per_replica, "wrong_sessions": len(wrong), "sessions_moved": len(moved),
         "sessions_finished": len(logs), "errors": [e for log in wrong for e in log.errors][:20],
+        # The students run on the same machine: their own CPU time competes with the replicas'.
+        "client_cpu_s": round(time.process_time(), 1),
     }
     if replicas and reruns:
         cpu_per_rerun = cpu_total / reruns
@@ -181,7 +188,8 @@ def report(args: argparse.Namespace, logs: list[SessionLog], wall: float, replic
         figures["sessions_per_core_estimate"] = round(args.click_interval / cpu_per_rerun, 1)
         figures["reruns_per_s"] = round(reruns / wall, 2)
     print(f"\n{len(logs)}/{args.students} students finished in {wall:.1f} s, {reruns} page reruns, "
-          f"{len(replicas) or '?'} replica(s), {cores} cores, think {args.think:g} s")
+          f"{len(replicas) or '?'} replica(s), {cores} cores, think {args.think:g} s"
+          + (f", replica env {' '.join(args.env)}" if args.env else ""))
     print(f"{'step':<9}{'n':>5}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
     for name in list(STEPS) + ["all"]:
         if name in steps:
@@ -195,6 +203,7 @@ def report(args: argparse.Namespace, logs: list[SessionLog], wall: float, replic
         print(f"CPU per page rerun {figures['cpu_s_per_rerun']:.3f} s (all replicas) -> about "
               f"{figures['sessions_per_core_estimate']:.0f} sessions per core at one click every "
               f"{args.click_interval:g} s; measured {args.students / cores:.1f} concurrent sessions per core")
+    print(f"load client CPU {figures['client_cpu_s']:.1f} s (same machine)")
     print(f"wrong answers: {len(wrong)} sessions; sessions that changed replica: {len(moved)}")
     for error in figures["errors"][:5]:
         print("  ", error)
@@ -208,7 +217,8 @@ async def main_async(args: argparse.Namespace) -> int:
             logs, wall = await crowd(args.url, reference, args)
             figures = report(args, logs, wall, [], {})
         else:
-            with Deployment(args.replicas, Path(tmp), args.keep_logs) as deployment:
+            env = dict(item.split("=", 1) for item in args.env)
+            with Deployment(args.replicas, Path(tmp), args.keep_logs, env) as deployment:
                 print(f"{args.replicas} replica(s) behind HAProxy at {deployment.url}")
                 reference = await warm_up([r.url for r in deployment.replicas])
                 cpu_before = {r.name: cpu_seconds(r.proc.pid) for r in deployment.replicas}

@@ -98,8 +98,11 @@ def test_module_called_twice_gets_one_name_per_call(net, image):
 
 
 def test_callable_layers_lists_every_call_in_forward_order(net, image):
-    calls = callable_layers(net, image)
-    assert [c.name for c in calls] == ["conv1", "bn1", "relu", "conv2", "bn2", "relu#2", "fc"]
+    everything = callable_layers(net, image)
+    # `out += identity` and `out.mean((2, 3))` in forward are functional calls (issue 18): listed in order too.
+    assert [c.name for c in everything] == ["conv1", "bn1", "relu", "conv2", "bn2", "add", "relu#2", "mean", "fc"]
+    assert [c.module_type for c in everything if c.is_function] == ["add", "mean"]
+    calls = [c for c in everything if not c.is_function]
     relu2 = calls[5]
     assert (relu2.module, relu2.call, relu2.module_type, relu2.is_activation) == ("relu", 2, "ReLU", True)
     assert calls[0].shape == (4, 10, 12) and calls[0].is_conv
@@ -178,12 +181,13 @@ def test_activation_pair_functional_relu_uses_block_output():
     x = torch.randn(1, 3, 6, 6)
     result = analyze(model, x, None)
     feature, activation = activation_pair(result.calls, "0.conv", result.activations)
-    assert (feature, activation) == ("0.conv", "0")
+    # The functional F.relu is a call of its own (issue 18): it is the activation, named after its block.
+    assert (feature, activation) == ("0.conv", "0.relu")
     conv = F.conv2d(x, model[0].conv.weight, padding=1)
     torch.testing.assert_close(result.activations[feature], conv)
     assert (result.activations[activation] >= 0).all() and (result.activations[feature] < 0).any()
-    # Without the values the structure alone does not prove a ReLU: no guess.
-    assert activation_pair(result.calls, "0.conv") == ("0.conv", None)
+    torch.testing.assert_close(result.activations[activation], result.activations["0"])  # the block's output
+    assert activation_pair(result.calls, "0.conv") == ("0.conv", "0.relu")
 
 
 def test_block_of_groups_by_block_class():

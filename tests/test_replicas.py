@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from deploy.loadclient import (FLEX_MODEL, REPO_ROOT, Element, RunResult, SessionLog, StreamlitClient, Student,
-                               check_own_answer, connect_student, free_port, haproxy_config, record_reference,
+                               check_own_answer, connect_student, free_port, haproxy_config, image_streamlit_env,
+                               record_reference,
                                run_steps, start_haproxy, start_replica, stop_process, table_rows, wait_healthy)
 
 HAPROXY = shutil.which("haproxy")
@@ -40,6 +41,13 @@ def test_haproxy_config_keeps_the_deployed_policy() -> None:
     assert servers == [("app1", "127.0.0.1:8501"), ("app2", "127.0.0.1:8502")]
     assert not re.search(r"^\s*(resolvers|server-template|nameserver)\b", text, re.M) and "${" not in text
     assert "bind \"127.0.0.1:8080\"" in text
+
+
+def test_image_settings_are_read_from_the_dockerfile() -> None:
+    """The loopback replicas take the image's Streamlit settings; without the post-run gc.collect a page rerun
+    costs ~4x less CPU (docs/SERVING.md)."""
+    assert image_streamlit_env()["STREAMLIT_RUNNER_POST_SCRIPT_GC"] == "false"
+    assert image_streamlit_env()["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
 
 
 @needs_haproxy
@@ -230,7 +238,8 @@ def test_two_replicas_behind_haproxy(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     # The shared folders of a deployment: runs (EXPLORER_RUNS_DIR) and torch's weights cache (TORCH_HOME,
     # empty here: the students use teaching models, which have no pretrained weights to fetch).
-    env = {"EXPLORER_RUNS_DIR": str(runs), "TORCH_HOME": str(tmp_path / "torch")}
+    # The replicas run with the Docker image's Streamlit settings (deploy/Dockerfile ENV).
+    env = {**image_streamlit_env(), "EXPLORER_RUNS_DIR": str(runs), "TORCH_HOME": str(tmp_path / "torch")}
     replicas, haproxy, train = [], None, None
     try:
         replicas = [start_replica(name, free_port(), env, tmp_path / f"{name}.log") for name in ("app1", "app2")]

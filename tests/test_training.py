@@ -263,7 +263,8 @@ def test_degradation_experiment_trains_plain_and_residual_on_the_same_data(tmp_p
     base = TR.TrainConfig(dataset="shapes", samples=60, image_size=32, epochs=1, batch_size=8, max_steps=2,
                           device="cpu", seed=3)
     configs = TR.degradation_configs(base, 18)
-    assert [c.model for c in configs] == ["plain18", "resnet18"]
+    assert [c.model for c in configs] == ["plain18", "resnet18_a"]
+    assert [c.model for c in TR.degradation_configs(base)] == ["plain18", "plain34", "resnet18_a", "resnet34_a"]
     assert all(c.seed == 3 and c.image_size == 32 and c.mode == "scratch" for c in configs)
     worker = TW.TrainingWorker([(c, tmp_path / c.model) for c in configs]).start()
     worker.join(300)
@@ -287,9 +288,10 @@ def test_config_validation():
     assert TR.TrainConfig.from_json(TR.TrainConfig(seed=4).to_json()) == TR.TrainConfig(seed=4)
 
 
-def test_cli_trains_and_prints_per_epoch_metrics(tmp_path, capsys):
+def test_cli_trains_and_prints_per_epoch_metrics(tmp_path, capsys, monkeypatch):
     from explorer.cli import main
 
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))  # --out must lie inside the runs folder
     out = tmp_path / "cli-run"
     code = main(["train", "--model", "mnist_cnn", "--dataset", "shapes", "--samples", "100", "--epochs", "2",
                  "--batch", "16", "--lr", "0.005", "--device", "cpu", "--out", str(out)])
@@ -305,6 +307,7 @@ def test_cli_reports_an_offline_dataset_cleanly(tmp_path, capsys, monkeypatch):
     from explorer.cli import main
 
     monkeypatch.setenv("EXPLORER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(tmp_path))
     monkeypatch.setattr(torchvision_data, "network_reachable", lambda urls, timeout=3.0: (False, "offline (test)"))
     code = main(["train", "--model", "mnist_cnn", "--dataset", "mnist", "--out", str(tmp_path / "x")])
     assert code == 2 and "MNIST" in capsys.readouterr().err

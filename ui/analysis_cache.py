@@ -192,10 +192,41 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
     """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
     (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
     base = overview(key, _loaded, _image)
-    from explorer.analysis import analyze
+    from explorer.analysis import RequestTooLargeError, analyze, cam_pass_bytes, request_budget_bytes
 
+    layers, complete = cam_plan(key, _loaded, _image)
     x = _loaded.preprocess(_image)
-    return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
+    if complete:
+        return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
+    if not layers:  # even the last layer's pass would exceed the budget: refused before any work
+        budget = request_budget_bytes()
+        raise RequestTooLargeError("Grad-CAM at this input size would exceed the memory budget per request",
+                                   cam_pass_bytes(base["calls"]), budget)
+    # Degraded: only the latest layers that fit, in one pass whose graph starts at the first of them.
+    return analyze(_loaded.model, x, layers, target=target, layers=[], cam_all=False).cam_raw
+
+
+@shared(max_entries=64)
+def cam_plan(key: Key, _loaded: Any, _image: Any) -> tuple[list[str], bool]:
+    """(Grad-CAM layers within the per-request memory budget, True when every layer fits), estimated from the
+    shared pass's call shapes before any gradient is computed (``explorer.analysis.cam_layers_within``)."""
+    from explorer.analysis import cam_layers_within
+
+    return cam_layers_within(overview(key, _loaded, _image)["calls"])
+
+
+@shared(max_entries=64)
+def cam_max_side(key: Key, _loaded: Any, _image: Any) -> int:
+    """The largest square input side at which this model's Grad-CAM fits the per-request budget."""
+    from explorer.analysis import max_input_side
+    from explorer.models import natural_input_shape
+
+    calls = overview(key, _loaded, _image)["calls"]
+    try:
+        natural = tuple(natural_input_shape(_loaded.name)[1:])
+    except Exception:  # a name the registry does not know (an uploaded file's model): no floor
+        natural = None
+    return max_input_side(calls, tuple(_loaded.input_shape[1:]), natural_hw=natural)
 
 
 @shared(max_entries=128)
@@ -223,8 +254,14 @@ def spinner_once(token: Any, text: str) -> Iterator[None]:
 @shared(max_entries=32)
 def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _image: Any) -> np.ndarray:
     """One captum attribution (Guided Grad-CAM, Integrated Gradients, Saliency, Occlusion) as a [0, 1] map."""
-    from explorer.analysis import attribute
+    from explorer.analysis import RequestTooLargeError, attribute, cam_pass_bytes, request_budget_bytes
 
+    # Every method back-propagates (or, for Occlusion, forwards) through the whole network at this input:
+    # refused before any work when one such pass exceeds the per-request budget.
+    needed, budget = cam_pass_bytes(overview(key, _loaded, _image)["calls"]), request_budget_bytes()
+    if needed > budget:
+        raise RequestTooLargeError(f"{method} at this input size would exceed the memory budget per request",
+                                   needed, budget)
     return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
 
 
@@ -236,8 +273,14 @@ def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key) -
     if top_k(probabilities, 5, loaded.categories) is None:
         st.info(t("maps.predictions_random"))
         return
-    st.plotly_chart(prediction_figure(key, _probabilities=probabilities, _categories=loaded.categories),
-                    width="stretch")
+    from ui.teaching import prediction_note
+
+    note = prediction_note(loaded)  # a pattern, or not the kind of image the network knows: say so
+    if note:
+        st.info(note)
+    with st.expander(t("pred.scores_anyway")) if note else st.container():
+        st.plotly_chart(prediction_figure(key, _probabilities=probabilities, _categories=loaded.categories),
+                        width="stretch")
 
 
 def _prediction_figure(probabilities: np.ndarray, categories: Any):
@@ -326,8 +369,10 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     key = cache_key(loaded, sel.image_hash)
     owner = f"_{area}_model"
     if st.session_state.get(owner) != key[:4]:
+        pinned = st.session_state.get("_links_pinned", ())  # set this run by a shared link (ui.links): keep
         for name in model_keys:
-            st.session_state.pop(name, None)
+            if name not in pinned:
+                st.session_state.pop(name, None)
         st.session_state[owner] = key[:4]
     too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer
     if too_small:

@@ -100,10 +100,32 @@ def _sample(name: str):
 
 
 @st.cache_data(show_spinner=False, ttl=30)
-def _model_names() -> list[str]:
+def _model_names(models_env: str = "") -> list[str]:
+    """``models_env``: ``$EXPLORER_MODELS``, so a changed list of the operator's files is read again."""
     from explorer.models import list_models
 
     return list_models()
+
+
+def _use_models_from_argv() -> None:
+    """``streamlit run app.py -- --models nets.py``: the operator's files join ``$EXPLORER_MODELS`` (read by
+    the registry in this process and by every process it starts)."""
+    import sys
+
+    from explorer.models import add_model_paths, models_from_argv
+
+    paths = models_from_argv(sys.argv[1:])
+    if paths:
+        add_model_paths(paths)
+
+
+def _user_model_problems() -> list:
+    from explorer.models import user_model_problems
+
+    try:
+        return user_model_problems()
+    except Exception:  # reporting a problem must never be one
+        return []
 
 
 def _run_names() -> list[str]:
@@ -112,7 +134,11 @@ def _run_names() -> list[str]:
     except ModuleNotFoundError:
         return []
     try:
-        return [str(run.path) for run in list_runs(None)]  # None: explorer.models.runfolder.runs_root()
+        from explorer.models import visible_runs
+        from ui.session import session_id
+
+        # The operator's runs and this session's own (private until shared), never another student's.
+        return [str(run.path) for run in visible_runs(session_id())]
     except Exception:  # a half-written run folder must not take the sidebar down
         return []
 
@@ -164,7 +190,38 @@ def _on_model_change() -> None:
     from explorer.models import ModelRef
 
     run = bool(name) and ModelRef.parse(name).kind == "run"
-    st.session_state["sel_weights"] = "run" if run else "pretrained"
+    st.session_state["sel_weights"] = "run" if run else "pretrained"  # the sidebar turns it into what exists
+    if name and not run:  # a built-in sample the new network was trained to name (patterns and uploads stay)
+        from explorer.imaging import fitting_sample
+
+        current = st.session_state.get("sel_sample", DEFAULT_SAMPLE)
+        st.session_state["sel_sample"] = fitting_sample(_trained_dataset(name), current)
+
+
+# A fresh session opens on a trained teaching network and a sample it classifies correctly (issue 13): every
+# page that shows what a network does teaches something from the first click, with or without internet.
+DEFAULT_MODEL = "tiny_vgg"
+DEFAULT_SAMPLE = "shape_star"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _weights_choices(name: str) -> tuple[str, ...]:
+    from explorer.models import weights_choices
+
+    try:
+        return weights_choices(name)
+    except Exception:  # an unknown name is reported where the model loads
+        return ()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _trained_dataset(name: str) -> str:
+    from explorer.models import trained_dataset
+
+    try:
+        return trained_dataset(name)
+    except Exception:
+        return ""
 
 
 def render_sidebar() -> Selection:
@@ -175,15 +232,19 @@ def render_sidebar() -> Selection:
     from explorer.imaging import SAMPLES, ImageLoadError
     from explorer.models import ModelRef
 
+    _use_models_from_argv()
     sb = st.sidebar
     sb.selectbox(t("sidebar.language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  index=list(LANGUAGES).index(current_lang()), on_change=_on_lang_change)
 
     customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]
     runs = _run_names()
-    options = customs + runs + _model_names()
+    import os
+
+    options = customs + runs + _model_names(os.environ.get("EXPLORER_MODELS", ""))
     if st.session_state.get("sel_model") not in options:
-        st.session_state["sel_model"] = "resnet18" if "resnet18" in options else options[0]
+        st.session_state["sel_model"] = DEFAULT_MODEL if DEFAULT_MODEL in options else options[0]
+        st.session_state.setdefault("sel_sample", DEFAULT_SAMPLE)
         _on_model_change()
 
     custom_label, run_label = t("sidebar.group.custom"), t("sidebar.group.run")
@@ -195,15 +256,22 @@ def render_sidebar() -> Selection:
 
     sb.selectbox(t("sidebar.model"), options, key="sel_model", format_func=label, on_change=_on_model_change,
                  help=t("sidebar.model_help"))
+    for problem in _user_model_problems():  # an operator's file that failed: one line each, the rest works
+        sb.error(t("usermodels.load_error", message=problem.message))
     name = st.session_state["sel_model"]
     model_ref = ModelRef.parse(name)
     is_run = name in runs
-    weight_options = ["run"] if is_run else ["pretrained", "none", "upload"]
+    # Only what exists for this model: "builtin" (teaching networks) or "pretrained" (ImageNet) when it has them.
+    choices = () if is_run else _weights_choices(name)
+    weight_options = ["run"] if is_run else [*choices, "none", "upload"]
     if st.session_state.get("sel_weights") not in weight_options:
         st.session_state["sel_weights"] = weight_options[0]
     sb.selectbox(t("sidebar.weights"), weight_options, key="sel_weights",
                  format_func=formatter("sidebar.weights."))
-    weights_key = "pretrained" if st.session_state["sel_weights"] in ("pretrained", "run") else "none"
+    chosen = st.session_state["sel_weights"]
+    # "none" on a model with no trained weights loads as "pretrained", which says so honestly (no_pretrained).
+    weights_key = "pretrained" if chosen in ("pretrained", "builtin", "run") or (chosen == "none" and not choices
+                                                                                 and not is_run) else "none"
     weights_bytes = None
     if st.session_state["sel_weights"] == "upload":
         ckpt = sb.file_uploader(t("sidebar.checkpoint"), type=["pt", "pth", "bin"], key="sel_checkpoint",
@@ -229,7 +297,9 @@ def render_sidebar() -> Selection:
 
     sb.markdown(f"**{t('sidebar.image')}**")
     if st.session_state.get("sel_sample") not in SAMPLES:
-        st.session_state["sel_sample"] = "grace_hopper"
+        from explorer.imaging import fitting_sample
+
+        st.session_state["sel_sample"] = fitting_sample(_trained_dataset(name), DEFAULT_SAMPLE)
     sb.selectbox(t("sidebar.sample"), list(SAMPLES), key="sel_sample", format_func=formatter("sidebar.sample."))
     upload = sb.file_uploader(t("sidebar.upload"), type=["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif"],
                               key="sel_upload", help=t("sidebar.upload_help"))
@@ -322,7 +392,12 @@ def weights_text(loaded) -> str:
 
 def show_weights_note(loaded=None) -> None:
     loaded = loaded or loaded_model()
-    if loaded.categories is None:
+    kind = getattr(loaded, "weights_kind", "")
+    if kind in ("offline", "fallback"):  # one short sentence; the technical detail only behind the expander
+        st.info(weights_text(loaded))
+        with st.expander(t("weights.details")):
+            st.caption(t(f"weights.{kind}_help", model=loaded.name, detail=loaded.weights_detail))
+    elif loaded.categories is None:
         st.info(t("common.weights_random", status=weights_text(loaded)))
     else:
         st.caption(t("common.weights_ok", status=weights_text(loaded)))

@@ -35,6 +35,19 @@ def diagram_file(dot: str, fmt: str) -> bytes:
 EVERY_LAYER = 0  # the detail level that opens every block (None would not survive a selectbox round trip)
 
 
+def _chart(dot: str) -> None:
+    """The diagram at its natural size (up to the column width: stretching enlarges short chains absurdly).
+
+    In a container keyed by the DOT text: the browser's renderer animates from the previous graph and reuses
+    boxes by name, so a box named like one of another network's (``conv1``) lost its outline; a new key draws a
+    new chart.
+    """
+    import hashlib
+
+    with st.container(key="diagram_" + hashlib.sha1(dot.encode()).hexdigest()[:12]):
+        st.graphviz_chart(dot)
+
+
 def _depth_label(depth: int) -> str:
     return t("diagram.detail_all") if depth == EVERY_LAYER else t("diagram.detail_depth", n=depth)
 
@@ -71,7 +84,7 @@ def architecture_diagram(loaded: Any, model_key: tuple, file_stem: str) -> None:
     st.caption(t("diagram.caption", shape=shape) + " " + t("diagram.counts", boxes=len(view.nodes), arrows=len(view.edges)))
     if any(edge.shortcut for edge in view.edges):
         st.caption(t("diagram.shortcut_note"))
-    st.graphviz_chart(dot, width="stretch")
+    _chart(dot)
     _box_to_pages(graph, view)
     d1, d2, d3 = st.columns(3)
     d1.download_button(t("diagram.download_dot"), dot.encode(), f"{file_stem}_diagram.gv", "text/vnd.graphviz",
@@ -93,15 +106,13 @@ def _box_to_pages(graph: Graph, view: Graph) -> None:
         return
     if st.session_state.get("diagram_box") not in boxes:
         st.session_state["diagram_box"] = boxes[0]
-    c1, c2 = st.columns([2, 3])
-    box_id = c1.selectbox(t("diagram.inspect"), boxes, key="diagram_box")
+    box_id = st.selectbox(t("diagram.inspect"), boxes, key="diagram_box")
     box = view.node(box_id)
     layers = [m for m in box.members if graph.node(m).source == "module"] or [box_id]
-    c1.caption(t("diagram.inspect_members", block=box.id, type=box.op, n=len(layers),
+    st.caption(t("diagram.inspect_members", block=box.id, type=box.op, n=len(layers),
                  layers=", ".join(layers[:12]) + (", …" if len(layers) > 12 else "")))
     show = formatter("diagram.open_in.")
-    buttons = c2.columns(len(LAYER_PAGES))
-    for column, (state_key, page) in zip(buttons, LAYER_PAGES):
+    for column, (state_key, page) in zip(st.columns(len(LAYER_PAGES)), LAYER_PAGES):
         if column.button(show(state_key), key=f"diagram_open_{state_key}", width="stretch"):
             from ui.analysis_cache import preselect_layer
 
@@ -132,6 +143,6 @@ def paper_diagram(names: list[str], key: str) -> None:
         opened = c2.multiselect(t("diagram.expand"), expandable_blocks(graph, 1, []), key=f"{key}_open",
                                 help=t("diagram.expand_help"))
         dot = to_dot(graph_at_depth(graph, 1, opened))
-        st.graphviz_chart(dot, width="stretch")
+        _chart(dot)
         st.download_button(t("diagram.download_dot"), dot.encode(), f"{name}_diagram.gv", "text/vnd.graphviz",
                            on_click="ignore", key=f"{key}_dot")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +25,17 @@ import explorer.models as models
 import explorer.training as training
 
 from ui.common import error_box, formatter, t
+from ui.session import session_runs_dir, session_uploads_dir
 
-DATASET_OPTIONS = ["shapes", "mnist", "fashion_mnist", "cifar10", "zip", "folder"]
+DATASET_OPTIONS = ["shapes", "digits", "mnist", "fashion_mnist", "cifar10", "zip", "folder"]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1]
 MAX_MISCLASSIFIED_SHOWN = 24
 
 
 def session_id() -> str:
-    return st.session_state.setdefault("trn_session", uuid.uuid4().hex)
+    from ui.session import session_id as this_session
+
+    return this_session()
 
 
 def chart_labels() -> dict[str, str]:
@@ -54,12 +56,16 @@ class DataChoice:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _extract_upload(_data: bytes, digest: str, name: str) -> str:
-    """Extract once per archive content (keyed by its hash, not by hashing the bytes on every rerun)."""
+def _extract_upload(_data: bytes, digest: str, name: str, uploads: str) -> str:
+    """Extract once per archive content (keyed by its hash, not by hashing the bytes on every rerun) into
+    this session's own uploads folder ``uploads`` (part of the key: no session reads another's folder)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40] or "upload"
-    folder = datasets.data_root() / "uploads" / f"{stem}-{digest}"
+    folder = Path(uploads) / f"{stem}-{digest}"
     if not folder.is_dir():
-        datasets.extract_zip(_data, folder)
+        try:
+            datasets.extract_zip(_data, folder)
+        except datasets.ZipTargetExistsError:
+            pass  # the same archive (same digest) uploaded twice at once: the other extraction is complete
     return str(folder)
 
 
@@ -77,10 +83,13 @@ def _torchvision_status(name: str) -> str:
 def data_section() -> DataChoice:
     choice = st.selectbox(t("train.dataset"), DATASET_OPTIONS, key="trn_dataset", format_func=formatter("train.ds."))
     if choice == "shapes":
-        samples = st.slider(t("train.samples"), 1000, 40000, 10000, 1000, key="trn_samples",
+        samples = st.slider(t("train.samples"), 1000, 40000, training.DEMO_SHAPES_SAMPLES, 1000, key="trn_samples",
                             help=t("train.samples_help"))
         st.caption(t("train.shapes_caption", classes=", ".join(datasets.SHAPE_CLASSES)))
         return DataChoice("shapes", samples, len(datasets.SHAPE_CLASSES), True)
+    if choice == "digits":  # scikit-learn's real handwritten digits: offline, like the shapes
+        st.caption(t("train.digits_caption"))
+        return DataChoice("digits", 0, len(datasets.DIGIT_CLASSES), True)
     if choice in datasets.TORCHVISION_DATASETS:
         with st.spinner(t("train.checking_dataset")):
             reason = _torchvision_status(choice)
@@ -95,15 +104,21 @@ def data_section() -> DataChoice:
         if upload is not None:
             data = upload.getvalue()
             try:
-                folder = _extract_upload(data, hashlib.sha256(data).hexdigest()[:12], upload.name)
+                folder = _extract_upload(data, hashlib.sha256(data).hexdigest()[:12], upload.name,
+                                         str(session_uploads_dir()))
             except ValueError as exc:
                 error_box(exc, prefix="train.zip_refused")
     else:
+        if not datasets.allowed_data_roots():  # the operator allowed no server folder: say so, list nothing
+            st.info(t("security.folders_off", env=datasets.DATA_ROOTS_ENV))
+            return DataChoice("", 0, None, False)
         text = st.text_input(t("train.folder"), key="trn_folder", help=t("train.folder_help")).strip()
         if text:
-            if Path(text).expanduser().is_dir():
-                folder = str(Path(text).expanduser())
-            else:
+            try:
+                folder = str(datasets.confine_data_folder(text))
+            except datasets.FolderNotAllowedError:
+                st.warning(t("security.folder_outside"))
+            except ValueError:
                 st.warning(t("train.folder_missing", path=text))
     if folder is None:
         return DataChoice("", 0, None, False)
@@ -115,7 +130,7 @@ def _folder_preview(folder: str) -> int | None:
     seed = int(st.number_input(t("train.split_seed"), 0, 2**31 - 1, 0, key="trn_split_seed"))
     try:
         counts, empty, skipped = _split_preview(folder, seed)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # OSError: a folder with unreadable parts ("/" once crashed here)
         error_box(exc)
         return None
     table = pd.DataFrame(counts).fillna(0).astype(int)
@@ -124,6 +139,13 @@ def _folder_preview(folder: str) -> int | None:
     st.markdown(t("train.split_title"))
     st.dataframe(table, width="content")
     st.caption(t("train.split_rule"))
+    # The homework's int(n × 0.7) etc. beside the app's counts: both shown, the left-over files named.
+    homework = pd.DataFrame(datasets.split_comparison({str(c): int(n) for c, n in table.iloc[:, -1].items()}))
+    if len(homework) and homework["left_out"].any():
+        homework = homework.set_index("class")
+        homework.columns = [t(f"train.hw.{c}") for c in homework.columns]
+        st.dataframe(homework, width="content")
+        st.caption(t("train.hw_caption"))
     if empty:
         st.warning(t("train.empty_classes", classes=", ".join(empty)))
     if skipped:
@@ -194,7 +216,8 @@ def model_section(default: str, num_classes: int | None) -> ModelChoice:
     name = st.selectbox(t("train.model"), options, key="trn_model", help=t("train.model_help"),
                         format_func=lambda n: ModelRef.parse(n).label(custom))
     channels, natural, _ = training.natural_shape(name)
-    size = int(st.number_input(t("train.image_size"), 8, 512, _suggested_size(name), key=f"trn_size_{name}",
+    suggested = _suggested_size(name)  # a built network may declare a side under 8: the box must admit it
+    size = int(st.number_input(t("train.image_size"), min(8, suggested), 512, suggested, key=f"trn_size_{name}",
                                help=t("train.image_size_help", natural=natural)))
     st.caption(t("train.input_caption", c=channels, s=size))
     modes = ["scratch", "feature_extract", "fine_tune"] if _has_pretrained(name) else ["scratch"]
@@ -227,12 +250,13 @@ def hyper_section() -> dict:
     import torch
 
     c = st.columns(3)
-    epochs = c[0].slider(t("train.epochs"), 1, 50, 10, key="trn_epochs")
+    epochs = c[0].slider(t("train.epochs"), 1, 50, training.DEMO_EPOCHS, key="trn_epochs")
     batch = c[0].select_slider(t("train.batch"), [8, 16, 32, 64, 128, 256], 64, key="trn_batch")
     optimizer = c[1].radio(t("train.optimizer"), list(training.OPTIMIZERS), index=1, key="trn_optimizer",
                            format_func=formatter("train.opt."), horizontal=True)
-    lr = c[1].select_slider(t("train.lr"), LEARNING_RATES, 1e-3, key="trn_lr", format_func=lambda v: f"{v:g}")
+    lr = c[1].select_slider(t("train.lr"), LEARNING_RATES, training.DEMO_LR, key="trn_lr", format_func=lambda v: f"{v:g}")
     schedule = c[1].radio(t("train.schedule"), list(training.SCHEDULES), key="trn_schedule",
+                          index=list(training.SCHEDULES).index(training.DEMO_SCHEDULE),
                           format_func=formatter("train.sched."), horizontal=True)
     wd = c[2].select_slider(t("train.weight_decay"), [0.0, 1e-5, 1e-4, 5e-4, 1e-3], 0.0, key="trn_wd",
                             format_func=lambda v: f"{v:g}")
@@ -249,7 +273,7 @@ def hyper_section() -> dict:
 
 
 def start(jobs: list[training.TrainConfig]) -> None:
-    root = models.runs_root()
+    root = session_runs_dir()  # private to this session until shared (see run_results)
     planned = []
     for config in jobs:
         name = models.suggest_run_name(config.model, config.dataset, root)
@@ -296,6 +320,7 @@ def run_results(run_dir: Path, key: str) -> None:
         st.info(t("train.no_test"))
         return
     st.metric(t("train.test_accuracy", run=run_dir.name), f"{acc * 100:.1f} %")
+    share_button(run_dir, key)
     evaluation = training.read_evaluation(run_dir)
     if evaluation is not None:
         st.plotly_chart(training.confusion_figure(evaluation.confusion, evaluation.classes, chart_labels()),
@@ -317,8 +342,20 @@ def run_results(run_dir: Path, key: str) -> None:
             conf=float(wrong["confidence"][i]) * 100))
 
 
+def share_button(run_dir: Path, key: str) -> None:
+    """Runs are private to their session; this copies one into the shared runs folder for the whole class."""
+    if not models.is_session_run(run_dir, session_id()):
+        return
+    if st.button(t("security.share"), key=f"trn_share_{key}", help=t("security.share_help")):
+        try:
+            shared = models.share_run(run_dir)
+            st.success(t("security.shared", name=shared.name))
+        except (OSError, ValueError) as exc:
+            error_box(exc)
+
+
 def compare_section() -> None:
-    infos = models.list_runs(models.runs_root())
+    infos = models.visible_runs(session_id())  # the operator's runs and this session's, never another's
     if not infos:
         st.caption(t("train.no_runs"))
         return

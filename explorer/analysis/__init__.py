@@ -7,6 +7,8 @@ model's lock and removes every hook in ``finally``).
 from explorer.analysis.activations import callable_layers, capture
 from explorer.analysis.attribution import (LAYER_METHODS, METHODS, attribute, grad_cam, guided_gradcam,
                                            integrated_gradients, occlusion, resolve_target, saliency)
+from explorer.analysis.budget import (REQUEST_BUDGET_ENV, RequestTooLargeError, cam_layers_within, cam_pass_bytes,
+                                      max_input_side, request_budget_bytes)
 from explorer.analysis.hooks import route_call
 from explorer.analysis.layer_calls import (INPUT_SUFFIX, CallInfo, ChainStep, activation_chain, activation_pair, block_of, call_name,
                                            is_activation, is_conv, logits_of, parse_call)
@@ -16,6 +18,8 @@ from explorer.analysis.shapes import CSV_COLUMNS, InputTooSmallError, ModelTotal
 from explorer.analysis.shared_pass import Analysis, Prediction, analyze, gradcam_from, predict, top_k, upsample_cam
 
 __all__ = [
+    "REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_layers_within", "cam_pass_bytes", "max_input_side",
+    "request_budget_bytes",
     "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "ChainStep", "INPUT_SUFFIX", "InputTooSmallError",
     "LAYER_METHODS", "METHODS", "ModelTotals", "Prediction", "activation_chain", "activation_pair", "analyze", "attribute", "block_of",
     "call_name", "callable_layers", "capture", "collapse", "conv_layer_names", "default_cam_layer",

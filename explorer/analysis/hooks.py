@@ -7,6 +7,7 @@ conv followed by ``ReLU(inplace=True)`` would otherwise show post-ReLU values as
 """
 from __future__ import annotations
 
+import difflib
 import threading
 import weakref
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
 from explorer.core import device_of, hooked
 
@@ -181,17 +183,26 @@ def run_pass(
     all_modules = {n: m for n, m in model.named_modules() if n}
     record_all = record is None
     specs = list(record or [])
-    resolve_modules(model, specs + list(cam_specs))
+    # Names that are no module are functional calls (``layer1.0.add``, ``relu#2``): checked after the pass.
+    fn_specs = [s for s in [*specs, *cam_specs] if s.module not in all_modules]
+    module_specs = [s for s in specs if s.module in all_modules]
+    module_cams = [s for s in cam_specs if s.module in all_modules]
+    if not fn_specs:
+        resolve_modules(model, specs + list(cam_specs))
     if record_all or list_calls or cam_all:
         modules = all_modules
     else:
-        modules = {s.module: all_modules[s.module] for s in [*specs, *cam_specs]}
-    wanted_out = {(s.module, s.call): str(s) for s in specs if not s.want_input}
-    wanted_in = {(s.module, s.call): str(s) for s in specs if s.want_input}
-    cam_keys = {(s.module, s.call): s.call_name for s in cam_specs}
+        modules = {s.module: all_modules[s.module] for s in [*module_specs, *module_cams]}
+    wanted_out = {(s.module, s.call): str(s) for s in module_specs if not s.want_input}
+    wanted_in = {(s.module, s.call): str(s) for s in module_specs if s.want_input}
+    cam_keys = {(s.module, s.call): s.call_name for s in module_cams}
+    fn_out = {s.call_name: str(s) for s in specs if s in fn_specs and not s.want_input}
+    fn_in = {s.call_name: str(s) for s in specs if s in fn_specs and s.want_input}
+    fn_cams = {s.call_name for s in cam_specs if s in fn_specs}
+    functional = record_all or list_calls or cam_all or bool(fn_specs)
     store = _CpuStore(max_bytes)
     cam_acts: dict[str, torch.Tensor] = {}
-    started: list[tuple[str, nn.Module, int]] = []
+    started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
     def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
@@ -227,16 +238,61 @@ def run_pass(
             store.same_values(downstream, key)  # the next layer's input is this copy: no second clone
         return replace_first_tensor(output, downstream)
 
+    def on_function_enter(call: FunctionalCall) -> None:
+        if list_calls or record_all:
+            started.append(call)
+        key = call.name + INPUT_SUFFIX if record_all and call.is_activation else fn_in.get(call.name)
+        if key is not None:
+            store.put(key, call.inputs[0])
+
+    def on_function_exit(call: FunctionalCall) -> torch.Tensor | None:
+        tensor = call.outputs[0]
+        shapes[(call.name, 0)] = tuple(tensor.shape[1:])
+        key = call.name if record_all else fn_out.get(call.name)
+        if key is not None:
+            store.put(key, tensor)
+        if call.name not in fn_cams and not (cam_all and tensor.dim() == 4):
+            return None
+        torch.set_grad_enabled(True)  # as for modules: the graph starts at the first CAM layer
+        act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
+        cam_acts[call.name] = act
+        downstream = act.clone()
+        if key is not None:
+            store.same_values(downstream, key)
+        return downstream
+
     with hooked(model) as add, torch.no_grad():
         _add_counting_hooks(model, add, modules, on_enter, on_exit)
-        output = model(x.to(device_of(model)))
+        x_model = x.to(device_of(model))
+        if functional:
+            recorder = FunctionalRecorder(model, on_function_enter, on_function_exit)
+            recorder.attach(add)
+            recorder.track(x_model)
+            with recorder:
+                output = model(x_model)
+        else:
+            output = model(x_model)
 
+    if fn_specs:
+        seen = {c.name for c in recorder.calls}
+        unknown = [s for s in fn_specs if s.call_name not in seen]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0].module, sorted(set(all_modules) | seen), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise KeyError(f"the model has no layer named {unknown[0].call_name!r}{hint}")
     missing = [str(s) for s in specs if str(s) not in store.tensors and str(s) not in store.skipped]
     missing += [s.call_name for s in cam_specs if s.call_name not in cam_acts]
     if missing:
         raise ValueError(f"these layers were not called (or returned no tensor) in the forward pass: {missing}")
     calls = []
-    for order, (name, module, k) in enumerate(started):
+    for order, item in enumerate(started):
+        if isinstance(item, FunctionalCall):
+            calls.append(CallInfo(
+                name=item.name, module=item.base, call=item.call, module_type=item.op,
+                shape=shapes.get((item.name, 0)), block=block_of(model, item.base), order=order, is_leaf=True,
+                is_conv=False, is_activation=item.is_activation, is_function=True))
+            continue
+        name, module, k = item
         calls.append(
             CallInfo(
                 name=call_name(name, k), module=name, call=k, module_type=type(module).__name__,
@@ -260,6 +316,19 @@ def route_call(model: nn.Module, layer: str, fn: Callable[[torch.Tensor], torch.
     spec = parse_call(layer)
     if spec.want_input:
         raise ValueError("route_call works on layer outputs: drop the ':in' suffix")
+    if spec.module not in {n for n, _ in model.named_modules() if n}:
+        # A functional call (``layer1.0.add``): routed where the op returns, in every forward pass.
+        def on_function_exit(call: FunctionalCall) -> torch.Tensor | None:
+            return fn(call.outputs[0]) if call.name == spec.call_name else None
+
+        with hooked(model) as add:
+            recorder = FunctionalRecorder(model, on_exit=on_function_exit)
+            recorder.attach(add)
+            with recorder:
+                yield
+        if recorder.calls and spec.call_name not in {c.name for c in recorder.calls}:
+            raise KeyError(f"the model has no layer named {layer!r}")
+        return
     modules = resolve_modules(model, [spec])
 
     def on_exit(name: str, module: nn.Module, k: int, output: Any) -> Any:

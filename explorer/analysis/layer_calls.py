@@ -167,6 +167,7 @@ class CallInfo:
     is_leaf: bool
     is_conv: bool
     is_activation: bool
+    is_function: bool = False  # a functional call in a forward (F.relu, torch.cat, x + y), not a module
 
 
 def block_of(model: nn.Module, module_name: str) -> str:
@@ -262,6 +263,8 @@ def activation_chain(
     for nxt in calls[index + 1:]:
         if nxt.module.startswith(own_prefix) or not nxt.is_leaf:
             continue  # the layer's own children, or a container whose first leaf decides
+        if nxt.is_function and not nxt.is_activation:
+            continue  # `out += identity` between a conv and its ReLU, as module hooks never saw it
         if nxt.is_activation:
             activation = nxt
             break

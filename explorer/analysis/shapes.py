@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
 import torch.nn as nn
 
+from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, functional_geometry, functional_mult_adds
 from explorer.core import device_of
 from explorer.core import hooked
 
@@ -87,18 +89,24 @@ class _Row:
     output_shape: str = ""
     params: int = 0
     trainable: int = 0
+    biases: int = 0  # parameters named "bias" (a conv's 64 of 1,792); the rest are weights
     mult_adds: int = 0
     out_numel: int = 0
     done: bool = False
 
 
-def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataFrame:
+def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional: bool = True) -> pd.DataFrame:
     """One row per module call in forward order, with shapes, geometry, parameters and mult-adds.
+
+    ``functional``: functional calls made in a container's ``forward`` (``F.relu``, ``F.max_pool2d``,
+    ``torch.cat``, ``x + y``, ``torch.flatten``) get rows too, named ``caller.op`` (``layer1.0.add``; see
+    ``explorer.analysis.functional_ops``), typed by the op, without parameters of their own.
 
     A container's row holds the totals of what runs inside it (its leaves' mult-adds are summed,
     its parameters counted once). A module called several times (ResNet's shared ``relu``) gets one
     row per call, named ``name#k`` from the second call on. Extra columns after ``CSV_COLUMNS``:
-    ``is_leaf``, ``formula`` and ``activation_bytes``.
+    ``is_leaf``, ``formula``, ``activation_bytes``, ``weights`` and ``biases`` (``params`` split into the
+    parameters named ``bias`` and the rest: a 64·3·3·3 conv's 1,792 are 1,728 weights and 64 biases).
     """
     rows: list[_Row] = []
     stack: list[_Row] = []
@@ -115,9 +123,11 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
                    depth=name.count(".") + 1, module=module, is_leaf=is_leaf, call=k,
                    input_shape=_fmt_shape(inputs[0] if len(inputs) == 1 else inputs))
         if k == 1:
-            own = list(module.parameters())
-            fresh = [p for p in own if id(p) not in seen_params] if is_leaf else own
+            own = list(module.named_parameters())
+            fresh = [p for _, p in own if id(p) not in seen_params] if is_leaf else [p for _, p in own]
             row.params = sum(p.numel() for p in fresh)
+            fresh_ids = {id(p) for p in fresh}
+            row.biases = sum(p.numel() for n, p in own if id(p) in fresh_ids and n.rsplit(".", 1)[-1] == "bias")
             row.trainable = sum(p.numel() for p in fresh if p.requires_grad)
             if is_leaf:
                 seen_params.update(id(p) for p in fresh)
@@ -139,6 +149,33 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
             for parent in stack:
                 parent.mult_adds += row.mult_adds
 
+    open_calls: dict[str, _Row] = {}
+
+    def function_enter(call: FunctionalCall) -> None:
+        inputs = call.inputs[0] if len(call.inputs) == 1 else tuple(call.inputs)
+        geometry = functional_geometry(call)
+        shape = SimpleNamespace(kernel_size=geometry["kernel"], stride=geometry["stride"], padding=geometry["padding"],
+                                dilation=geometry["dilation"], ceil_mode=bool(call.kwargs.get("ceil_mode", False))
+                                ) if geometry else SimpleNamespace()
+        row = _Row(layer=call.name, type=call.op, depth=(call.caller.count(".") + 2) if call.caller else 1,
+                   module=shape, is_leaf=True, call=call.call, input_shape=_fmt_shape(inputs))  # type: ignore[arg-type]
+        rows.append(row)
+        open_calls[call.name] = row
+
+    def function_exit(call: FunctionalCall) -> None:
+        row = open_calls.pop(call.name)
+        output = call.outputs[0]
+        row.output_shape = _fmt_shape(output if len(call.outputs) == 1 else tuple(call.outputs))
+        row.done = True
+        if output.numel() == 0:
+            raise InputTooSmallError(
+                f"the input {'×'.join(map(str, input_shape))} is too small: layer {row.layer} "
+                f"({row.type}) would produce an empty output (its input is {row.input_shape})", row.layer)
+        row.out_numel = output[0].numel() if output.dim() > 0 else 1
+        row.mult_adds = functional_mult_adds(call)
+        for parent in stack:
+            parent.mult_adds += row.mult_adds
+
     device = device_of(model)
     x = torch.zeros(1, *input_shape, device=device)
     with hooked(model) as add:
@@ -148,7 +185,13 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
                     add(module.register_forward_pre_hook(pre_hook))
                     add(module.register_forward_hook(post_hook))
             with torch.no_grad():
-                model(x)
+                if functional:
+                    recorder = FunctionalRecorder(model, function_enter, function_exit)
+                    recorder.attach(add)
+                    with recorder:
+                        model(x)
+                else:
+                    model(x)
         except InputTooSmallError:
             raise
         except RuntimeError as exc:
@@ -165,11 +208,12 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> pd.DataF
         records.append({
             "layer": row.layer, "type": row.type, "depth": row.depth, "input_shape": row.input_shape,
             "output_shape": row.output_shape, **geom, "params": row.params, "trainable_params": row.trainable,
-            "mult_adds": row.mult_adds, "is_leaf": row.is_leaf,
+            "mult_adds": row.mult_adds, "is_leaf": row.is_leaf, "weights": row.params - row.biases, "biases": row.biases,
             "formula": output_formula(row.module, row.input_shape, row.output_shape) if geom["kernel"] else "",
             "activation_bytes": row.out_numel * 4 if row.is_leaf else 0,
         })
-    return pd.DataFrame.from_records(records, columns=CSV_COLUMNS + ["is_leaf", "formula", "activation_bytes"])
+    return pd.DataFrame.from_records(records, columns=CSV_COLUMNS + ["is_leaf", "formula", "activation_bytes",
+                                                                     "weights", "biases"])
 
 
 def _spatial(shape: str) -> tuple[int, ...]:

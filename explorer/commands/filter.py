@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from explorer.imaging import filters
     from explorer.imaging import load_image
 
+    for target in (args.png, args.npy):  # checked before the work, not after it
+        if target is not None and target.is_dir():
+            raise ValueError(f"{target} is a folder: give a file name for the output, e.g. {target / 'out.png'}")
     image = filters.to_array(load_image(args.image), grayscale=not args.per_channel)
     operation = "convolve" if args.convolve else "correlate"
     if args.kernel is not None:

@@ -55,6 +55,29 @@ def split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int
     return tuple(counts)
 
 
+def homework_split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int, ...]:
+    """The course homework's counts: ``int(len × 0.7), int(len × 0.2), int(len × 0.1)`` (floats, each share
+    floored on its own). Up to ``len(ratios) - 1`` files are left out: 488 sharks → 341/97/48 (486 files),
+    451 whales → 315/90/45 (450). :func:`split_counts` places those left-over files."""
+    if n < 0:
+        raise ValueError("n must be non-negative")
+    return tuple(int(n * r) for r in ratios)
+
+
+def split_comparison(class_sizes: dict[str, int], ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> list[dict[str, int | str]]:
+    """Per class: the homework's floored counts, this app's counts (:func:`split_counts`) and the files the
+    homework leaves out, one record per class (``class``, ``homework_<split>``, ``app_<split>``, ``left_out``)."""
+    rows: list[dict[str, int | str]] = []
+    for name, n in class_sizes.items():
+        homework, app = homework_split_counts(n, ratios), split_counts(n, ratios)
+        row: dict[str, int | str] = {"class": name, "files": n}
+        row.update({f"homework_{s}": c for s, c in zip(SPLITS, homework)})
+        row.update({f"app_{s}": c for s, c in zip(SPLITS, app)})
+        row["left_out"] = n - sum(homework)
+        rows.append(row)
+    return rows
+
+
 def _is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 

@@ -65,6 +65,15 @@ def profile(model: nn.Module, input_shape: Sequence[int],
     The second number is the papers' parameter count: GoogLeNet's auxiliary classifiers, which only run
     in training, are not part of it. Hooks go through :func:`explorer.core.hooked`. Runs on ``device`` (default: the model's).
     """
+    counts, params, _ = profile_with_size(model, input_shape, device)
+    return counts, params
+
+
+def profile_with_size(model: nn.Module, input_shape: Sequence[int],
+                      device: torch.device | str | None = None) -> tuple[dict[str, int], int, int]:
+    """:func:`profile` plus the bytes of the parameters and buffers of the modules that ran: the size of the
+    weights an eval pass uses, counted over the same modules as the parameters (googlenet_paper's auxiliary
+    heads are in neither)."""
     if device is None:
         device = device_of(model)
     names = {module: name for name, module in model.named_modules()}
@@ -83,7 +92,9 @@ def profile(model: nn.Module, input_shape: Sequence[int],
         with torch.no_grad():
             model(torch.zeros(1, *input_shape, device=device))
     used = {id(p): p for m, name in names.items() if name in ran or m is model for p in m.parameters(recurse=False)}
-    return counts, sum(p.numel() for p in used.values())
+    buffers = {id(b): b for m, name in names.items() if name in ran or m is model for b in m.buffers(recurse=False)}
+    size = sum(t.numel() * t.element_size() for t in [*used.values(), *buffers.values()])
+    return counts, sum(p.numel() for p in used.values()), size
 
 
 def mult_adds_by_module(model: nn.Module, input_shape: Sequence[int],
@@ -223,8 +234,9 @@ def model_stats(name: str, receptive: bool = True) -> ModelStats:
         family, weights_enum = entry.family, entry.weights_enum
 
     def counts(model: nn.Module, shape: tuple[int, int, int]) -> tuple:
-        by_module, used_params = profile(model, shape)
-        return used_params, sum(by_module.values()), weight_layer_depth(model), weights_size_mb(model), shape
+        # Parameters and size over the same modules, those an eval pass runs (auxiliary heads in neither).
+        by_module, used_params, used_bytes = profile_with_size(model, shape)
+        return used_params, sum(by_module.values()), weight_layer_depth(model), used_bytes / 2**20, shape
 
     params, mult_adds, depth, size_mb, shape = _meta_or_cpu(name, counts)
     rf = None

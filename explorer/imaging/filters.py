@@ -57,13 +57,21 @@ _CV2_BORDER = {
 # ITU-R BT.601 luma, the weights of cv2.COLOR_RGB2GRAY and Pillow's convert("L").
 _LUMA = np.array([0.299, 0.587, 0.114])
 
+# Bounds on what a user may type (the CLI and the Filters page): "1e999999999/1" once made Fraction build a
+# billion-digit integer (a hang), a 20001-wide Gaussian took 3 GB, and 1e308 weights overflowed the result.
+MAX_KERNEL_SIDE = 101
+MAX_KERNEL_VALUE = 1e6
+MAX_NUMBER_CHARS = 40
+MAX_EXPONENT = 300
+MAX_KERNEL_TEXT = 20_000
+
 
 # --------------------------------------------------------------------------------------------- kernels
 def gaussian_kernel(size: int = 5, sigma: float = 1.0) -> np.ndarray:
     """A ``size`` x ``size`` Gaussian blur kernel with standard deviation ``sigma`` (pixels), summing to 1."""
     size = int(size)
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"Gaussian kernel size must be a positive odd number, got {size}")
+    if size < 1 or size % 2 == 0 or size > MAX_KERNEL_SIDE:
+        raise ValueError(f"Gaussian kernel size must be an odd number from 1 to {MAX_KERNEL_SIDE}, got {size}")
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"Gaussian sigma must be a positive number, got {sigma}")
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
@@ -75,8 +83,8 @@ def gaussian_kernel(size: int = 5, sigma: float = 1.0) -> np.ndarray:
 def box_kernel(size: int = 3) -> np.ndarray:
     """A ``size`` x ``size`` mean (box blur) kernel, every weight 1/size^2."""
     size = int(size)
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"box kernel size must be a positive odd number, got {size}")
+    if size < 1 or size % 2 == 0 or size > MAX_KERNEL_SIDE:
+        raise ValueError(f"box kernel size must be an odd number from 1 to {MAX_KERNEL_SIDE}, got {size}")
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -90,6 +98,10 @@ KERNELS: dict[str, np.ndarray] = {
     "identity": _frozen([[0, 0, 0], [0, 1, 0], [0, 0, 0]]),
     "sobel_x": _frozen([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
     "sobel_y": _frozen([[-1, -2, -1], [0, 0, 0], [1, 2, 1]]),
+    # The course notes' Sobel y as they print it (+1 +2 +1 on top). Their Sobel x is written for correlation (as
+    # cv2.Sobel applies it), this y for true convolution (or for a y axis pointing up): the notes mix the two
+    # conventions. Applied by correlation it is exactly −sobel_y, i.e. −cv2.Sobel(gray, CV_64F, 0, 1).
+    "sobel_y_notes": _frozen([[1, 2, 1], [0, 0, 0], [-1, -2, -1]]),
     "scharr_x": _frozen([[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]]),
     "scharr_y": _frozen([[-3, -10, -3], [0, 0, 0], [3, 10, 3]]),
     "prewitt_x": _frozen([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]]),
@@ -147,33 +159,56 @@ def as_kernel(kernel: object) -> np.ndarray:
         raise ValueError(f"the kernel must be a 2-D grid of numbers, got {arr.ndim} dimension(s)")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError("the kernel holds values that are not numbers")
+    if max(arr.shape) > MAX_KERNEL_SIDE:
+        raise ValueError(f"the kernel is {arr.shape[0]}x{arr.shape[1]}; at most {MAX_KERNEL_SIDE} per side")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError("the kernel holds a value that is not finite (NaN or infinity)")
+    if np.abs(arr).max() > MAX_KERNEL_VALUE:
+        raise ValueError(f"kernel values must lie between -{MAX_KERNEL_VALUE:g} and {MAX_KERNEL_VALUE:g} "
+                         f"(got {arr.flat[np.abs(arr).argmax()]:g}): larger weights overflow the result")
     return arr
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
+def _bounded_number(text: str) -> bool:
+    """A decimal number short enough, with an exponent small enough, to convert without huge integers."""
+    match = _NUMBER.match(text)
+    if not match:
+        return False
+    if match.group(3) and abs(int(match.group(3)[1:])) > MAX_EXPONENT:
+        raise OverflowError
+    return True
+
+
 def _parse_number(token: str, row: int, col: int) -> float:
     text = token.strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"{text[:20]!r}… (row {row}, value {col}) is longer than {MAX_NUMBER_CHARS} characters")
     try:
         if "/" in text:  # "1/16" is handy for blur kernels
             num, den = text.split("/", 1)
-            if not (_NUMBER.match(num.strip()) and _NUMBER.match(den.strip())):
+            if not (_bounded_number(num.strip()) and _bounded_number(den.strip())):
                 raise ValueError
             value = float(Fraction(num.strip()) / Fraction(den.strip()))
         elif text.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
             value = float(text)
-        elif _NUMBER.match(text):
+        elif _bounded_number(text):
             value = float(text)
         else:
             raise ValueError
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"{text!r} (row {row}, value {col}) is not a number") from None
+    except OverflowError:
+        raise ValueError(f"{text!r} (row {row}, value {col}) is too large: kernel values must lie between "
+                         f"-{MAX_KERNEL_VALUE:g} and {MAX_KERNEL_VALUE:g}") from None
     if not math.isfinite(value):
         raise ValueError(f"{text!r} (row {row}, value {col}) is not a finite number")
+    if abs(value) > MAX_KERNEL_VALUE:
+        raise ValueError(f"{text!r} (row {row}, value {col}) is too large: kernel values must lie between "
+                         f"-{MAX_KERNEL_VALUE:g} and {MAX_KERNEL_VALUE:g}")
     return value
 
 
@@ -185,6 +220,8 @@ def parse_kernel(text: str) -> np.ndarray:
     """
     if text is None or not str(text).strip():
         raise ValueError("the kernel is empty: write rows like '1,0,-1; 2,0,-2; 1,0,-1'")
+    if len(str(text)) > MAX_KERNEL_TEXT:
+        raise ValueError(f"the kernel text is {len(str(text)):,} characters long; at most {MAX_KERNEL_TEXT:,}")
     lines = [line.strip() for line in re.split(r"[;\n]", str(text))]
     lines = [line for line in lines if line]
     rows: list[list[float]] = []
@@ -194,6 +231,9 @@ def parse_kernel(text: str) -> np.ndarray:
     if not rows:
         raise ValueError("the kernel is empty: write rows like '1,0,-1; 2,0,-2; 1,0,-1'")
     widths = {len(row) for row in rows}
+    if len(rows) > MAX_KERNEL_SIDE or max(widths) > MAX_KERNEL_SIDE:
+        raise ValueError(f"the kernel has {len(rows)} rows of up to {max(widths)} values; at most "
+                         f"{MAX_KERNEL_SIDE} per side")
     if len(widths) > 1:
         detail = ", ".join(f"row {i} has {len(row)}" for i, row in enumerate(rows, start=1))
         raise ValueError(f"the kernel is ragged: every row needs the same number of values ({detail})")

@@ -144,6 +144,20 @@ def to_channels(img: Image.Image, channels: int) -> Image.Image:
     raise ValueError(f"models with {channels} input channels are not supported")
 
 
+def channel_planes(img: Image.Image, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """``img`` resized to ``size`` (W, H) as uint8 planes ``(channels, H, W)``.
+
+    One channel is the luminance, three are R, G, B. A network built with another count (the Build page
+    allows 1–16 input channels) gets R, G, B repeated in turn: a photo has no fourth channel, and refusing it
+    crashed the Home and Receptive-field pages."""
+    base = to_channels(img, channels if channels in (1, 3) else 3).resize(size, Image.Resampling.BILINEAR)
+    arr = np.asarray(base)
+    planes = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    if channels not in (1, 3):
+        planes = planes[[i % 3 for i in range(channels)]]
+    return np.ascontiguousarray(planes)
+
+
 def basic_transform(input_shape: tuple[int, int, int], mean: tuple[float, ...] | None = None,
                     std: tuple[float, ...] | None = None) -> Callable[[Image.Image], "torch.Tensor"]:
     """Resize to the model's input (H, W), convert channels, scale to [0, 1] and optionally normalise."""
@@ -152,13 +166,8 @@ def basic_transform(input_shape: tuple[int, int, int], mean: tuple[float, ...] |
     c, h, w = input_shape
 
     def transform(img: Image.Image) -> torch.Tensor:
-        img = to_channels(img, c).resize((w, h), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        if arr.ndim == 2:
-            arr = arr[None]
-        else:
-            arr = arr.transpose(2, 0, 1)
-        tensor = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = channel_planes(img, c, (w, h)).astype(np.float32) / 255.0
+        tensor = torch.from_numpy(arr)
         if mean is not None and std is not None:
             tensor = (tensor - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
         return tensor

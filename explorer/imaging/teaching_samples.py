@@ -115,3 +115,17 @@ def sample_label(name: str) -> str | None:
     if kind in ("shapes", "digits"):
         return name.split("_", 1)[1]
     return None
+
+
+# The sample a fresh choice of network starts on: one it was trained to name.
+FITTING_SAMPLE = {"shapes": "shape_star", "digits": "digit_3", "imagenet": "grace_hopper"}
+
+
+def fitting_sample(dataset: str, current: str) -> str:
+    """The sample to show after switching to a network trained on ``dataset`` ("shapes", "digits", "imagenet"):
+    ``current`` when it fits (or is a pattern, or the network's data are unknown), else one that fits."""
+    kind = sample_kind(current)
+    wanted = "photo" if dataset == "imagenet" else dataset
+    if dataset not in FITTING_SAMPLE or kind in ("", "pattern", wanted):
+        return current
+    return FITTING_SAMPLE[dataset]

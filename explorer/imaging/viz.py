@@ -220,8 +220,8 @@ def to_rgb_uint8(image) -> np.ndarray:
         arr = np.clip(arr.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
+    if arr.shape[2] < 3:  # one channel, or a built network's two: the first as grey (no colour to show)
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
     return np.ascontiguousarray(arr[:, :, :3])
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
+from explorer.models.catalog import get_entry
 from explorer.models.checkpoints import atomic_write
+from explorer.models.ref import ModelRef
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -86,4 +88,26 @@ def write_builtin_weights(name: str, state: dict[str, torch.Tensor], meta: dict[
     atomic_write(weights_path(name, folder), lambda fh: torch.save(plain, fh))
     text = json.dumps(meta, indent=1, ensure_ascii=False) + "\n"
     atomic_write(meta_path(name, folder), lambda fh: fh.write(text), binary=False)
+    for path in (weights_path(name, folder), meta_path(name, folder)):
+        path.chmod(0o644)  # files of the repository, readable by everyone (temporary files are private)
     return weights_path(name, folder)
+
+
+def weights_choices(name: str) -> tuple[str, ...]:
+    """The trained weights that exist for a model: ``("builtin",)`` for a teaching network with weights in the
+    repository, ``("pretrained",)`` where torchvision has ImageNet weights, ``()`` otherwise (a network typed on
+    the Build page, a paper network without weights). Run folders carry their own and are not asked."""
+    ref = ModelRef.parse(name)
+    if ref.kind != "registry":
+        return ()
+    if builtin_weights(ref.value) is not None:
+        return ("builtin",)
+    return ("pretrained",) if get_entry(ref.value).weights_enum is not None else ()
+
+
+def trained_dataset(name: str) -> str:
+    """What a model's trained weights know, without loading them: "shapes"/"digits" (built-in), "imagenet", or ""."""
+    choices = weights_choices(name)
+    if "builtin" in choices:
+        return builtin_weights(ModelRef.parse(name).value).dataset
+    return "imagenet" if "pretrained" in choices else ""

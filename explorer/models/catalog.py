@@ -13,6 +13,8 @@ import torchvision
 import explorer.models.paper  # noqa: F401  (importing them registers their models)
 import explorer.models.teaching  # noqa: F401
 from explorer.models.registry import ModelEntry, register_model, registered
+from explorer.models.timm_models import register_timm
+from explorer.models.user_models import load_user_models
 
 # Transformers need different views (attention, tokens): out of scope for a CNN explorer.
 _EXCLUDED_PREFIXES = ("vit_", "swin_", "maxvit_")
@@ -65,17 +67,20 @@ _loaded_registry = False
 def _ensure_registry() -> None:
     global _loaded_registry
     if _loaded_registry:
+        load_user_models()  # cheap unless $EXPLORER_MODELS changed since the last look-up
         return
     _register_torchvision()
+    register_timm()  # when timm is installed
     _loaded_registry = True
+    load_user_models()  # the operator's files ($EXPLORER_MODELS) and installed packages' entry points
 
 
 def list_models() -> list[str]:
     """Every registered model name, project models first, then torchvision's, each group sorted."""
     _ensure_registry()
     entries = registered().values()
-    return sorted(e.name for e in entries if e.source != "torchvision") + sorted(
-        e.name for e in entries if e.source == "torchvision")
+    return sorted(e.name for e in entries if e.source not in ("torchvision", "timm")) + sorted(
+        e.name for e in entries if e.source == "torchvision") + sorted(e.name for e in entries if e.source == "timm")
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -164,3 +164,31 @@ def fetch_model_weights(name: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[
             path.unlink(missing_ok=True)
             raise
     return path, not existed
+
+
+# --- torchvision's own files as user checkpoints ---------------------------------------------------------
+
+# DenseNet files from torchvision name BatchNorm/conv parameters "norm.1.weight" where the modules say "norm1.weight".
+_DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:1|2)\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+# Auxiliary heads that torchvision's GoogLeNet/Inception files carry and the app's networks run without.
+_AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
+
+
+def adapt_torchvision_state(state: dict[str, torch.Tensor], own_keys: set[str]) -> dict[str, torch.Tensor]:
+    """A torchvision weights file made to fit the app's network, as torchvision's own builders do when they load
+    it: DenseNet's old key names renamed, auxiliary heads the network does not have dropped, BatchNorm's
+    ``num_batches_tracked`` counters (absent from files saved before PyTorch 0.4.1) set to 0 as
+    ``BatchNorm._load_from_state_dict`` does. Other files pass unchanged (a key that does not fit is still
+    refused by ``apply_state_dict``)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        match = _DENSENET_LEGACY.match(key)
+        if match and key not in own_keys:
+            key = match.group(1) + match.group(2)
+        if key.startswith(_AUX_PREFIXES) and key not in own_keys:
+            continue
+        out[key] = value
+    for key in own_keys:
+        if key.endswith("num_batches_tracked") and key not in out and key.rsplit(".", 1)[0] + ".running_mean" in out:
+            out[key] = torch.tensor(0, dtype=torch.long)
+    return out

@@ -21,9 +21,11 @@ class LoadedModel:
     device: torch.device
     transform: Callable[[Image.Image], torch.Tensor]
     class_names: list[str] = field(default_factory=list)  # names for pickers, meaningful or not
-    # For translated banners: "pretrained", "random", "no_pretrained", "fallback", "checkpoint", "run" ("" = unknown).
+    # For translated banners: "builtin", "pretrained", "random", "no_pretrained", "offline" (the download server was
+    # unreachable), "fallback" (another failure), "checkpoint", "run" ("" = unknown).
     weights_kind: str = ""
     weights_detail: str = ""
+    trained_on: str = ""  # "shapes", "digits" (built-in weights), "imagenet"; "" when unknown or untrained
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The image as the model sees it: a ``[1, C, H, W]`` CPU tensor."""

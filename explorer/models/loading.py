@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import shutil
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,11 @@ from explorer.core import model_lock
 from explorer.core import seeded_global
 from explorer.imaging import basic_transform
 from explorer.models.arch.build import build_arch
-from explorer.models.arch.grammar import input_shape_of
+from explorer.models.arch.grammar import input_shape_of, spec_with_input
+from explorer.models.builtin_weights import builtin_weights
 from explorer.models.catalog import get_entry
 from explorer.models.checkpoints import CheckpointError, apply_state_dict, read_state_dict
+from explorer.models.hub_weights import adapt_torchvision_state, download_failure, download_to_cache
 from explorer.models.loaded import LoadedModel
 from explorer.models.ref import ModelRef
 from explorer.models.registry import ModelEntry, registered
@@ -52,31 +50,17 @@ def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: 
     return model.eval()
 
 
-def _hub_checkpoint_path(url: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
 def fetch_pretrained(weights: Any, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Make sure the weights file is in torch's hub cache, downloading with a short timeout."""
-    path = _hub_checkpoint_path(weights.url)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with urllib.request.urlopen(weights.url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(response, out)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    """Make sure the weights file is in torch's hub cache (used as is when there), downloading with a short timeout."""
+    return download_to_cache(weights, timeout)
 
 
 def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretrained", device: torch.device | str | None = None,
                input_shape: tuple[int, int, int] | None = None) -> LoadedModel:
     """Build ``name`` with the requested weights, in eval mode, on ``device`` (default: best available).
 
-    ``weights``: "pretrained" (torchvision's weights API; falls back to random init with a clear status),
+    ``weights``: "pretrained" (the built-in trained weights of a teaching network, else torchvision's ImageNet
+    weights from the hub cache or a download; falls back to random init with a clear status),
     None/"none" (random init), a path to a ``state_dict`` file, or its bytes.
     """
     device = pick_device() if device is None else torch.device(device)
@@ -85,8 +69,10 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     if ref.kind == "run":
         return load_run(ref.value, device=device)
     if ref.kind == "arch":
+        # A spec typed without an input token takes the input it is given (channels and size): "conv3-8 M FC-10"
+        # at 1x28x28 gets a 1-channel first conv and an FC sized for 28×28.
         with seeded_global(INIT_SEED):
-            model, natural = build_arch(ref.value)
+            model, natural = build_arch(spec_with_input(ref.value, input_shape))
         entry = None
         entry_categories: tuple[str, ...] | None = None
         weights_enum = None
@@ -97,8 +83,19 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     known_classes = entry.num_classes if entry is not None else None
     pretrained = False
     categories: list[str] | None = None
+    builtin = builtin_weights(ref.value) if entry is not None and weights == "pretrained" else None
+    mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    trained_on = ""
     if weights in (None, "none", "random"):
         status, key, kind, detail = "random initialisation (no trained weights)", "none", "random", ""
+    elif builtin is not None:  # trained by scripts/train_teaching.py, shipped in the repository
+        model = build_model(name, num_classes=len(builtin.classes))
+        apply_state_dict(model, read_state_dict(builtin.path))
+        entry_categories, known_classes = builtin.classes, len(builtin.classes)
+        categories, pretrained, trained_on = list(builtin.classes), True, builtin.dataset
+        key, kind, detail = f"builtin:{builtin.sha256[:16]}", "builtin", builtin.detail
+        status = f"built-in trained weights ({builtin.detail} test accuracy)"
+        mean_std, weights_enum = (builtin.mean, builtin.std), None
     elif weights == "pretrained":
         if weights_enum is None:
             status, key, kind, detail = "random initialisation: this model has no pretrained weights", "none", "no_pretrained", ""
@@ -113,9 +110,10 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
                 kind, detail = "pretrained", f"{member}, {top1} % top-1"
                 status = f"pretrained ({detail})"
                 categories = list(member.meta["categories"])
+                trained_on = "imagenet"
             except Exception as exc:  # offline, timeout, corrupt cache...
-                kind, detail = "fallback", f"{type(exc).__name__}: {str(exc)[:120]}"
-                status = ("random initialisation: pretrained weights could not be loaded "
+                kind, detail = download_failure(exc, member)  # one plain line, no raw exception text
+                status = ("random initialisation: the ImageNet weights could not be loaded "
                           f"({detail}); results below are from an untrained network")
                 key = "none"
                 model = None
@@ -129,6 +127,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
         state = read_state_dict(data)
         head = _num_classes_in(state, entry)
         model = model if model is not None else build_model(name, num_classes=head)
+        state = adapt_torchvision_state(state, set(model.state_dict()))  # torchvision's own files fit too
         if head is not None:
             entry_categories, known_classes = None, head  # re-headed: ImageNet names no longer apply
         apply_state_dict(model, state)
@@ -141,7 +140,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
         model = build_model(name)
     model = model.eval().to(device)
     shape = tuple(input_shape) if input_shape else tuple(natural)
-    transform = _transform_for(shape, natural, weights_enum)
+    transform = basic_transform(shape, *mean_std) if mean_std else _transform_for(shape, natural, weights_enum)
     n_out = _num_outputs(model, natural, known_classes)
     class_names = list(entry_categories) if entry_categories and len(entry_categories) == n_out else [
         f"class {i}" for i in range(n_out or 0)]
@@ -150,7 +149,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     return LoadedModel(model=model, name=name, input_shape=shape, categories=categories, weights_status=status,
                        weights_kind=kind, weights_detail=detail,
                        weights_key=key, pretrained=pretrained, device=device, transform=transform,
-                       class_names=class_names)
+                       class_names=class_names, trained_on=trained_on)
 
 
 def _num_classes_in(state: dict[str, torch.Tensor], entry: ModelEntry | None) -> int | None:
@@ -196,8 +195,10 @@ def with_input_shape(loaded: LoadedModel, input_shape: tuple[int, int, int] | No
     natural = loaded.input_shape
     entry = registered().get(loaded.name)
     weights_enum = entry.weights_enum if entry else None
-    return dataclasses.replace(loaded, input_shape=tuple(input_shape),
-                               transform=_transform_for(tuple(input_shape), natural, weights_enum))
+    builtin = builtin_weights(loaded.name) if loaded.weights_kind == "builtin" else None
+    transform = (basic_transform(tuple(input_shape), builtin.mean, builtin.std) if builtin is not None
+                 else _transform_for(tuple(input_shape), natural, weights_enum))
+    return dataclasses.replace(loaded, input_shape=tuple(input_shape), transform=transform)
 
 
 def natural_input_shape(name: str | ModelRef) -> tuple[int, int, int]:

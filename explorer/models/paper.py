@@ -10,6 +10,9 @@
   classifiers, which only run in training mode (evaluation returns the logits alone). Module names follow
   torchvision's ``googlenet`` (``conv1``, ``inception3a.branch2.1.conv`` ...) so the two can be compared
   layer by layer.
+* AlexNet (Krizhevsky et al., 2012), ``alexnet_paper``: 227×227 input, 96 filters in conv1, LRN, two-group
+  convolutions, ~61 M parameters (torchvision's ``alexnet`` is the later one-GPU variant: 64/192/384/256/256
+  filters, no LRN, 224 input).
 """
 from __future__ import annotations
 
@@ -336,3 +339,55 @@ class GoogLeNetPaper(nn.Module):
                             "the stem, auxiliary classifiers in training mode only.")
 def googlenet_paper(num_classes: int | None = None) -> nn.Module:
     return GoogLeNetPaper(num_classes or 1000)
+
+
+# --- AlexNet ---------------------------------------------------------------------------------------
+
+class AlexNetPaper(nn.Module):
+    """AlexNet as the course notes and Krizhevsky et al. (2012) describe it, on one device.
+
+    227×227 input; conv1 96 filters 11×11/4 → 96×55×55; ReLU, LRN and overlapping 3×3/2 max pooling after
+    conv1 and conv2; conv2, conv4 and conv5 split into two groups (``groups=2``: the paper's two GPUs, each
+    half of the filters seeing only its half of the input maps), conv3 sees all 256 maps; FC-4096, FC-4096,
+    FC-1000 with 50 % dropout: 60,965,224 parameters (the paper's "60 million"). Module layout follows
+    torchvision's ``alexnet`` (``features`` / ``avgpool`` / ``classifier``), so the two compare layer by layer.
+    LRN uses the paper's k = 2, n = 5, α = 10⁻⁴, β = 0.75 (PyTorch divides α by n, hence α·n here).
+    """
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+
+        def lrn() -> nn.LocalResponseNorm:
+            return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # the identity at 227×227 (6×6 already); other sizes still run
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+        for m in self.modules():  # the paper: N(0, 0.01) weights; biases 1 in conv2, conv4, conv5 and the FCs
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+        for index in (4, 10, 12):
+            nn.init.ones_(self.features[index].bias)
+        for index in (1, 4):
+            nn.init.ones_(self.classifier[index].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+@register_model("alexnet_paper", input_shape=(3, 227, 227), family="AlexNet (paper)", num_classes=1000,
+                description="AlexNet as in the paper and the course notes: 227×227 input, 96 filters in conv1 "
+                            "(96×55×55), LRN, two-group convolutions, ~61 M parameters.")
+def alexnet_paper(num_classes: int | None = None) -> nn.Module:
+    return AlexNetPaper(num_classes or 1000)

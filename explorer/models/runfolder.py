@@ -47,6 +47,24 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def confine_run_dir(out: str | Path, root: str | Path | None = None) -> Path:
+    """The run folder ``out`` names, which must lie inside the runs root (``$EXPLORER_RUNS_DIR`` or ``runs``).
+
+    A bare name (``my-run``) is a folder of the root; a path must resolve inside it (``runs/../../x`` once
+    wrote outside: only its last part was checked). Its last part is a valid run name (:func:`check_run_name`).
+    """
+    root_dir = (runs_root() if root is None else Path(root)).resolve()
+    path = Path(out).expanduser()
+    if len(path.parts) == 1 and not path.is_absolute():
+        path = root_dir / path
+    resolved = path.resolve()
+    if resolved == root_dir or not resolved.is_relative_to(root_dir):
+        raise ValueError(f"run folders are created inside the runs folder {root_dir} (set {RUNS_ENV} to use "
+                         f"another one); {out} is outside it")
+    check_run_name(resolved.name)
+    return resolved
+
+
 def suggest_run_name(model: str, dataset: str, root: str | Path | None = None) -> str:
     """``mnist_cnn-shapes-20250101-120000`` (made unique in ``root``)."""
     model_part = "arch" if ModelRef.parse(model).kind == "arch" else Path(model).name

@@ -254,3 +254,52 @@ def plain18(num_classes: int | None = None) -> nn.Module:
                 description="ResNet-34's layout with every shortcut removed (the paper's plain-34).")
 def plain34(num_classes: int | None = None) -> nn.Module:
     return _plain([3, 4, 6, 3], num_classes or 1000)
+
+
+class ZeroPadShortcut(nn.Module):
+    """ResNet's option-A identity shortcut (He et al. 2016, §4.1): subsample by taking every ``stride``-th
+    pixel and pad the new channels with zeros. No parameters, so a residual network with it has exactly the
+    parameters of its plain twin (the paper's Table 2 comparison)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        extra = self.out_channels - self.in_channels
+        return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra > 0 else x
+
+
+class OptionABlock(PlainBlock):
+    """The plain block plus the identity shortcut F(x) + x (option A: zero-padded, no projection)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer=None) -> None:
+        super().__init__(inplanes, planes, stride, None, groups, base_width, dilation, norm_layer)
+        # ``downsample`` (torchvision's 1×1 projection) is dropped: the shortcut below has no parameters.
+        self.shortcut = ZeroPadShortcut(inplanes, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.shortcut(x)
+        residual = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))  # F(x)
+        return self.relu2(residual + identity)
+
+
+def _option_a(layers: list[int], num_classes: int) -> ResNet:
+    return ResNet(OptionABlock, layers, num_classes=num_classes)  # type: ignore[arg-type]
+
+
+@register_model("resnet18_a", input_shape=(3, 224, 224), family="ResNet (option A)", num_classes=1000,
+                description="ResNet-18 with the paper's option-A identity shortcuts (zero-padded, no projection): "
+                            "exactly plain18's parameters plus F(x) + x.")
+def resnet18_a(num_classes: int | None = None) -> nn.Module:
+    return _option_a([2, 2, 2, 2], num_classes or 1000)
+
+
+@register_model("resnet34_a", input_shape=(3, 224, 224), family="ResNet (option A)", num_classes=1000,
+                description="ResNet-34 with the paper's option-A identity shortcuts (zero-padded, no projection): "
+                            "exactly plain34's parameters plus F(x) + x.")
+def resnet34_a(num_classes: int | None = None) -> nn.Module:
+    return _option_a([3, 4, 6, 3], num_classes or 1000)

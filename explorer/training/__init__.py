@@ -1,7 +1,8 @@
 """The training lab: one loop written as a generator (events per step and epoch), shared by the page, the CLI
 and the tests; its configuration, the run's network, evaluation, transfer learning, a worker thread and charts."""
 from explorer.training.build import QUICK_SIZES, build_seeded, check_forward, model_options, natural_shape, suggested_image_size
-from explorer.training.config import AUX_LOSS_WEIGHT, OPTIMIZERS, SCHEDULES, TrainConfig
+from explorer.training.config import (AUX_LOSS_WEIGHT, DEMO_EPOCHS, DEMO_LR, DEMO_SCHEDULE, DEMO_SHAPES_SAMPLES,
+                                      OPTIMIZERS, SCHEDULES, TrainConfig)
 from explorer.training.evaluation import MAX_MISCLASSIFIED_SAVED, Evaluation, evaluate, read_evaluation, save_results
 from explorer.training.events import Epoch, Finished, Started, Step
 from explorer.training.figures import compare_runs_figure, confusion_figure, curves_figure, steps_figure
@@ -14,7 +15,7 @@ from explorer.training.worker import (MAX_ACTIVE_WORKERS, Progress, RunInProgres
                                       TrainingWorker, get_worker, start_training, stop_training)
 
 __all__ = [
-    "AUX_LOSS_WEIGHT", "DEFAULT_BACKBONE_LR_FACTOR", "DEGRADATION_DEPTHS", "Epoch", "Evaluation", "Finished",
+    "AUX_LOSS_WEIGHT", "DEMO_EPOCHS", "DEMO_LR", "DEMO_SCHEDULE", "DEMO_SHAPES_SAMPLES", "DEFAULT_BACKBONE_LR_FACTOR", "DEGRADATION_DEPTHS", "Epoch", "Evaluation", "Finished",
     "MAX_ACTIVE_WORKERS", "MAX_MISCLASSIFIED_SAVED", "MODES", "OPTIMIZERS", "PreparedRun", "Progress", "QUICK_SIZES",
     "RunInProgressError", "RunProgress", "SCHEDULES", "SMALL_NETWORK_PARAMS", "Started", "Step", "TrainConfig",
     "TrainableCounts", "TrainingBusyError", "TrainingWorker", "apply_mode", "autocast_for", "build_seeded",

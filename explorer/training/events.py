@@ -51,6 +51,7 @@ class Epoch:
     seconds: float
     best: bool  # this epoch produced the saved checkpoint
     partial: bool = False  # stopped (or max_steps reached) before the epoch's end
+    samples: int | None = None  # training images seen in the epoch (over every rank under torchrun)
     kind: str = "epoch"
 
     def record(self) -> dict:

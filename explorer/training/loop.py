@@ -28,7 +28,6 @@ the page; ``explorer.training.figures`` draws the charts.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,8 @@ from explorer.training.build import build_seeded, check_forward, load_pretrained
 from explorer.training.events import Epoch, Finished, Started, Step
 from explorer.training.parts import autocast_for, cpu_state, main_output, make_optimizer, normalise_uint8, on_device, swap_random_layers, augment_batch, lr_factor
 from explorer.training.config import AUX_LOSS_WEIGHT, TrainConfig
+from explorer.training.distributed import (DistContext, batch_bounds, device_for, local_share, loss_weight,
+                                           sum_over_ranks, wrap)
 from explorer.models import head_names
 from explorer.training.transfer import apply_mode, set_train_mode, trainable_counts
 
@@ -70,9 +71,10 @@ class PreparedRun:
     def input_shape(self) -> tuple[int, int, int]:
         return self.data.input_shape
 
-    def config_record(self) -> dict:
+    def config_record(self, distributed: DistContext | None = None) -> dict:
         """What ``config.json`` holds: the TrainConfig plus what is needed to rebuild and use the model."""
-        return {**self.config.to_json(), "categories": self.data.classes, "input_shape": list(self.input_shape),
+        setup = distributed.record() if distributed else {"world_size": 1, "backend": None, "launcher": None}
+        return {**self.config.to_json(), "distributed": setup, "categories": self.data.classes, "input_shape": list(self.input_shape),
                 "mean": list(self.mean), "std": list(self.std), "build": self.build, "heads": self.heads,
                 "pretrained": self.pretrained, "counts": self.data.counts(), "device_used": str(self.device),
                 "created": time.time(), "torch": torch.__version__}
@@ -134,8 +136,12 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
 
 
 def train(config: TrainConfig, run_dir: str | Path | None = None, stop: threading.Event | None = None,
-          data: DataBundle | None = None, prepared: PreparedRun | None = None) -> Iterator[Started | Step | Epoch | Finished]:
+          data: DataBundle | None = None, prepared: PreparedRun | None = None,
+          distributed: DistContext | None = None) -> Iterator[Started | Step | Epoch | Finished]:
     """Train one run, yielding events. With ``run_dir``, the run is saved there as it goes.
+
+    ``distributed`` (from :func:`explorer.training.distributed.from_environment` under torchrun): this process
+    is one rank of a DistributedDataParallel run; every rank yields the same events, rank 0 alone writes.
 
     ``stop`` (a ``threading.Event``) ends training at the next step: the best checkpoint so far is kept
     (if no epoch finished yet, the current weights are validated and saved), and the test set is
@@ -148,7 +154,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, stop: threadin
         # Per thread with OpenMP (torch's CPU backend): other threads, e.g. other users' pages, keep theirs.
         torch.set_num_threads(threads)
     try:
-        yield from _train_loop(prep, run_dir, stop)
+        yield from _train_loop(prep, run_dir, stop, distributed)
     finally:
         if threads:
             torch.set_num_threads(previous)
@@ -167,20 +173,29 @@ def cpu_threads_for(prep: "PreparedRun") -> int:
     return 1 if params < SMALL_NETWORK_PARAMS else torch.get_num_threads()
 
 
-def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
-                stop: threading.Event | None) -> Iterator[Started | Step | Epoch | Finished]:
-    config, data, model, device = prep.config, prep.data, prep.model, prep.device
+def _train_loop(prep: "PreparedRun", run_dir: str | Path | None, stop: threading.Event | None,
+                distributed: DistContext | None = None) -> Iterator[Started | Step | Epoch | Finished]:
+    config, data, model = prep.config, prep.data, prep.model
+    device = device_for(distributed, prep.device)
     run_dir = Path(run_dir) if run_dir is not None else None
+    if distributed is not None and not distributed.is_main:
+        run_dir = None  # rank 0 alone writes the run; the others train and evaluate the same model
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        runs_io.write_json_atomic(run_dir / runs_io.CONFIG_FILE, prep.config_record())
+        runs_io.write_json_atomic(run_dir / runs_io.CONFIG_FILE, prep.config_record(distributed))
         runs_io.write_json_atomic(run_dir / runs_io.METRICS_FILE, {"epochs": [], "status": "running"})
 
-    generator = torch.Generator().manual_seed(config.seed)
+    # The data order comes from its own generator, identical on every rank; augmentation and dropout draw from a
+    # second one (per rank under torchrun), so ranks that draw different amounts keep the same order.
+    order_generator = torch.Generator().manual_seed(config.seed)
+    rank = distributed.rank if distributed else 0
+    generator = torch.Generator().manual_seed(config.seed + 7919 * (rank + 1))
     # Dropout masks are drawn on the device holding the activations.
-    device_generator = generator if device.type == "cpu" else torch.Generator(device=device).manual_seed(config.seed)
+    device_generator = generator if device.type == "cpu" else \
+        torch.Generator(device=device).manual_seed(config.seed + 7919 * (rank + 1))
     swap_random_layers(model, device_generator)
     model.to(device)
+    forward = wrap(model, distributed)
     optimizer = make_optimizer(model, config, prep.heads)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     use_scaler = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -191,7 +206,8 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
     train_set = on_device(data.train, device)
     n = len(train_set)
     batch = min(config.batch_size, n)
-    steps_per_epoch = max(1, math.ceil(n / batch))
+    bounds = batch_bounds(n, batch, min_last=max(2, distributed.world_size if distributed else 1))
+    steps_per_epoch = len(bounds)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -206,20 +222,19 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
     for epoch in range(1, config.epochs + 1):
         set_train_mode(model, config.mode, prep.heads)
         started = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=order_generator).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         report_loss = torch.zeros((), device=device)
         report_correct = torch.zeros((), device=device, dtype=torch.long)
         report_seen, report_time = 0, time.perf_counter()
-        for b in range(steps_per_epoch):
+        for b, (start, end) in enumerate(bounds):
             if stop is not None and stop.is_set():
                 stopped = True
                 break
-            idx = order[b * batch:(b + 1) * batch]
-            if len(idx) < 2 and seen:  # a batch of one breaks BatchNorm; it is at most one image
-                break
+            global_idx = order[start:end]
+            idx = local_share(global_idx, distributed)
             x = train_set.images[idx]
             y = train_set.labels[idx]
             if config.augment:
@@ -230,11 +245,11 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
             for group, base_lr in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base_lr * factor
             with autocast_for(device, config.amp):
-                logits, aux = main_output(model(x))
+                logits, aux = main_output(forward(x))
                 loss = F.cross_entropy(logits, y)
                 total = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux) if aux else loss
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
+            scaler.scale(total * loss_weight(len(idx), len(global_idx), distributed)).backward()
             scaler.step(optimizer)
             scaler.update()
             global_step += 1
@@ -248,9 +263,12 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
                 loss_sum += report_loss
                 correct += report_correct
                 now = time.perf_counter()
-                yield Step(epoch, global_step, total_steps, float(report_loss.item()) / report_seen,
-                           float(report_correct.item()) / report_seen, base_lrs[-1] * factor,
-                           report_seen / max(now - report_time, 1e-9))
+                # Every rank reaches the same report points, so the sums over ranks line up.
+                reported = sum_over_ranks(torch.stack([report_loss.float(), report_correct.float(),
+                                                       torch.tensor(float(report_seen), device=device)]), distributed)
+                r_loss, r_correct, r_seen = (float(v) for v in reported.tolist())
+                yield Step(epoch, global_step, total_steps, r_loss / r_seen, r_correct / r_seen, base_lrs[-1] * factor,
+                           r_seen / max(now - report_time, 1e-9))
                 report_loss.zero_()
                 report_correct.zero_()
                 report_seen, report_time = 0, now
@@ -263,8 +281,12 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
             break  # keep the best checkpoint as it is (no epoch record for the unfinished epoch)
         valid = evaluate(model, data.valid, prep.mean, prep.std, data.classes, device, amp=config.amp) \
             if len(data.valid) else None
-        train_loss = float(loss_sum.item()) / seen if seen else None  # None: stopped before the first step
-        train_acc = float(correct.item()) / seen if seen else None
+        epoch_totals = sum_over_ranks(torch.stack([loss_sum.float(), correct.float(),
+                                                   torch.tensor(float(seen), device=device)]), distributed)
+        loss_total, correct_total, seen_total = (float(v) for v in epoch_totals.tolist())
+        seen = int(seen_total)  # over every rank: each training image once per full epoch
+        train_loss = loss_total / seen if seen else None  # None: stopped before the first step
+        train_acc = correct_total / seen if seen else None
         score = (valid.accuracy, -valid.loss) if valid else (train_acc or 0.0, -(train_loss or 0.0))
         is_best = best is None or score > best["score"]
         if is_best:
@@ -272,7 +294,7 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None,
             if run_dir is not None:
                 runs_io.save_checkpoint(run_dir, best["state"], epoch=epoch, valid_acc=float(score[0]))
         event = Epoch(epoch, train_loss, train_acc, valid.loss if valid else None, valid.accuracy if valid else None,
-                      optimizer.param_groups[-1]["lr"], time.perf_counter() - started, is_best, partial)
+                      optimizer.param_groups[-1]["lr"], time.perf_counter() - started, is_best, partial, samples=seen)
         history.append(event.record())
         if run_dir is not None:
             runs_io.write_json_atomic(run_dir / runs_io.METRICS_FILE, {
@@ -306,9 +328,14 @@ def run_training(config: TrainConfig, run_dir: str | Path | None = None, **kwarg
 DEGRADATION_DEPTHS = (18, 34)
 
 
-def degradation_configs(base: TrainConfig, depth: int = 18) -> list[TrainConfig]:
-    """``plainN`` and ``resnetN`` with the same data, seed and hyper-parameters (trained from scratch)."""
-    if depth not in DEGRADATION_DEPTHS:
+def degradation_configs(base: TrainConfig, depth: int | None = None) -> list[TrainConfig]:
+    """He et al.'s Table 2 comparison, like for like: plain18, plain34, resnet18_a and resnet34_a (option-A
+    identity shortcuts: exactly the parameters of the plain twin) with the same data, seed and
+    hyper-parameters, trained from scratch. ``depth`` (18 or 34) keeps only that depth's plain/residual pair;
+    all four show the degradation itself (the deeper plain network training worse than the shallower one)."""
+    if depth is not None and depth not in DEGRADATION_DEPTHS:
         raise ValueError(f"depth must be one of {DEGRADATION_DEPTHS}")
+    depths = DEGRADATION_DEPTHS if depth is None else (depth,)
     common = dict(mode="scratch", batch_norm=None, dropout=None)
-    return [replace(base, model=f"plain{depth}", **common), replace(base, model=f"resnet{depth}", **common)]
+    return ([replace(base, model=f"plain{d}", **common) for d in depths]
+            + [replace(base, model=f"resnet{d}_a", **common) for d in depths])

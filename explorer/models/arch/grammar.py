@@ -353,3 +353,14 @@ def table_to_spec(table: pd.DataFrame, input_shape: tuple[int, int, int] | None 
 def input_shape_of(spec: str) -> tuple[int, int, int]:
     """The input a spec declares (``in-CxHxW``), else the default; the spec is parsed, nothing is built."""
     return split_input(parse_arch(spec))[0]
+
+
+def spec_with_input(spec: str, input_shape: tuple[int, int, int] | None) -> str:
+    """``spec`` with ``input_shape`` as its input token when it has none (a spec that declares its input keeps
+    it): a network typed without an input takes the input it is given, channels and size."""
+    if input_shape is None:
+        return spec
+    layers = parse_arch(spec)
+    if layers and layers[0].kind == "input":
+        return spec
+    return format_arch([LayerSpec("input", shape=tuple(int(v) for v in input_shape)), *layers])

@@ -1,0 +1,245 @@
+"""Functional calls in ``forward`` as layers: ``F.relu``, ``F.max_pool2d``, ``torch.cat``, ``x + y``, ``torch.flatten``.
+
+Module hooks see modules only; a network written with ``F.relu`` instead of ``nn.ReLU`` would have no activation
+rows at all. :class:`FunctionalRecorder` is a ``TorchFunctionMode`` that sees every torch function and tensor
+method while the model runs; per-module hooks (this thread only) say which module's ``forward`` made each call.
+A call made in a *container's* ``forward`` (the model's own included) on a tensor computed from the input is a
+*functional call*, named like the receptive-field table names it: the caller's name and the op
+(``layer1.0.add``, ``relu`` at the top level, ``relu#2`` for the second), with ``()`` appended when a submodule
+has that very name. Calls inside leaf modules (``nn.Conv2d``'s own ``F.conv2d``) belong to the module.
+Bookkeeping calls (``clone``, ``detach``, ``size``, indexing...) are not layers.
+
+Hooks go through ``explorer.core.hooked`` (the caller's ``add``): the model's lock is held and every hook is
+removed in ``finally``.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+from explorer.core import TensorTags, flat_tensors
+
+# Element-wise non-linearities, as functions: their input is the feature map, their output the activation map.
+ACTIVATION_OPS = frozenset("""relu relu6 leaky_relu elu selu celu gelu silu mish hardswish hardsigmoid hardtanh
+sigmoid tanh softplus prelu rrelu threshold glu logsigmoid""".split())
+# Calls that move, copy or describe a tensor without computing a new layer's values.
+BOOKKEEPING_OPS = frozenset("""clone detach detach_ to float double half bfloat16 type type_as cpu cuda contiguous
+requires_grad requires_grad_ size dim numel element_size data_ptr is_contiguous stride getitem setitem
+item tolist numpy new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like
+rand_like randn_like randint_like copy_ storage untyped_storage is_floating_point is_complex get_device
+retain_grad register_hook backward""".split())
+_CONV_OPS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
+_POOL_OPS = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3, "avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3,
+             "max_pool2d_with_indices": 2, "lp_pool2d": 2}
+
+
+def op_name(func: Any) -> str:
+    """``F.relu`` → ``relu``, ``Tensor.__iadd__`` → ``add``, ``Tensor.relu_`` → ``relu``, ``x.shape`` → ``property:``."""
+    name = getattr(func, "__name__", "") or ""
+    if name == "__get__":
+        return "property:" + str(getattr(getattr(func, "__self__", None), "__name__", "?"))
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        if name[:1] in ("i", "r") and name[1:] in ("add", "sub", "mul", "truediv", "floordiv", "matmul", "pow",
+                                                  "and", "or", "xor", "mod", "lshift", "rshift"):
+            name = name[1:]
+        return name
+    name = name.lstrip("_")
+    if name.endswith("_") and name not in BOOKKEEPING_OPS:
+        name = name[:-1]
+    return name
+
+
+def is_layer_op(name: str) -> bool:
+    """A functional call worth a row of its own (not bookkeeping, not a property read)."""
+    return bool(name) and name not in BOOKKEEPING_OPS and not name.startswith("property:")
+
+
+@dataclass
+class FunctionalCall:
+    """One functional call: its call name, op, the module whose forward made it, inputs and (after) outputs."""
+
+    name: str  # "layer1.0.add", "relu#2"
+    base: str  # the name without "#k"
+    call: int  # 1-based count of ``base`` in this pass
+    op: str  # "add"
+    caller: str  # the module whose forward made the call ("" = the model's own)
+    args: tuple
+    kwargs: dict
+    inputs: list[torch.Tensor]  # the tensors computed from the model's input, before the call
+    outputs: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def is_activation(self) -> bool:
+        return self.op in ACTIVATION_OPS
+
+
+@dataclass
+class _Frame:
+    name: str
+    leaf: bool
+    inside_leaf: bool
+
+
+class FunctionalRecorder(TorchFunctionMode):
+    """Sees functional calls while ``model`` runs (see the module docstring).
+
+    ``on_enter(call)`` runs before the op (read its inputs: an in-place ``relu_`` overwrites them);
+    ``on_exit(call)`` after it, with ``call.outputs`` filled; a tensor it returns replaces the op's first output
+    for the rest of the forward pass (a Grad-CAM layer's graph starts there). Use as a context manager around
+    the forward pass, after :meth:`attach` and :meth:`track`.
+    """
+
+    def __init__(self, model: nn.Module, on_enter: Callable[[FunctionalCall], None] | None = None,
+                 on_exit: Callable[[FunctionalCall], torch.Tensor | None] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.on_enter = on_enter
+        self.on_exit = on_exit
+        self.thread = threading.get_ident()
+        self.module_paths = {name for name, _ in model.named_modules()}
+        self.tags: TensorTags[bool] = TensorTags()
+        self.frames: list[_Frame] = []
+        self.counts: Counter[str] = Counter()
+        self.calls: list[FunctionalCall] = []
+
+    def attach(self, add: Callable[[Any], None]) -> None:
+        """Register the frame hooks through ``add`` (``explorer.core.hooked``'s, which removes them)."""
+        for name, module in self.model.named_modules():
+            # The root is never a leaf: a network with no submodules is all functional calls.
+            leaf = bool(name) and next(module.children(), None) is None
+            add(module.register_forward_pre_hook(self._pre_hook(name, leaf)))
+            add(module.register_forward_hook(self._post_hook))
+
+    def track(self, tensor: torch.Tensor) -> None:
+        """Mark the model's input: calls on tensors computed from it are layers, calls on constants are not."""
+        self.tags.set(tensor, True)
+
+    def _pre_hook(self, name: str, leaf: bool):
+        def hook(_module: nn.Module, args: Any) -> None:
+            if threading.get_ident() != self.thread:
+                return
+            if not self.frames and not name:
+                # A new forward pass of the model (attribution methods run several): count calls afresh
+                # and follow whatever it is given.
+                self.counts.clear()
+                for tensor in flat_tensors(args):
+                    self.tags.set(tensor, True)
+            parent = self.frames[-1] if self.frames else None
+            self.frames.append(_Frame(name, leaf, bool(parent and (parent.leaf or parent.inside_leaf))))
+        return hook
+
+    def _post_hook(self, _module: nn.Module, _args: Any, _output: Any) -> None:
+        if threading.get_ident() == self.thread and self.frames:
+            self.frames.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if threading.get_ident() != self.thread:
+            return func(*args, **kwargs)
+        inputs = [t for t in flat_tensors((args, kwargs)) if self.tags.get(t)]
+        if not inputs:
+            return func(*args, **kwargs)
+        frame = self.frames[-1] if self.frames else None
+        name = op_name(func)
+        recorded = (frame is None or not (frame.leaf or frame.inside_leaf)) and is_layer_op(name)
+        call = None
+        if recorded:
+            caller = frame.name if frame is not None else ""
+            base = f"{caller}.{name}" if caller else name
+            if base in self.module_paths:  # F.relu beside a submodule named relu
+                base += "()"
+            self.counts[base] += 1
+            k = self.counts[base]
+            call = FunctionalCall(name=base if k == 1 else f"{base}#{k}", base=base, call=k, op=name, caller=caller,
+                                  args=args, kwargs=kwargs, inputs=inputs)
+            if self.on_enter is not None:
+                self.on_enter(call)
+        out = func(*args, **kwargs)
+        outputs = flat_tensors(out)
+        for tensor in outputs:
+            self.tags.set(tensor, True)
+        if call is None or not outputs:
+            return out
+        call.outputs = outputs
+        self.calls.append(call)
+        if self.on_exit is not None:
+            replacement = self.on_exit(call)
+            if replacement is not None:
+                self.tags.set(replacement, True)
+                out = _replace_first(out, replacement)
+        return out
+
+
+def _replace_first(obj: Any, new: torch.Tensor) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return new
+    if isinstance(obj, (tuple, list)) and obj:
+        items = list(obj)
+        items[0] = _replace_first(items[0], new)
+        return type(obj)(items) if isinstance(obj, list) or not hasattr(obj, "_fields") else type(obj)(*items)
+    return obj
+
+
+# --- what a functional call means in a layer table -----------------------------------------------------------
+
+def _arg(args: Sequence[Any], kwargs: dict, index: int, key: str, default: Any = None) -> Any:
+    if key in kwargs:
+        return kwargs[key]
+    return args[index] if len(args) > index else default
+
+
+def _tuple(value: Any, n: int, default: int) -> tuple[int, ...]:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return (default,) * n
+    if isinstance(value, (list, tuple)):
+        values = tuple(int(v) for v in value)
+        return values * n if len(values) == 1 else values
+    if isinstance(value, str):
+        return ()
+    return (int(value),) * n
+
+
+def functional_geometry(call: FunctionalCall) -> dict[str, tuple[int, ...]]:
+    """Kernel, stride, padding and dilation of a functional convolution or pooling call (else empty)."""
+    op, args, kwargs = call.op, call.args, call.kwargs
+    if op in _CONV_OPS:
+        n = _CONV_OPS[op]
+        weight = _arg(args, kwargs, 1, "weight")
+        if not isinstance(weight, torch.Tensor):
+            return {}
+        return {"kernel": tuple(int(d) for d in weight.shape[2:]), "stride": _tuple(_arg(args, kwargs, 3, "stride"), n, 1),
+                "padding": _tuple(_arg(args, kwargs, 4, "padding"), n, 0),
+                "dilation": _tuple(_arg(args, kwargs, 5, "dilation"), n, 1)}
+    if op in _POOL_OPS:
+        n = _POOL_OPS[op]
+        kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), n, 1)
+        stride = _arg(args, kwargs, 2, "stride")
+        return {"kernel": kernel, "stride": _tuple(stride, n, 1) if stride not in (None, [], ()) else kernel,
+                "padding": _tuple(_arg(args, kwargs, 3, "padding"), n, 0),
+                "dilation": _tuple(_arg(args, kwargs, 4, "dilation"), n, 1) if op.startswith("max") else (1,) * n}
+    return {}
+
+
+def functional_mult_adds(call: FunctionalCall) -> int:
+    """Mult-adds of a functional convolution or linear layer by torchinfo's convention (weights × output
+    positions); 0 for everything else (element-wise ops, pooling, concatenation)."""
+    if call.op not in (*_CONV_OPS, "linear") or not call.outputs:
+        return 0
+    weight = _arg(call.args, call.kwargs, 1, "weight")
+    bias = _arg(call.args, call.kwargs, 2, "bias")
+    if not isinstance(weight, torch.Tensor):
+        return 0
+    params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
+    out = call.outputs[0]
+    positions = 1
+    dims = out.shape[2:] if call.op in _CONV_OPS else out.shape[1:-1]
+    for d in dims:
+        positions *= int(d)
+    return params * positions

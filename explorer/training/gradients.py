@@ -1,0 +1,110 @@
+"""Vanishing gradients, measured: the gradient norm of every weight layer's weights for one batch.
+
+:func:`layer_gradient_norms` works on any model (a deep copy in training mode: the caller's model, which may be
+shared, is never switched to ``train()`` and never receives ``.grad``); gradients come from
+``torch.autograd.grad`` on the parameters. :func:`gradient_experiment` compares the networks the course notes
+contrast (plain vs residual with option-A identity shortcuts, with and without BatchNorm) at initialisation
+and after a few optimiser steps on the same data.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from explorer.analysis import logits_of
+from explorer.data import SHAPE_CLASSES, make_shapes
+from explorer.models import BATCH_NORMS, build_model
+
+_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+GRADIENT_COLUMNS = ["layer", "type", "depth", "grad_norm", "weight_norm", "params"]
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Convolutions and linear layers (and conv-like modules with a ``weight`` parameter), in definition order."""
+    return [(name, m) for name, m in model.named_modules()
+            if name and (isinstance(m, _WEIGHT_LAYERS) or isinstance(m.__dict__.get("_parameters", {}).get("weight"),
+                                                                     nn.Parameter) and not isinstance(m, BATCH_NORMS))]
+
+
+def without_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` with every BatchNorm layer replaced by an identity (in place; returns it)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BATCH_NORMS):
+                setattr(parent, name, nn.Identity())
+    return model
+
+
+def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> pd.DataFrame:
+    """One row per weight layer (forward definition order): the L2 norm of the cross-entropy loss's gradient
+    with respect to the layer's weight, for the batch ``x`` with labels ``targets``.
+
+    Runs on a deep copy in training mode (BatchNorm uses the batch's statistics, as in training).
+    """
+    private = copy.deepcopy(model).train()
+    layers = weight_layers(private)
+    params = [m.weight for _, m in layers]
+    for p in private.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    device = next(private.parameters()).device
+    logits = logits_of(private(x.to(device)))
+    loss = F.cross_entropy(logits, targets.to(device))
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    rows = []
+    for depth, ((name, module), weight, grad) in enumerate(zip(layers, params, grads), start=1):
+        rows.append({"layer": name, "type": type(module).__name__, "depth": depth,
+                     "grad_norm": float(grad.norm()) if grad is not None else 0.0,
+                     "weight_norm": float(weight.detach().norm()), "params": weight.numel()})
+    return pd.DataFrame(rows, columns=GRADIENT_COLUMNS)
+
+
+def random_batch(input_shape: Sequence[int], classes: int, batch: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded batch of standard-normal images and labels (its own generator, never the global one)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(batch, *input_shape, generator=generator)
+    y = torch.randint(0, classes, (batch,), generator=generator)
+    return x, y
+
+
+GRADIENT_NETWORKS = ("plain18", "resnet18_a", "plain34", "resnet34_a")
+
+
+def gradient_experiment(networks: Sequence[str] = GRADIENT_NETWORKS, batch_norm: bool = True, steps: int = 0,
+                        image_size: int = 32, batch: int = 16, classes: int = len(SHAPE_CLASSES), lr: float = 0.05,
+                        seed: int = 0) -> pd.DataFrame:
+    """Per-layer gradient norms of each network, freshly built (seeded), at initialisation (``steps`` 0) or after
+    ``steps`` SGD steps on one fixed seeded batch of shapes-like data, with or without BatchNorm.
+
+    Rows: ``network``, ``batch_norm``, ``steps`` and :data:`GRADIENT_COLUMNS`, plus ``relative_depth`` (layer
+    depth / layers in that network, so networks of different depth share an axis). Small by design: 3×32×32
+    inputs, 16 images, so one network's row set costs a fraction of a second per step on a CPU.
+    """
+
+    shapes = make_shapes(batch, channels=3, size=image_size, seed=seed)
+    x = shapes.images.float() / 255.0
+    y = shapes.labels.long()
+    frames = []
+    for name in networks:
+        model = build_model(name, num_classes=classes)
+        if not batch_norm:
+            without_batchnorm(model)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        for _ in range(int(steps)):
+            optimizer.zero_grad()
+            F.cross_entropy(logits_of(model(x)), y).backward()
+            optimizer.step()
+        frame = layer_gradient_norms(model, x, y)
+        frame.insert(0, "steps", int(steps))
+        frame.insert(0, "batch_norm", bool(batch_norm))
+        frame.insert(0, "network", name)
+        frame["relative_depth"] = frame["depth"] / len(frame)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,85 @@
+"""explorer.core.classroom: class codes, lecturer-only publishing, expiry, and a shared folder for replicas."""
+import json
+import threading
+
+import pytest
+
+from explorer.core import ClassroomError, ClassroomStore, normalise_code
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_lecturer_publishes_followers_read():
+    store = ClassroomStore()
+    code, token = store.start({"page": "home", "query": {}})
+    assert len(code) == 4 and code.isalnum() and code.isupper()
+    assert store.read(code).version == 0
+    assert store.publish(code, token, {"page": "gradcam", "query": {"layer": "features.28"}}) == 1
+    view = store.read(code.lower())  # students type any case
+    assert view.state == {"page": "gradcam", "query": {"layer": "features.28"}} and view.version == 1
+
+
+def test_only_the_token_publishes_or_ends():
+    store = ClassroomStore()
+    code, token = store.start()
+    with pytest.raises(ClassroomError):
+        store.publish(code, "guess", {"page": "home"})
+    with pytest.raises(ClassroomError):
+        store.end(code, "guess")
+    assert store.read(code).version == 0
+    store.end(code, token)
+    assert store.read(code) is None
+
+
+def test_idle_class_expires():
+    clock = Clock()
+    store = ClassroomStore(idle_seconds=60, clock=clock)
+    code, token = store.start()
+    clock.now += 59
+    store.publish(code, token, {"page": "home"})  # a publish keeps it alive
+    clock.now += 59
+    assert store.read(code) is not None
+    clock.now += 2
+    assert store.read(code) is None
+
+
+def test_state_too_big_is_refused():
+    store = ClassroomStore()
+    code, token = store.start()
+    with pytest.raises(ClassroomError):
+        store.publish(code, token, {"page": "home", "query": {"x": "a" * 5000}})
+
+
+def test_replicas_share_a_folder(tmp_path):
+    lecturer_side, student_side = ClassroomStore(tmp_path), ClassroomStore(tmp_path)
+    code, token = lecturer_side.start({"page": "home"})
+    lecturer_side.publish(code, token, {"page": "feature_maps", "query": {"layer": "conv1"}})
+    assert student_side.read(code).state["page"] == "feature_maps"
+    record = json.loads((tmp_path / "classes" / f"{code}.json").read_text())
+    assert token not in json.dumps(record)  # only the token's hash is stored
+    assert [p.name for p in (tmp_path / "classes").iterdir()] == [f"{code}.json"]  # no temporary left
+    student_side.end(code, token)  # the token works on any replica
+    assert lecturer_side.read(code) is None
+
+
+def test_concurrent_publishes_count_every_version():
+    store = ClassroomStore()
+    code, token = store.start()
+    threads = [threading.Thread(target=lambda: [store.publish(code, token, {"n": i}) for i in range(50)])
+               for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert store.read(code).version == 200
+
+
+def test_codes():
+    assert normalise_code(" ab 12 ") == "AB12"
+    assert normalise_code("ab-12") is None and normalise_code("") is None and normalise_code("abcde") is None

@@ -1,0 +1,90 @@
+"""Shareable links in the real app (AppTest): every page's view survives URL → session → URL, a widget change
+is written back to the URL, and a bad link opens with defaults and one message.
+
+A deep link is simulated the way a browser opens one: query parameters set and the page chosen before the
+session's first run.
+"""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+BASE = {"model": "mnist_cnn", "weights": "none", "input": "28x28", "sample": "checkerboard"}
+# Per page: a query whose every value is valid for mnist_cnn at 28×28 and differs from the page's default.
+LINKS = {
+    "home": {"lang": "ko"},
+    "architecture": {"leaves": "1", "search": "conv"},
+    "receptive_field": {"layer": "conv2", "row": "1", "col": "2", "show": "all"},
+    "conv_arithmetic": {"n": "9", "kernel": "3", "pad": "1", "stride": "2", "dilation": "1", "pos": "3"},
+    "feature_maps": {"layer": "conv2", "channel": "3", "kind": "activation", "order": "mean", "scale": "channel",
+                     "cmap": "magma"},
+    "gradcam": {"layer": "conv1", "class": "3", "cmap": "viridis", "lang": "ko"},
+    "filters": {"view": "single", "kernel": "laplacian", "operation": "convolve", "padding": "reflect",
+                "stride": "2", "color": "rgb"},
+    "compare": {"models": "mnist_cnn,lenet5", "y": "weight_layers"},
+    "augmentation": {"present": "1"},
+    "papers": {},
+    "build": {},
+    "training": {},
+}
+
+
+def open_link(stem: str, query: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    for name, value in query.items():
+        at.query_params[name] = value
+    if stem != "home":
+        at.switch_page(f"pages/{stem}.py")
+    return at.run()
+
+
+def test_every_page_with_parameters_is_listed():
+    from ui.links import PAGE_PARAMS
+
+    assert set(PAGE_PARAMS) <= set(LINKS)
+    for stem, params in PAGE_PARAMS.items():  # every parameter of the page is exercised below
+        assert {p.name for p in params} <= set(LINKS[stem]), stem
+
+
+@pytest.mark.parametrize("stem", [s for s in LINKS if (ROOT / "pages" / f"{s}.py").is_file()])
+def test_url_round_trip(stem):
+    from ui.links import params_of
+
+    query = {**BASE, **LINKS[stem]}
+    at = open_link(stem, query)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [w.value for w in at.warning if "link" in str(w.value).lower() or "링크" in str(w.value)]
+    targets = {p.name: p.target for p in params_of(stem)}
+    state = {name: at.session_state[targets[name]] for name in query}
+    assert state["model"] == "mnist_cnn" and state["input"] == "28x28"
+    url = dict(at.query_params)
+    for name, value in query.items():  # the same view is in the address bar after the run
+        assert url.get(name) == value, (stem, name, url)
+
+
+def test_widget_change_is_written_to_the_url():
+    at = open_link("gradcam", {**BASE, "layer": "conv1"})
+    at.selectbox(key="cam_layer").set_value("conv2").run()
+    assert not at.exception
+    assert at.query_params["layer"] == "conv2" and at.query_params["model"] == "mnist_cnn"
+
+
+def test_malformed_link_opens_with_defaults_and_one_message():
+    at = open_link("gradcam", {**BASE, "layer": "no_such_layer", "class": "12abc", "input": "huge", "colour": "red"})
+    assert not at.exception
+    messages = [w.value for w in at.warning if "link" in w.value]
+    assert len(messages) == 1, [w.value for w in at.warning]
+    for part in ("layer=no_such_layer", "class=12abc", "input=huge", "colour=red"):
+        assert part in messages[0]
+    assert at.session_state["cam_layer"] != "no_such_layer" and at.session_state["cam_class"] == -1
+    assert at.session_state["sel_input"] == "28x28"  # the model's own size
+    assert at.query_params["layer"] == at.session_state["cam_layer"]  # the URL now names the view shown
+
+
+def test_unknown_model_falls_back_with_message():
+    at = open_link("home", {"model": "not_a_model", "lang": "ko"})
+    assert not at.exception
+    assert at.session_state["sel_model"] != "not_a_model"
+    assert any("model=not_a_model" in w.value for w in at.warning)

@@ -1,0 +1,35 @@
+"""Presentation mode: bigger text and figures for a projector, and no controls a class does not need.
+
+Everything is CSS for this browser tab only (``st.html`` puts a ``<style>`` element into this session's
+page): figures are shared by every session (cached), so nothing here may change a figure object or a
+process-wide plotly template.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+BASE_FONT_PX = 20  # Streamlit's rem-based text is 16 px by default: 1.25×
+PLOT_ZOOM = 1.15  # plotly text scales with the chart: zooming the chart keeps its layout (no overlaps)
+
+CSS = f"""
+<style>
+html {{ font-size: {BASE_FONT_PX}px; }}
+[data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label,
+[data-testid="stMarkdownContainer"] {{ font-size: 1.05rem; }}
+[data-testid="stCaptionContainer"] {{ font-size: 0.95rem; }}
+[data-testid="stMain"] h1 {{ font-size: 2.4rem; }}
+[data-testid="stMain"] h2, [data-testid="stMain"] h3 {{ font-size: 1.7rem; }}
+[data-testid="stMetricValue"] {{ font-size: 2.6rem; }}
+[data-testid="stMainBlockContainer"] {{ padding-top: 2.5rem; max-width: 100%; }}
+[data-testid="stPlotlyChart"] {{ zoom: {PLOT_ZOOM}; }}
+/* what a class does not need on the projector: downloads, uploads, the toolbar, help icons */
+[data-testid="stDownloadButton"], [data-testid="stMain"] [data-testid="stFileUploader"],
+[data-testid="stToolbar"], [data-testid="stElementToolbar"], [data-testid="stTooltipIcon"],
+[data-testid="stDecoration"], [data-testid="stStatusWidget"] {{ display: none !important; }}
+</style>
+"""
+
+
+def inject_presentation_css() -> None:
+    """Turn presentation mode on for this run (call it once per run while the toggle is on)."""
+    st.html(CSS)
