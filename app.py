@@ -11,7 +11,7 @@ from ui import links  # noqa: E402
 # (section key, [(page file stem, title key)]); a page appears once its file exists.
 SECTIONS = [
     ("nav.section.architecture", ["home", "architecture", "receptive_field", "conv_arithmetic"]),
-    ("nav.section.inside", ["feature_maps", "gradcam"]),
+    ("nav.section.inside", ["feature_maps", "gradcam", "course_concepts"]),
     ("nav.section.images", ["filters", "augmentation"]),
     ("nav.section.training", ["training"]),
     ("nav.section.history", ["compare", "papers", "build"]),

@@ -178,11 +178,14 @@ def stop_process(proc: subprocess.Popen | None) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except ProcessLookupError:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        proc.wait(timeout=15)
 
 
 def proc_status_mb(pid: int, field_name: str = "VmHWM") -> float:
@@ -336,14 +339,14 @@ class StreamlitClient:
         self._take_cookies(headers.get("set-cookie", ""))
         return headers.get(SERVED_BY, "")
 
-    async def fetch(self, path: str) -> tuple[int, str]:
+    async def fetch(self, path: str) -> tuple[int, str, bytes]:
         """GET ``path`` (e.g. a ``/media/...`` URL from the page) with this tab's cookies: (HTTP status,
-        X-Served-By). Media files live in the memory of the replica that ran the script."""
+        X-Served-By, body). Media files live in the memory of the replica that ran the script."""
         try:
-            status, headers, _ = await asyncio.to_thread(http_get, self.base_url + path, self._cookie_header())
+            status, headers, body = await asyncio.to_thread(http_get, self.base_url + path, self._cookie_header())
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get(SERVED_BY, "") if exc.headers else ""
-        return status, headers.get(SERVED_BY, "")
+            return exc.code, (exc.headers.get(SERVED_BY, "") if exc.headers else ""), b""
+        return status, headers.get(SERVED_BY, ""), body
 
     async def connect(self) -> None:
         from websockets.asyncio.client import connect
@@ -600,23 +603,29 @@ async def run_steps(client: StreamlitClient, student: Student, log: SessionLog, 
         if result.session_id and result.session_id not in log.session_ids:
             log.session_ids.append(result.session_id)
         problem = check_own_answer("arith" if step == "arith2" else step, student, result, reference)
-        if step == "open" and not problem:
-            problem = await _fetch_media(client, result, log)
+        if step in ("size", "recheck") and not problem:
+            problem = await _fetch_own_csv(client, student, result, log)
         log.steps.append((step, result.seconds, not problem))
         if problem:
             log.errors.append(problem)
     return True
 
 
-async def _fetch_media(client: StreamlitClient, result: RunResult, log: SessionLog) -> str:
-    """Load the page's first picture as the browser would: it exists only on the replica that drew the page,
-    so this fails (404) when a session's HTTP requests are not kept on its replica."""
-    media = [text for text in result.texts() if text.startswith("/media/")]
-    if not media:
-        return "open: no /media/ picture on the page"
-    status, served_by = await client.fetch(media[0])
+async def _fetch_own_csv(client: StreamlitClient, student: Student, result: RunResult, log: SessionLog) -> str:
+    """Download the page's layer table as CSV, as the browser would: the file exists only in the memory of the
+    replica that drew this student's page (its own input size makes it unlike any other session's), so this
+    fails (404) when a session's HTTP requests are not kept on its replica."""
+    urls = [el.proto.url for el in result.elements
+            if el.kind == "download_button" and str(getattr(el.proto, "url", "")).startswith("/media/")]
+    if not urls:
+        return "csv: no download on the page"
+    status, served_by, body = await client.fetch(urls[0])
     log.served_by.append(served_by)
-    return "" if status == 200 else f"open: GET {media[0]} answered {status}"
+    if status != 200:
+        return f"csv: GET {urls[0]} answered {status}"
+    if f"x{student.height}x{student.width}".encode() not in body:
+        return "csv: the download is not this student's table"
+    return ""
 
 
 async def record_reference(base_url: str, models: Sequence[str] = STUDENT_MODELS + (FLEX_MODEL,)) -> Reference:

@@ -48,8 +48,8 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
     "model": st.column_config.TextColumn(labels["model"]),
     "family": st.column_config.TextColumn(labels["family"]),
     "input": st.column_config.TextColumn(labels["input"]),
-    "params_m": st.column_config.NumberColumn(labels["params_m"], format="%.2f"),
-    "gflops": st.column_config.NumberColumn(labels["gflops"], format="%.3f"),
+    "params_m": st.column_config.NumberColumn(labels["params_m"], format="%.3g"),  # mnist_cnn: 0.00276, not 0.00
+    "gflops": st.column_config.NumberColumn(labels["gflops"], format="%.3g"),
     "weight_layers": st.column_config.NumberColumn(labels["weight_layers"], format="%d"),
     "receptive_field": st.column_config.NumberColumn(labels["receptive_field"], format="%d"),
     "size_mb": st.column_config.NumberColumn(labels["size_mb"], format="%.1f"),

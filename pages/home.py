@@ -20,7 +20,10 @@ with left:
 with right:
     tensor = model_input()[0].numpy()
     lo, hi = float(tensor.min()), float(tensor.max())
-    view = (tensor - lo) / (hi - lo) if hi > lo else np.zeros_like(tensor)
+    # Per channel: Normalize is an affine map per channel, so stretching each channel undoes it (a grey
+    # photo stays grey); one range for the whole tensor tinted it.
+    c_lo, c_hi = tensor.min(axis=(1, 2), keepdims=True), tensor.max(axis=(1, 2), keepdims=True)
+    view = (tensor - c_lo) / np.where(c_hi > c_lo, c_hi - c_lo, 1)
     view = (view.transpose(1, 2, 0) * 255).astype(np.uint8)
     st.caption(t("home.input_title"))
     # A built network may take 2-16 channels: show the first three (or the first, as grey), as st.image needs.

@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from explorer.receptive import CSV_COLUMNS, erf_extent, field_box, growth_by_depth, summarize, table_to_csv
+from explorer.receptive import CSV_COLUMNS, erf_extent, field_box, growth_by_depth, summarize, table_to_csv, teaching_layer
 from explorer.receptive import erf_figure, growth_figure, image_box_figure
 from explorer.analysis import InputTooSmallError
 from ui.common import (error_box, loaded_model, model_cache_key, model_input, run_through_app, selection,
@@ -110,19 +110,27 @@ if not len(spatial):
     st.stop()
 layers = list(spatial["layer"])
 if st.session_state.get("rf_layer") not in layers:
-    st.session_state["rf_layer"] = summary.last_conv if summary.last_conv in layers else layers[-1]
+    opening = teaching_layer(spatial, (H, W))  # not a field covering the whole image: that teaches nothing
+    st.session_state["rf_layer"] = opening if opening in layers else layers[-1]
 rows = dict(zip(spatial["layer"], spatial.to_dict("records")))
 layer = st.selectbox(t("rf.layer"), layers, key="rf_layer",
                      format_func=lambda n: f"{n} · {rows[n]['output_shape']} · RF {num(rows[n]['rf_h'])}×{num(rows[n]['rf_w'])}")
 row = rows[layer]
 out_h, out_w = int(row["out_h"]), int(row["out_w"])
+unit_of = st.session_state.get("_rf_unit_of")  # (layer, h, w) the sliders were set on
+if unit_of and unit_of[0] != layer and "rf_row" not in st.session_state.get("_links_pinned", ()):
+    # another layer: keep the unit over the same part of the image instead of jumping to the corner
+    for slider_key, old, new in (("rf_row", unit_of[1], out_h), ("rf_col", unit_of[2], out_w)):
+        if slider_key in st.session_state and old:
+            st.session_state[slider_key] = min(new - 1, int((st.session_state[slider_key] + 0.5) * new / old))
+st.session_state["_rf_unit_of"] = (layer, out_h, out_w)
 position = []
 cols = st.columns(2)
 for col, (slider_key, size, label) in zip(cols, (("rf_row", out_h, "rf.pos_row"), ("rf_col", out_w, "rf.pos_col"))):
     if st.session_state.get(slider_key, -1) not in range(size):
         st.session_state[slider_key] = size // 2
     if size > 1:
-        position.append(col.slider(t(label, n=size), 0, size - 1, key=slider_key))
+        position.append(col.slider(t(label, n=size - 1), 0, size - 1, key=slider_key))
     else:
         col.caption(t("rf.single_unit"))
         position.append(0)

@@ -1,7 +1,7 @@
 """Every page on a classroom projector (1280×720), in English and Korean, in a real browser.
 
 Checks on each page: the main column does not overflow sideways, no widget label is cut off, no table cell
-reads "None", no text reads " − 1)" (a formula left in a label); saves a screenshot of each page under
+reads "None", no bound reads "7 − 1)" (a formula left in a label); saves a screenshot of each page under
 ``artifacts/screenshots/projector/`` (git-ignored), and one in presentation mode.
 
 Pages are opened by link (``/<page>?model=...``), so each visit is a fresh session of the same server.
@@ -45,7 +45,9 @@ LAYOUT_PROBLEMS = """() => {
     for (const cell of document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"], [data-testid="stTable"] td'))
         if (cell.innerText.trim() === 'None') { out.push('None cell'); break; }
     const text = main ? main.innerText : '';
-    if (text.includes(' − 1)')) out.push('text with " − 1)"');
+    // a bound left as a formula ("Unit row (0–7 − 1)"); "(F − 1)" in a formula is fine
+    const bound = text.match(/[0-9] − 1\)/);
+    if (bound) out.push(`text with " − 1)": ${bound[0]}`);
     return out;
 }"""
 

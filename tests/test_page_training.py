@@ -59,8 +59,10 @@ def test_page_trains_mnist_cnn_on_shapes_and_shows_results(isolated):
     worker = wait_for_worker(at)
     progress = worker.progress()
     assert progress.status == "finished", [r.error for r in progress.runs]
-    runs = list_runs(None)
-    assert len(runs) == 1 and runs[0].model_name == "mnist_cnn" and runs[0].path.parent == isolated / "runs"
+    assert list_runs(None) == []  # private to this session (issue 14) until shared
+    own = isolated / "runs" / ".sessions" / at.session_state["trn_session"]
+    runs = list_runs(own)
+    assert len(runs) == 1 and runs[0].model_name == "mnist_cnn" and runs[0].path.parent == own
     metrics = [m for m in at.metric if "Test accuracy" in m.label]
     assert metrics and metrics[0].value == f"{runs[0].test_accuracy * 100:.1f} %"
     charts = at.get("plotly_chart")
@@ -70,6 +72,9 @@ def test_page_trains_mnist_cnn_on_shapes_and_shows_results(isolated):
     # the new run is offered in the sidebar's model picker (a full rerun)
     at.run()
     assert any(option.endswith(runs[0].name) for option in at.selectbox(key="sel_model").options)
+    # shared with the class on request: a copy in the runs folder every session lists
+    at.button(key=f"trn_share_{runs[0].name}").click().run()
+    assert not at.exception and [r.name for r in list_runs(None)] == [runs[0].name]
 
 
 def test_stop_button_ends_a_run_and_keeps_a_checkpoint(isolated):
@@ -83,7 +88,7 @@ def test_stop_button_ends_a_run_and_keeps_a_checkpoint(isolated):
     at.button(key="trn_stop").click().run()
     worker = wait_for_worker(at)
     assert worker.progress().status == "stopped"
-    assert [r.status for r in list_runs(None)] == ["stopped"]
+    assert [r.status for r in list_runs(isolated / "runs" / ".sessions" / at.session_state["trn_session"])] == ["stopped"]
 
 
 def test_offline_torchvision_dataset_is_explained_and_blocks_start(isolated):

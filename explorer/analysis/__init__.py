@@ -12,12 +12,16 @@ from explorer.analysis.budget import (REQUEST_BUDGET_ENV, RequestTooLargeError, 
 from explorer.analysis.hooks import route_call
 from explorer.analysis.layer_calls import (INPUT_SUFFIX, CallInfo, ChainStep, activation_chain, activation_pair, block_of, call_name,
                                            is_activation, is_conv, logits_of, parse_call)
+from explorer.analysis.concepts import (POOLINGS, BatchNormDemo, DropoutDemo, HeadComparison, batchnorm_demo,
+                                        batchnorm_layers, dropout_demo, gap_vs_flatten, pool_image, pool_output_size)
 from explorer.analysis.layers import conv_layer_names, default_cam_layer, executed_output_shapes
 from explorer.analysis.page_pass import ANALYSIS_BUDGET_BYTES, page_analysis
 from explorer.analysis.shapes import CSV_COLUMNS, InputTooSmallError, ModelTotals, collapse, layer_table, model_totals, output_formula
 from explorer.analysis.shared_pass import Analysis, Prediction, analyze, gradcam_from, predict, top_k, upsample_cam
 
 __all__ = [
+    "POOLINGS", "BatchNormDemo", "DropoutDemo", "HeadComparison", "batchnorm_demo", "batchnorm_layers", "dropout_demo",
+    "gap_vs_flatten", "pool_image", "pool_output_size",
     "REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_layers_within", "cam_pass_bytes", "max_input_side",
     "request_budget_bytes",
     "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "ChainStep", "INPUT_SUFFIX", "InputTooSmallError",

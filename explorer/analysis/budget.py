@@ -44,7 +44,7 @@ def request_budget_bytes() -> int:
 
 
 def _field(call: Any, name: str) -> Any:
-    return call[name] if isinstance(call, Mapping) else getattr(call, name)
+    return call.get(name, False) if isinstance(call, Mapping) else getattr(call, name, False)
 
 
 def _values(call: Any) -> int:

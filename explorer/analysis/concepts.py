@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.analysis.activations import capture
+from explorer.core import model_lock
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -66,7 +67,8 @@ def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int =
     if not isinstance(module, nn.BatchNorm2d):
         raise ValueError(f"{layer} is a {type(module).__name__}, not a BatchNorm2d layer")
     inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
-    private = copy.deepcopy(module).float().cpu()
+    with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
+        private = copy.deepcopy(module).float().cpu()
     channels = inp.shape[1]
     if not 0 <= channel < channels:
         raise ValueError(f"channel {channel} is outside 0..{channels - 1}")

@@ -6,6 +6,7 @@ import weakref
 import torch
 import torch.nn as nn
 
+from explorer.analysis.hooks import run_pass
 from explorer.analysis.layer_calls import is_conv
 from explorer.core import device_of, hooked
 
@@ -50,6 +51,8 @@ def default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None
     block whose output keeps that spatial size (ResNet → ``layer4``, GoogLeNet → ``inception5b``).
     """
     convs = conv_layer_names(model)
+    if not convs and input_shape is not None:
+        return _last_functional_map(model, input_shape)
     if not convs:
         raise ValueError("this model has no convolution layer")
     if input_shape is None:
@@ -67,3 +70,14 @@ def default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None
             break
         best = parent
     return best
+
+
+def _last_functional_map(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
+    """A network without conv modules (``F.conv2d`` on its own parameters): its last functional convolution
+    with a spatial map, else its last functional call with one."""
+    calls = run_pass(model, torch.zeros(1, *input_shape, device=device_of(model)), record=[], list_calls=True).calls
+    spatial = [c for c in calls if c.is_function and c.shape and len(c.shape) == 3 and c.shape[1] * c.shape[2] > 1]
+    convs = [c for c in spatial if c.module_type.startswith("conv")]
+    if not (convs or spatial):
+        raise ValueError("this model has no convolution layer and no spatial map")
+    return (convs or spatial)[-1].name

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def parse_input_shape(text: str) -> tuple[int, int, int]:
@@ -61,7 +63,9 @@ def load_from_args(args: argparse.Namespace):
     return loaded
 
 
-def print_table(frame: pd.DataFrame, csv: bool) -> None:
+def print_table(frame: "pd.DataFrame", csv: bool) -> None:
+    import pandas as pd  # here, not at the top: `--help` and argument errors need no pandas
+
     if csv:
         frame.to_csv(sys.stdout, index=False)
     else:

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 def _filter_names() -> list[str]:
     # Listed without importing cv2 at parser build time (every command's parser is built on each call).
-    return ["identity", "sobel_x", "sobel_y", "scharr_x", "scharr_y", "prewitt_x", "prewitt_y", "laplacian",
+    return ["identity", "sobel_x", "sobel_y", "sobel_y_notes", "scharr_x", "scharr_y", "prewitt_x", "prewitt_y", "laplacian",
             "gaussian", "box_blur", "sharpen", "emboss", "outline", "sobel_magnitude", "sobel_direction"]
 
 

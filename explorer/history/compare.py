@@ -279,15 +279,19 @@ def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | 
     labels = {"gflops": "G mult-adds", "top1": "ImageNet top-1 (%)", "top5": "ImageNet top-5 (%)",
               "weight_layers": "weight layers", "params_m": "parameters (M)", **(labels or {})}
     data = table.dropna(subset=[y, "gflops"])
+    # Neighbours' labels alternate above / below / beside their bubbles (ordered by x) instead of overlapping.
+    cycle = ["top center", "bottom center", "middle right", "top center", "bottom center", "middle left"]
+    rank = data["gflops"].rank(method="first").astype(int).to_numpy() - 1
+    positions = [cycle[int(r) % len(cycle)] for r in rank]
     peak = float(table["params_m"].max() or 1.0)
     # Bubble *area* proportional to parameters, like the classic figure; sizeref maps the largest to 60 px.
     sizeref = 2.0 * peak / (60.0 ** 2)
     figure = go.Figure(go.Scatter(
-        x=data["gflops"], y=data[y], mode="markers+text", text=data["model"], textposition="top center",
+        x=data["gflops"], y=data[y], mode="markers+text", text=data["model"], textposition=positions,
         marker=dict(size=data["params_m"], sizemode="area", sizeref=sizeref, sizemin=4,
                     color=list(range(len(data))), colorscale="Viridis", opacity=0.7, line=dict(width=1)),
         customdata=data[["params_m"]].to_numpy(),
-        hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.1f} M params<extra></extra>",
+        hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.3g} M params<extra></extra>",
     ))
     figure.update_layout(xaxis_title=labels["gflops"], yaxis_title=labels.get(y, y), showlegend=False,
                          margin=dict(l=10, r=10, t=30, b=10), height=480)

@@ -53,7 +53,8 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+            # MPO has no opener of its own: the JPEG plugin opens it (and reports MPO).
+            img = Image.open(io.BytesIO(data), formats=[f for f in ALLOWED_FORMATS if f != "MPO"])
             if img.format not in ALLOWED_FORMATS:  # defence in depth: checked before any pixel is decoded
                 raise ImageLoadError(f"images in {img.format} format are not read (PNG, JPEG, BMP, GIF, WebP, TIFF)")
             w, h = img.size

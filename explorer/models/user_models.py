@@ -176,7 +176,12 @@ def _forget(path: str) -> None:
 # --- entry points --------------------------------------------------------------------------------------------
 
 def load_entry_points() -> list[str]:
-    """Load every ``explorer.models`` entry point of the installed packages; returns the names registered."""
+    """Load every ``explorer.models`` entry point of the installed packages; returns the names registered.
+
+    Earlier entry-point problems are forgotten first (each call reports what fails now)."""
+    with _lock:
+        for source in [s for s in _problems if s.startswith("entry point")]:
+            _problems.pop(source)
     try:
         points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     except Exception as exc:  # a broken installation's metadata must not take the registry down

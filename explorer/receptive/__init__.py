@@ -28,7 +28,7 @@ from explorer.receptive.erf import effective_receptive_field, erf_extent
 from explorer.receptive.geometry import AXES, NOTE_TEXT, AxisField, Note, note_text
 from explorer.receptive.plots import (GAP, INPUT, PADDING, TAP, UNVISITED, display_image, erf_figure, growth_figure,
                                       image_box_figure, kernel_grid, kernel_positions_figure, stack_diagram_figure)
-from explorer.receptive.reading import FieldBox, FieldSummary, field_box, growth_by_depth, summarize
+from explorer.receptive.reading import FieldBox, FieldSummary, field_box, growth_by_depth, summarize, teaching_layer
 from explorer.receptive.table import CSV_COLUMNS, EXTRA_COLUMNS, architecture_table, receptive_field_table, table_to_csv
 
 __all__ = [
@@ -37,5 +37,5 @@ __all__ = [
     "conv_arithmetic", "display_image", "effective_receptive_field", "erf_extent", "erf_figure", "field_box",
     "growth_by_depth", "growth_figure", "image_box_figure", "kernel_grid", "kernel_positions_figure", "note_text",
     "output_size", "receptive_field_table", "same_padding", "stack_diagram_figure", "stack_field", "summarize",
-    "table_to_csv",
+    "table_to_csv", "teaching_layer",
 ]

@@ -136,6 +136,17 @@ def _box_shapes(fig: go.Figure, box: FieldBox | None, row: int | None = None, co
                       line=dict(color=_BOX_COLOUR, width=1, dash="dot"), **kwargs)
 
 
+def _field_ranges(fig: go.Figure, box: FieldBox | None, h: int, w: int) -> None:
+    """Axes over the image plus the part of the field in the padding (the dotted box), at most half the image
+    beyond each edge, so the caption's "dotted" part is on screen while the image stays readable."""
+    top, left, bottom, right = -0.05 * h, -0.05 * w, 1.05 * h, 1.05 * w
+    if box is not None and box.is_clipped:
+        top, left = max(min(top, box.top - 1), -0.5 * h), max(min(left, box.left - 1), -0.5 * w)
+        bottom, right = min(max(bottom, box.bottom + 1), 1.5 * h), min(max(right, box.right + 1), 1.5 * w)
+    fig.update_xaxes(range=[left - 0.5, right - 0.5], showgrid=False)
+    fig.update_yaxes(range=[bottom - 0.5, top - 0.5], showgrid=False, scaleanchor="x")
+
+
 def image_box_figure(image: np.ndarray, box: FieldBox | None, *, title: str = "") -> go.Figure:
     """The (preprocessed) input image with one unit's receptive field drawn as a box."""
     image = np.asarray(image)
@@ -144,20 +155,18 @@ def image_box_figure(image: np.ndarray, box: FieldBox | None, *, title: str = ""
     fig = go.Figure(go.Image(z=image, hoverinfo="x+y"))
     _box_shapes(fig, box)
     h, w = image.shape[:2]
-    fig.update_xaxes(range=[-0.5 - 0.05 * w, w - 0.5 + 0.05 * w], showgrid=False)
-    fig.update_yaxes(range=[h - 0.5 + 0.05 * h, -0.5 - 0.05 * h], showgrid=False, scaleanchor="x")
+    _field_ranges(fig, box, h, w)
     fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
 def erf_figure(erf: np.ndarray, box: FieldBox | None, *, title: str = "", colorbar_title: str = "|∂y/∂x|") -> go.Figure:
     """The effective receptive field as a heatmap, with the theoretical field's box on top."""
-    fig = go.Figure(go.Heatmap(z=erf, colorscale="Viridis", colorbar=dict(title=colorbar_title),
-                               hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"))
+    fig = go.Figure(go.Heatmap(z=erf, colorscale="Viridis", colorbar=dict(title=colorbar_title, exponentformat="e"),
+                               hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"))  # "e": not SI "1p…4p"
     _box_shapes(fig, box)
     h, w = erf.shape
-    fig.update_xaxes(range=[-0.5 - 0.05 * w, w - 0.5 + 0.05 * w], showgrid=False)
-    fig.update_yaxes(range=[h - 0.5 + 0.05 * h, -0.5 - 0.05 * h], showgrid=False, scaleanchor="x")
+    _field_ranges(fig, box, h, w)
     fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 

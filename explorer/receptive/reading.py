@@ -124,3 +124,19 @@ def growth_by_depth(table: pd.DataFrame) -> pd.DataFrame:
     best = frame.loc[frame.groupby("depth")["rf"].idxmax()].sort_values("depth")
     start = pd.DataFrame({"depth": [0], "rf": [1.0], "layer": ["input"]})
     return pd.concat([start, best], ignore_index=True)
+
+
+def teaching_layer(table: pd.DataFrame, image_hw: tuple[int, int], share: float = 0.5) -> str | None:
+    """The layer a unit view opens on: the convolution with the largest field that spans at most ``share`` of the
+    image on both axes (a field covering the whole image shows nothing about locality; the first such layer on a
+    tie, so a main-path conv before a shortcut's), else the first convolution. None without a known convolution.
+    """
+    convs = table[~table["unknown"].astype(bool) & (table["kind"] == "conv")]
+    if not len(convs):
+        return None
+    h, w = image_hw
+    fits = convs[(convs["rf_h"].astype(float) <= share * h) & (convs["rf_w"].astype(float) <= share * w)]
+    if not len(fits):
+        return str(convs["layer"].iloc[0])
+    side = fits[["rf_h", "rf_w"]].astype(float).max(axis=1)
+    return str(fits.loc[side.idxmax(), "layer"])

@@ -4,7 +4,11 @@ from explorer.training.build import QUICK_SIZES, build_seeded, check_forward, mo
 from explorer.training.config import (AUX_LOSS_WEIGHT, DEMO_EPOCHS, DEMO_LR, DEMO_SCHEDULE, DEMO_SHAPES_SAMPLES,
                                       OPTIMIZERS, SCHEDULES, TrainConfig)
 from explorer.training.evaluation import MAX_MISCLASSIFIED_SAVED, Evaluation, evaluate, read_evaluation, save_results
+from explorer.training.degradation import (PAPER_TABLE2_TOP1, degradation_curves, degradation_result,
+                                           paper_table2)
 from explorer.training.events import Epoch, Finished, Started, Step
+from explorer.training.gradients import (GRADIENT_COLUMNS, GRADIENT_NETWORKS, gradient_experiment,
+                                         layer_gradient_norms, random_batch, weight_layers, without_batchnorm)
 from explorer.training.figures import compare_runs_figure, confusion_figure, curves_figure, steps_figure
 from explorer.training.loop import (DEGRADATION_DEPTHS, SMALL_NETWORK_PARAMS, PreparedRun, cpu_threads_for,
                                     degradation_configs, input_shape_for, load_data, prepare, run_training, train)
@@ -15,6 +19,8 @@ from explorer.training.worker import (MAX_ACTIVE_WORKERS, Progress, RunInProgres
                                       TrainingWorker, get_worker, start_training, stop_training)
 
 __all__ = [
+    "GRADIENT_COLUMNS", "GRADIENT_NETWORKS", "PAPER_TABLE2_TOP1", "degradation_curves", "degradation_result",
+    "gradient_experiment", "layer_gradient_norms", "paper_table2", "random_batch", "weight_layers", "without_batchnorm",
     "AUX_LOSS_WEIGHT", "DEMO_EPOCHS", "DEMO_LR", "DEMO_SCHEDULE", "DEMO_SHAPES_SAMPLES", "DEFAULT_BACKBONE_LR_FACTOR", "DEGRADATION_DEPTHS", "Epoch", "Evaluation", "Finished",
     "MAX_ACTIVE_WORKERS", "MAX_MISCLASSIFIED_SAVED", "MODES", "OPTIMIZERS", "PreparedRun", "Progress", "QUICK_SIZES",
     "RunInProgressError", "RunProgress", "SCHEDULES", "SMALL_NETWORK_PARAMS", "Started", "Step", "TrainConfig",

@@ -17,18 +17,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.analysis import logits_of
+from explorer.core import model_lock
 from explorer.data import SHAPE_CLASSES, make_shapes
 from explorer.models import BATCH_NORMS, build_model
 
-_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 GRADIENT_COLUMNS = ["layer", "type", "depth", "grad_norm", "weight_norm", "params"]
 
 
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Convolutions and linear layers (and conv-like modules with a ``weight`` parameter), in definition order."""
-    return [(name, m) for name, m in model.named_modules()
-            if name and (isinstance(m, _WEIGHT_LAYERS) or isinstance(m.__dict__.get("_parameters", {}).get("weight"),
-                                                                     nn.Parameter) and not isinstance(m, BATCH_NORMS))]
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Parameter]]]:
+    """Layers with weights (convolutions, linear layers, LeNet-5's partial C3 and trainable subsampling...):
+    every module with its own trainable parameters other than ``bias``, BatchNorm excluded, in definition
+    order, with those parameters."""
+    layers = []
+    for name, module in model.named_modules():
+        if not name or isinstance(module, BATCH_NORMS):
+            continue
+        weights = [p for n, p in module.named_parameters(recurse=False) if n != "bias" and p.requires_grad]
+        if weights:
+            layers.append((name, module, weights))
+    return layers
 
 
 def without_batchnorm(model: nn.Module) -> nn.Module:
@@ -46,22 +53,24 @@ def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tenso
 
     Runs on a deep copy in training mode (BatchNorm uses the batch's statistics, as in training).
     """
-    private = copy.deepcopy(model).train()
+    with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
+        private = copy.deepcopy(model)
+    private.train()
     layers = weight_layers(private)
-    params = [m.weight for _, m in layers]
-    for p in private.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
+    params = [p for _, _, weights in layers for p in weights]
     device = next(private.parameters()).device
     logits = logits_of(private(x.to(device)))
     loss = F.cross_entropy(logits, targets.to(device))
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    grads = iter(torch.autograd.grad(loss, params, allow_unused=True))
     rows = []
-    for depth, ((name, module), weight, grad) in enumerate(zip(layers, params, grads), start=1):
-        rows.append({"layer": name, "type": type(module).__name__, "depth": depth,
-                     "grad_norm": float(grad.norm()) if grad is not None else 0.0,
-                     "weight_norm": float(weight.detach().norm()), "params": weight.numel()})
+    for depth, (name, module, weights) in enumerate(layers, start=1):
+        squares = 0.0
+        for weight in weights:
+            grad = next(grads)
+            squares += float(grad.pow(2).sum()) if grad is not None else 0.0
+        rows.append({"layer": name, "type": type(module).__name__, "depth": depth, "grad_norm": squares ** 0.5,
+                     "weight_norm": float(sum(w.detach().pow(2).sum() for w in weights)) ** 0.5,
+                     "params": sum(w.numel() for w in weights)})
     return pd.DataFrame(rows, columns=GRADIENT_COLUMNS)
 
 

@@ -1,0 +1,241 @@
+"""Course concepts computed live: batch normalisation, dropout, vanishing gradients, 1×1 reductions, pooling,
+plain vs residual networks (the degradation experiment), LeNet-5's and AlexNet's counts as the papers give them."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer.analysis import POOLINGS, gap_vs_flatten, pool_image, pool_output_size
+from explorer.training import degradation_curves, degradation_result, paper_table2
+from ui import concepts_cache as C
+from ui.analysis_cache import cache_key, heatmap_figure, layer_maps, overview
+from ui.common import error_box, loaded_model, run_through_app, selection, show_weights_note, t
+
+run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
+
+st.title(t("cc.title"))
+st.caption(t("cc.intro"))
+loaded = loaded_model()
+sel = selection()
+key = cache_key(loaded, sel.image_hash)
+show_weights_note(loaded)
+
+
+def download(frame: pd.DataFrame, name: str, widget_key: str) -> None:
+    st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=name,
+                       mime="text/csv", key=widget_key, on_click="ignore")
+
+
+def spatial_layers() -> list[str]:
+    info = overview(key, loaded, sel.image)
+    return [c["name"] for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
+
+
+tabs = st.tabs([t(f"cc.tab.{name}") for name in
+                ("bn", "dropout", "gradients", "reductions", "pooling", "residual", "lenet", "alexnet")])
+
+# --- batch normalisation ----------------------------------------------------------------------------------
+with tabs[0]:
+    st.subheader(t("cc.bn.title"))
+    st.markdown(t("cc.bn.body"))
+    names = C.batchnorm_names(key[:4], loaded)
+    if not names:
+        st.info(t("cc.bn.none", model=loaded.name))
+    else:
+        if st.session_state.get("cc_bn_layer") not in names:
+            st.session_state["cc_bn_layer"] = names[0]
+        c1, c2 = st.columns([2, 1])
+        layer = c1.selectbox(t("cc.bn.layer"), names, key="cc_bn_layer")
+        channels = int(loaded.model.get_submodule(layer).num_features)
+        if st.session_state.get("cc_bn_channel", 0) >= channels:
+            st.session_state["cc_bn_channel"] = 0
+        channel = int(c2.number_input(t("cc.bn.channel"), 0, channels - 1, key="cc_bn_channel"))
+        try:
+            demo = C.batchnorm(key, layer, channel, loaded, sel.image)
+        except Exception as exc:
+            error_box(exc)
+            st.stop()
+        k = channel
+        cols = st.columns(4)
+        cols[0].metric("m", f"{demo.m:,}", help=t("cc.bn.m_help"))
+        cols[1].metric("μ", f"{demo.batch_mean[k]:.4g}")
+        cols[2].metric("σ²", f"{demo.batch_var[k]:.4g}")
+        cols[3].metric("σ² · m/(m − 1)", f"{demo.unbiased_var[k]:.4g}")
+        cols = st.columns(4)
+        cols[0].metric("γ", f"{demo.gamma[k]:.4g}")
+        cols[1].metric("β", f"{demo.beta[k]:.4g}")
+        cols[2].metric(t("cc.bn.running_mean"), f"{demo.running_mean[k]:.4g}",
+                       delta=f"{demo.running_mean_after[k] - demo.running_mean[k]:+.3g}")
+        cols[3].metric(t("cc.bn.running_var"), f"{demo.running_var[k]:.4g}",
+                       delta=f"{demo.running_var_after[k] - demo.running_var[k]:+.3g}")
+        momentum = demo.momentum if demo.momentum is not None else 0.0
+        st.markdown(t("cc.bn.formulas", mom=f"{momentum:g}", eps=f"{demo.eps:g}", m=demo.m))
+        st.caption(t("cc.bn.init_note"))
+        maps = st.columns(3)
+        for col, values, title in zip(maps, (demo.input_map, demo.train_map, demo.eval_map),
+                                      (t("cc.bn.map_in"), t("cc.bn.map_train"), t("cc.bn.map_eval"))):
+            col.plotly_chart(heatmap_figure(values, "viridis", 260, title=title, axes=False), width="stretch",
+                             key=f"cc_bn_{title}")
+        frame = pd.DataFrame({"channel": np.arange(len(demo.batch_mean)), "mu": demo.batch_mean,
+                              "var_biased": demo.batch_var, "var_unbiased": demo.unbiased_var, "gamma": demo.gamma,
+                              "beta": demo.beta, "running_mean": demo.running_mean, "running_var": demo.running_var,
+                              "running_mean_after": demo.running_mean_after, "running_var_after": demo.running_var_after})
+        download(frame, f"batchnorm_{layer}.csv", "cc_bn_csv")
+
+# --- dropout ----------------------------------------------------------------------------------------------
+with tabs[1]:
+    st.subheader(t("cc.do.title"))
+    st.markdown(t("cc.do.body"))
+    layers = spatial_layers()
+    if st.session_state.get("cc_do_layer") not in layers:
+        st.session_state["cc_do_layer"] = layers[0] if layers else None
+    c1, c2, c3 = st.columns([2, 1, 1])
+    layer = c1.selectbox(t("cc.do.layer"), layers, key="cc_do_layer")
+    p = c2.slider(t("cc.do.p"), 0.0, 0.9, 0.5, 0.1, key="cc_do_p")
+    if layer is not None:
+        activation = layer_maps(key, layer, loaded, sel.image)
+        channels = activation.shape[0]
+        if st.session_state.get("cc_do_channel", 0) >= channels:
+            st.session_state["cc_do_channel"] = 0
+        channel = int(c3.number_input(t("cc.do.channel"), 0, channels - 1, key="cc_do_channel"))
+        demo = C.dropout((*key, layer), float(p), activation, layer)
+        cols = st.columns(4)
+        cols[0].metric(t("cc.do.kept"), f"{demo.kept_fraction:.1%}", help=t("cc.do.kept_help", keep=f"{1 - p:.0%}"))
+        cols[1].metric(t("cc.do.scale"), f"{demo.scale:.3g}")
+        cols[2].metric(t("cc.do.mean_in"), f"{demo.input.mean():.4g}")
+        cols[3].metric(t("cc.do.mean_train"), f"{demo.train_output.mean():.4g}")
+        maps = st.columns(3)
+        for col, values, title in zip(maps, (demo.input[channel], demo.train_output[channel], demo.eval_output[channel]),
+                                      (t("cc.do.map_in"), t("cc.do.map_train"), t("cc.do.map_eval"))):
+            col.plotly_chart(heatmap_figure(values, "viridis", 260, title=title, axes=False), width="stretch",
+                             key=f"cc_do_{title}")
+        st.caption(t("cc.do.caption"))
+
+# --- vanishing gradients -------------------------------------------------------------------------------------
+with tabs[2]:
+    st.subheader(t("cc.gr.title"))
+    st.markdown(t("cc.gr.body"))
+    c1, c2, c3 = st.columns(3)
+    depth = c1.radio(t("cc.gr.depth"), [18, 34], horizontal=True, key="cc_gr_depth")
+    batch_norm = c2.toggle(t("cc.gr.bn"), value=True, key="cc_gr_bn")
+    steps = c3.select_slider(t("cc.gr.steps"), [0, 5, 20], value=0, key="cc_gr_steps")
+    if st.button(t("cc.gr.run"), key="cc_gr_run") or st.session_state.get("_cc_gr_done"):
+        st.session_state["_cc_gr_done"] = True
+        try:
+            with st.spinner(t("common.computing")):
+                frame = C.gradients(int(depth), bool(batch_norm), int(steps))
+        except Exception as exc:
+            error_box(exc)
+        else:
+            figure = go.Figure([go.Scatter(x=g["depth"], y=g["grad_norm"], mode="lines+markers", name=name,
+                                           text=g["layer"])
+                                for name, g in frame.groupby("network", sort=False)])
+            figure.update_layout(yaxis_type="log", xaxis_title=t("cc.gr.x"), yaxis_title=t("cc.gr.y"), height=380,
+                                 margin=dict(l=10, r=10, t=30, b=10))
+            st.plotly_chart(figure, width="stretch", key="cc_gr_chart")
+            first = frame.groupby("network", sort=False)["grad_norm"].agg(["first", "last"])
+            st.dataframe(first.rename(columns={"first": t("cc.gr.first"), "last": t("cc.gr.last")}), width="content")
+            download(frame, f"gradients_{depth}_bn{int(batch_norm)}_steps{steps}.csv", "cc_gr_csv")
+    st.caption(t("cc.gr.caption"))
+    st.code("python -m explorer gradients resnet18 --input 3x64x64 --csv", language="bash")
+
+# --- 1×1 reductions ------------------------------------------------------------------------------------------
+with tabs[3]:
+    st.subheader(t("cc.red.title"))
+    st.markdown(t("cc.red.body"))
+    naive, reduced = C.reductions()
+    frame = pd.DataFrame({
+        "": [t("cc.red.weights"), t("cc.red.biases"), t("cc.red.madds"), t("cc.red.out")],
+        t("cc.red.naive"): [f"{naive.weights:,}", f"{naive.biases:,}", f"{naive.mult_adds / 1e6:.1f} M", naive.out_channels],
+        t("cc.red.reduced"): [f"{reduced.weights:,}", f"{reduced.biases:,}", f"{reduced.mult_adds / 1e6:.1f} M",
+                              reduced.out_channels],
+    })
+    st.dataframe(frame, hide_index=True, width="stretch")
+    branches = pd.DataFrame({"branch": list(reduced.branches), t("cc.red.naive"): [naive.branches.get(b, 0) for b in reduced.branches],
+                             t("cc.red.reduced"): list(reduced.branches.values())})
+    st.dataframe(branches, hide_index=True, width="content")
+    st.success(t("cc.red.summary", weights=f"{100 * (1 - reduced.weights / naive.weights):.0f}",
+                 madds=f"{100 * (1 - reduced.mult_adds / naive.mult_adds):.0f}"))
+
+# --- pooling -------------------------------------------------------------------------------------------------
+with tabs[4]:
+    st.subheader(t("cc.pool.title"))
+    st.markdown(t("cc.pool.body"))
+    side = 64
+    picture = np.asarray(sel.image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
+    cols = st.columns(len(POOLINGS) + 1)
+    cols[0].plotly_chart(heatmap_figure(picture, "gray", 220, title=f"{side}×{side}", axes=False), width="stretch",
+                         key="cc_pool_in")
+    for col, kind in zip(cols[1:], POOLINGS):
+        _op, k, s = POOLINGS[kind]
+        out = pool_image(picture, kind)
+        col.plotly_chart(heatmap_figure(out, "gray", 220, title=f"{t(f'cc.pool.{kind}')} → {out.shape[0]}×{out.shape[1]}",
+                                        axes=False), width="stretch", key=f"cc_pool_{kind}")
+    st.caption(t("cc.pool.sizes", n=side, a=pool_output_size(side, 2, 2), b=pool_output_size(side, 3, 2)))
+    st.markdown(f"**{t('cc.pool.gap_title')}**")
+    from ui.common import cached_layer_table, model_cache_key
+
+    try:
+        table, _totals = cached_layer_table(*model_cache_key(loaded), _loaded=loaded)
+        leaves = table[table["is_leaf"]]
+        shaped = leaves[leaves["output_shape"].str.count("x") == 2]
+        c, h, w = (int(v) for v in shaped["output_shape"].iloc[-1].split("x")) if len(shaped) else (512, 7, 7)
+        where = shaped["layer"].iloc[-1] if len(shaped) else "VGG-16 pool5"
+    except Exception:
+        c, h, w, where = 512, 7, 7, "VGG-16 pool5"
+    classes = len(loaded.class_names) or 1000
+    heads = gap_vs_flatten(c, h, w, classes)
+    st.markdown(t("cc.pool.gap_body", layer=where, c=c, h=h, w=w, k=classes, flat=f"{heads.flatten_params:,}",
+                  gap=f"{heads.gap_params:,}", saved=f"{heads.saved:,}", ratio=f"{heads.ratio:.1f}"))
+
+# --- plain vs residual -----------------------------------------------------------------------------------------
+with tabs[5]:
+    st.subheader(t("cc.res.title"))
+    st.markdown(t("cc.res.body"))
+    pairs = C.parameter_pairs()
+    st.dataframe(pairs, hide_index=True, width="content", column_config={
+        c: st.column_config.NumberColumn(format="localized") for c in pairs.columns if c != "layers"})
+    st.caption(t("cc.res.params_caption"))
+    st.markdown(f"**{t('cc.res.table2')}**")
+    st.dataframe(paper_table2(), hide_index=True, width="content")
+    result = degradation_result()
+    st.markdown(f"**{t('cc.res.experiment')}**")
+    if result is None:
+        st.info(t("cc.res.no_result"))
+    else:
+        curves = degradation_curves(result)
+        figure = go.Figure([go.Scatter(x=g["epoch"], y=g["train_error"], mode="lines+markers", name=name,
+                                       line=dict(dash="dash" if name.startswith("plain") else "solid"))
+                            for name, g in curves.groupby("model", sort=False)])
+        figure.update_layout(xaxis_title=t("cc.res.epoch"), yaxis_title=t("cc.res.train_error"), height=360,
+                             margin=dict(l=10, r=10, t=30, b=10))
+        st.plotly_chart(figure, width="stretch", key="cc_res_chart")
+        final = curves.groupby("model", sort=False).last()[["train_loss", "train_error", "valid_error"]]
+        st.dataframe(final.round(2), width="content")
+        setting = result["setting"]
+        st.caption(t("cc.res.setting", **{k: setting[k] for k in ("dataset", "image_size", "epochs", "batch_size", "lr")}))
+        download(curves, "degradation.csv", "cc_res_csv")
+    st.code("python scripts/degradation.py            # the shipped setting, 2 CPU cores\n"
+            "python scripts/degradation.py --dataset cifar10 --epochs 60 --batch-size 128 --lr 0.1 --device cuda "
+            "--out runs/degradation_cifar10.json", language="bash")
+
+# --- LeNet-5 ---------------------------------------------------------------------------------------------------
+with tabs[6]:
+    st.subheader(t("cc.lenet.title"))
+    st.markdown(t("cc.lenet.body"))
+    table = C.lenet_table()
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(t("cc.lenet.caption", trainable=f"{int(table['trainable'].sum()):,}", total=f"{int(table['params'].sum()):,}",
+                 fixed=f"{int(table['fixed'].sum()):,}"))
+    download(table, "lenet5_layers.csv", "cc_lenet_csv")
+
+# --- AlexNet ---------------------------------------------------------------------------------------------------
+with tabs[7]:
+    st.subheader(t("cc.alex.title"))
+    st.markdown(t("cc.alex.body"))
+    with st.spinner(t("common.computing")):
+        table = C.alexnet_table()
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "paper: params": st.column_config.NumberColumn(format="localized"),
+        "torchvision: params": st.column_config.NumberColumn(format="localized")})
+    download(table, "alexnet_paper_vs_torchvision.csv", "cc_alex_csv")

@@ -1,0 +1,26 @@
+"""pages/course_concepts.py (AppTest): every tab runs on the sidebar's model, in both languages; the numbers
+it shows are checked against hand formulas."""
+from __future__ import annotations
+
+import pytest
+
+
+def test_page_runs_with_batchnorm_model(app_factory):
+    at = app_factory("course_concepts", sel_model="mnist_cnn", sel_weights="none")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Course concepts, computed"
+    # BN tab: m = H·W of BN1's input for one 28×28 image: conv1 5×5/2 → 12×12 = 144 values per channel.
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["m"] == "144"
+    # 1×1 reductions: 387,072 vs 163,328 weights (hand formula in tests/test_concepts.py).
+    text = " ".join(str(d.value) for d in at.dataframe)
+    assert "387,072" in text and "163,328" in text
+    at.radio(key="cc_gr_depth").set_value(18).run()
+    assert not at.exception, at.exception
+
+
+def test_page_without_batchnorm_says_so_in_korean(app_factory):
+    at = app_factory("course_concepts", sel_model="lenet5", sel_weights="none", lang="ko")
+    assert not at.exception, at.exception
+    assert any("BatchNorm2d" in i.value for i in at.info)
+    assert "강의 개념" in at.title[0].value
