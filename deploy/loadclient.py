@@ -136,7 +136,7 @@ class Replica:
 def image_streamlit_env(dockerfile: Path = HAPROXY_CFG.parent / "Dockerfile") -> dict[str, str]:
     """The ``STREAMLIT_*`` settings the Docker image's ENV sets (e.g. ``STREAMLIT_RUNNER_POST_SCRIPT_GC``), so
     loopback replicas can run as the deployed ones do."""
-    found = re.findall(r"^\s*(STREAMLIT_[A-Z0-9_]+)=(\S+?)\s*\\?$", dockerfile.read_text(encoding="utf-8"), re.M)
+    found = re.findall(r"^\s*(?:ENV\s+)?(STREAMLIT_[A-Z0-9_]+)=(\S+?)\s*\\?$", dockerfile.read_text(encoding="utf-8"), re.M)
     return dict(found)
 
 
@@ -616,9 +616,9 @@ async def _fetch_own_csv(client: StreamlitClient, student: Student, result: RunR
     replica that drew this student's page (its own input size makes it unlike any other session's), so this
     fails (404) when a session's HTTP requests are not kept on its replica."""
     urls = [el.proto.url for el in result.elements
-            if el.kind == "download_button" and str(getattr(el.proto, "url", "")).startswith("/media/")]
+            if el.kind == "download_button" and re.fullmatch(r"/media/\w+\.csv", str(getattr(el.proto, "url", "")))]
     if not urls:
-        return "csv: no download on the page"
+        return "csv: no CSV download on the page"
     status, served_by, body = await client.fetch(urls[0])
     log.served_by.append(served_by)
     if status != 200:

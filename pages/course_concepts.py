@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.analysis import POOLINGS, gap_vs_flatten, pool_image, pool_output_size
+from explorer.imaging import colorize, normalize, to_png, upscale
 from explorer.training import degradation_curves, degradation_result, paper_table2
 from ui import concepts_cache as C
 from ui.analysis_cache import cache_key, heatmap_figure, layer_maps, overview
@@ -24,6 +25,12 @@ show_weights_note(loaded)
 def download(frame: pd.DataFrame, name: str, widget_key: str) -> None:
     st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=name,
                        mime="text/csv", key=widget_key, on_click="ignore")
+
+
+def picture(values: np.ndarray, cmap: str = "viridis", side: int = 192) -> bytes:
+    """A 2-D map as a PNG, stretched to its own range and enlarged with square pixels."""
+    zoom = max(1, side // max(values.shape))
+    return to_png(upscale(colorize(normalize(values), cmap), zoom))
 
 
 def spatial_layers() -> list[str]:
@@ -107,8 +114,7 @@ with tabs[1]:
         maps = st.columns(3)
         for col, values, title in zip(maps, (demo.input[channel], demo.train_output[channel], demo.eval_output[channel]),
                                       (t("cc.do.map_in"), t("cc.do.map_train"), t("cc.do.map_eval"))):
-            col.plotly_chart(heatmap_figure(values, "viridis", 260, title=title, axes=False), width="stretch",
-                             key=f"cc_do_{title}")
+            col.image(picture(values), caption=title, width="stretch", output_format="PNG")
         st.caption(t("cc.do.caption"))
 
 # --- vanishing gradients -------------------------------------------------------------------------------------
@@ -162,15 +168,13 @@ with tabs[4]:
     st.subheader(t("cc.pool.title"))
     st.markdown(t("cc.pool.body"))
     side = 64
-    picture = np.asarray(sel.image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
+    grey = np.asarray(sel.image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
     cols = st.columns(len(POOLINGS) + 1)
-    cols[0].plotly_chart(heatmap_figure(picture, "gray", 220, title=f"{side}×{side}", axes=False), width="stretch",
-                         key="cc_pool_in")
+    cols[0].image(picture(grey, "gray"), caption=f"{side}×{side}", width="stretch", output_format="PNG")
     for col, kind in zip(cols[1:], POOLINGS):
-        _op, k, s = POOLINGS[kind]
-        out = pool_image(picture, kind)
-        col.plotly_chart(heatmap_figure(out, "gray", 220, title=f"{t(f'cc.pool.{kind}')} → {out.shape[0]}×{out.shape[1]}",
-                                        axes=False), width="stretch", key=f"cc_pool_{kind}")
+        out = pool_image(grey, kind)
+        col.image(picture(out, "gray"), caption=f"{t(f'cc.pool.{kind}')} → {out.shape[0]}×{out.shape[1]}",
+                  width="stretch", output_format="PNG")
     st.caption(t("cc.pool.sizes", n=side, a=pool_output_size(side, 2, 2), b=pool_output_size(side, 3, 2)))
     st.markdown(f"**{t('cc.pool.gap_title')}**")
     from ui.common import cached_layer_table, model_cache_key

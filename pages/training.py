@@ -37,11 +37,13 @@ if middle.button(t("train.stop"), disabled=not running, key="trn_stop", width="s
     st.toast(t("train.stopping"))
 with right.popover(t("train.degradation"), width="stretch", disabled=running or not data.ready):
     st.caption(t("train.degradation_help"))
-    depth = st.radio(t("train.deg_depth"), list(training.DEGRADATION_DEPTHS), index=1, key="trn_deg_depth", horizontal=True,
-                     format_func=lambda d: f"plain{d} / resnet{d}")
+    # 0: all four (plain18, plain34, resnet18_a, resnet34_a): the degradation itself is plain34 vs plain18.
+    deg_labels = {0: t("train.deg_all"), **{d: f"plain{d} / resnet{d}_a" for d in training.DEGRADATION_DEPTHS}}
+    depth = st.radio(t("train.deg_depth"), list(deg_labels), index=0, key="trn_deg_depth", horizontal=True,
+                     format_func=deg_labels.get)
     deg_size = int(st.number_input(t("train.image_size"), 16, 224, 32, key="trn_deg_size"))
     if st.button(t("train.deg_start"), key="trn_deg_start"):
-        U.start(training.degradation_configs(replace(config, image_size=deg_size), depth))
+        U.start(training.degradation_configs(replace(config, image_size=deg_size), depth or None))
 if not data.ready:
     st.caption(t("train.need_data"))
 with st.expander(t("train.cli_title")):

@@ -172,8 +172,8 @@ def report(args: argparse.Namespace, logs: list[SessionLog], wall: float, replic
         cpu_total += entry["cpu_s"]
     cores = os.cpu_count() or 1
     figures: dict = {
-        "replicas": len(replicas) or None, "env": args.env, "students": args.students, "think_s": args.think, "repeat": args.repeat,
-        "cores": cores, "wall_s": round(wall, 1),
+        "replicas": len(replicas) or None, "env": args.env, "students": args.students, "think_s": args.think,
+        "repeat": args.repeat, "cores": cores, "wall_s": round(wall, 1),
         "reruns": reruns, "steps": {k: {m: round(v, 3) if isinstance(v, float) else v for m, v in d.items()}
                                     for k, d in steps.items()},
         "per_replica": per_replica, "wrong_sessions": len(wrong), "sessions_moved": len(moved),

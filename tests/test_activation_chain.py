@@ -83,3 +83,30 @@ def test_pair_reaches_the_activation_past_the_downsample_branch(resnet_pass):
     assert activation_pair(result.calls, "layer2.0.conv2", result.activations) == ("layer2.0.conv2", "layer2.0.relu#2")
     # Without values, no guess across another layer.
     assert activation_pair(result.calls, "layer2.0.conv2") == ("layer2.0.conv2", None)
+
+
+def test_feature_maps_page_offers_every_step_of_the_chain(app_factory):
+    """The page's steps for layer1.0.conv2 are conv2 → bn2 → + shortcut → relu#2, and the shortcut step's
+    minimum matches bn2 + the block's input recomputed by hand."""
+    from explorer.imaging import sample_image
+    from explorer.models import load_model
+
+    at = app_factory("feature_maps", sel_model="resnet18", sel_weights="none", sel_input="64x64", sel_sample="shapes")
+    at.selectbox(key="maps_block").set_value("layer1.0").run()
+    at.selectbox(key="maps_layer").set_value("layer1.0.conv2").run()
+    assert not at.exception, at.exception
+    radio = at.radio(key="maps_kind")
+    assert len(radio.options) == 4 and "layer1.0.bn2" in radio.options[1] and "shortcut" in radio.options[2]
+    assert any("ReLU(F(x) + x)" in i.value for i in at.info)
+    at.number_input(key="maps_channel").set_value(3).run()
+    radio.set_value("step2").run()
+    assert not at.exception, at.exception
+    shown_min = float(at.metric[0].value)
+    loaded = load_model("resnet18", weights=None, device="cpu", input_shape=(3, 64, 64))
+    m = loaded.model
+    x = loaded.preprocess(sample_image("shapes"))
+    with torch.no_grad():
+        inp = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        block = m.layer1[0]
+        summed = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(inp))))) + inp
+    assert shown_min == pytest.approx(float(summed[0, 3].min()), rel=1e-3, abs=1e-4)

@@ -9,7 +9,7 @@ def test_home_runs_with_default_sample(app_factory):
     at = app_factory()
     assert not at.exception
     assert at.title[0].value
-    assert at.selectbox(key="sel_model").value == "resnet18"
+    assert at.selectbox(key="sel_model").value == "tiny_vgg"  # a trained teaching network (issue 13)
 
 
 def test_architecture_page_shows_totals(app_factory):

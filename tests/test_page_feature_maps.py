@@ -28,7 +28,7 @@ def count_passes(monkeypatch):
 
 
 def test_page_runs_with_random_weights_note(app_factory):
-    at = app_factory("feature_maps", sel_model="mnist_cnn")
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_weights="none")  # it has built-in trained weights
     assert not at.exception, at.exception
     assert at.title[0].value == "Feature maps"
     assert any("random" in i.value for i in at.info)  # no meaningless predictions
@@ -115,7 +115,7 @@ def test_layers_beyond_the_memory_budget_are_captured_when_picked(app_factory, m
     import ui.analysis_cache
 
     monkeypatch.setattr(ui.analysis_cache, "ANALYSIS_BUDGET_BYTES", 8 * 12 * 12 * 4)  # conv1's map only
-    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="checkerboard")
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="checkerboard", sel_weights="none")
     at.selectbox(key="maps_layer").set_value("conv3").run()
     at.number_input(key="maps_channel").set_value(2).run()
     assert not at.exception, at.exception

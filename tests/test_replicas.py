@@ -179,7 +179,7 @@ async def _scenario(proxy_url: str, replicas: list) -> None:
     logs = await _phase(list(zip(students, clients, steps, ["page"] * STUDENTS)), reference)
     assert not _problems(logs), _problems(logs)[:5]
     for log in logs:
-        # The page GET and the websocket of a session went to one replica, named by one cookie.
+        # The page GET, the websocket and the CSV downloads of a session: one replica, named by one cookie.
         assert len(set(log.served_by)) == 1 and log.served_by[0] in ("app1", "app2"), log
         assert len(set(log.affinity)) == 1 and log.affinity[0], log
     cookie_of = {log.served_by[0]: log.affinity[0] for log in logs}

@@ -244,8 +244,10 @@ def render_sidebar() -> Selection:
     options = customs + runs + _model_names(os.environ.get("EXPLORER_MODELS", ""))
     if st.session_state.get("sel_model") not in options:
         st.session_state["sel_model"] = DEFAULT_MODEL if DEFAULT_MODEL in options else options[0]
-        st.session_state.setdefault("sel_sample", DEFAULT_SAMPLE)
+        chosen_sample = st.session_state.get("sel_sample")  # set before the model (a link, a test): kept
         _on_model_change()
+        if chosen_sample is not None:
+            st.session_state["sel_sample"] = chosen_sample
 
     custom_label, run_label = t("sidebar.group.custom"), t("sidebar.group.run")
 

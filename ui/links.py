@@ -34,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empty url_path)
 POLL_SECONDS = 1.5
 PRESENT_KEY = "present_mode"
+SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's choices less "upload"
 
 # The sidebar's choices: every page's view starts from them.
 GLOBAL_PARAMS: tuple[Param, ...] = (
     Param("model", "sel_model", "name"),  # the sidebar checks it against its own list (and the link check below)
-    Param("weights", "sel_weights", "choice", ("pretrained", "none", "run")),  # an upload cannot travel in a link
+    Param("weights", "sel_weights", "choice", SHAREABLE_WEIGHTS),  # an upload cannot travel in a link
     Param("input", "sel_input", "shape"),
     Param("sample", "sel_sample", "choice", ("grace_hopper", "checkerboard", "shapes", "gradient")),
     Param("lang", "lang", "choice", tuple(LANGUAGES)),
@@ -124,7 +125,7 @@ def current_query(stem: str, personal: bool = True) -> dict[str, str]:
     values = {p.target: state[p.target] for p in params_of(stem) if p.target in state}
     if not values.get(PRESENT_KEY):
         values.pop(PRESENT_KEY, None)
-    if values.get("sel_weights") not in ("pretrained", "none", "run"):
+    if values.get("sel_weights") not in SHAREABLE_WEIGHTS:
         values.pop("sel_weights", None)
     query = encode_query(values, params_of(stem))
     if not personal:
