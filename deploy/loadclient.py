@@ -136,8 +136,8 @@ class Replica:
 def image_streamlit_env(dockerfile: Path = HAPROXY_CFG.parent / "Dockerfile") -> dict[str, str]:
     """The ``STREAMLIT_*`` settings the Docker image's ENV sets (e.g. ``STREAMLIT_RUNNER_POST_SCRIPT_GC``), so
     loopback replicas can run as the deployed ones do."""
-    found = re.findall(r"^\s*(?:ENV\s+)?(STREAMLIT_[A-Z0-9_]+)=(\S+?)\s*\\?$", dockerfile.read_text(encoding="utf-8"), re.M)
-    return dict(found)
+    pattern = r"^\s*(?:ENV\s+)?(STREAMLIT_[A-Z0-9_]+)=(\S+?)\s*\\?$"
+    return dict(re.findall(pattern, dockerfile.read_text(encoding="utf-8"), re.M))
 
 
 def start_replica(name: str, port: int, env: dict[str, str] | None = None, log_path: Path | None = None) -> Replica:

@@ -24,3 +24,13 @@ def test_page_without_batchnorm_says_so_in_korean(app_factory):
     assert not at.exception, at.exception
     assert any("BatchNorm2d" in i.value for i in at.info)
     assert "강의 개념" in at.title[0].value
+
+
+@pytest.mark.slow
+def test_gradient_tab_computes_plain_and_residual(app_factory):
+    at = app_factory("course_concepts", sel_model="mnist_cnn", sel_weights="none")
+    at.toggle(key="cc_gr_bn").set_value(False).run()
+    at.button(key="cc_gr_run").click().run()
+    assert not at.exception, at.exception
+    chart = [c for c in at.get("plotly_chart") if "plain18" in c.proto.spec]
+    assert chart and "resnet18_a" in chart[0].proto.spec

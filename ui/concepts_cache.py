@@ -77,6 +77,7 @@ def parameter_pairs() -> pd.DataFrame:
     rows = []
     with torch.device("meta"):
         for depth in (18, 34):
-            counts = {n: count_params(build_model(n)) for n in (f"plain{depth}", f"resnet{depth}_a", f"resnet{depth}")}
-            rows.append({"layers": depth, **counts})
+            rows.append({"layers": depth, "plain": count_params(build_model(f"plain{depth}")),
+                         "residual, option A (resnetN_a)": count_params(build_model(f"resnet{depth}_a")),
+                         "torchvision, projections (resnetN)": count_params(build_model(f"resnet{depth}"))})
     return pd.DataFrame(rows)

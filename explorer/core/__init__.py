@@ -8,6 +8,7 @@ from explorer.core.locks import model_lock
 from explorer.core.classroom import ClassroomError, ClassroomStore, ClassView, normalise_code, shared_dir_from_env
 from explorer.core.viewstate import Param, ParsedView, describe_problems, encode_query, parse_query, parse_shape
 from explorer.core.rng import GLOBAL_RNG_LOCK, seeded_global
+from explorer.core.numbers import EMPTY_CELL, cell_text, human_bytes, human_number, is_missing, key_columns_first
 
 __all__ = [
     "BUDGET_ENV", "BudgetCache", "GLOBAL_RNG_LOCK", "TensorTags", "flat_tensors", "DEFAULT_LANGUAGE", "LANGUAGES", "LOCALES_DIR", "arrays_in", "catalogue",
@@ -15,4 +16,5 @@ __all__ = [
     "pick_device", "seeded_global", "translate",
     "ClassroomError", "ClassroomStore", "ClassView", "normalise_code", "shared_dir_from_env",  # class sessions
     "Param", "ParsedView", "describe_problems", "encode_query", "parse_query", "parse_shape",  # shareable links
+    "EMPTY_CELL", "cell_text", "human_bytes", "human_number", "is_missing", "key_columns_first",  # tables for people
 ]
