@@ -460,8 +460,8 @@ class StreamlitClient:
 
 
 # ------------------------------------------------------------------------------------ the students
-# Teaching models only: they have no pretrained weights, so no page tries a download (loopback only), and they
-# are small (2 shared cores). The fixed-size ones identify themselves by their layer table; plain18 (global
+# Teaching models only: their weights are built into the repository (or absent: plain18), so no page tries a
+# download (loopback only), and they are small (2 shared cores). The fixed-size ones identify themselves by their layer table; plain18 (global
 # pooling) accepts any input size, which gives every student an answer no other student gets.
 STUDENT_MODELS = ("mnist_cnn", "tiny_vgg", "lenet5")
 FLEX_MODEL = "plain18"

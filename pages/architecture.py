@@ -3,8 +3,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from explorer.analysis import CSV_COLUMNS, InputTooSmallError
+from explorer.analysis import CSV_COLUMNS, InputTooSmallError, main_path
+from explorer.core import human_bytes
 from ui.diagram_ui import architecture_diagram
+from ui.format import metric_count, people_table
 from ui.common import (cached_layer_table, error_box, loaded_model, model_cache_key, run_through_app, show_weights_note,
                        t)
 
@@ -23,10 +25,11 @@ except Exception as exc:
     st.stop()
 
 cols = st.columns(5)
-cols[0].metric(t("arch.params"), f"{totals.params:,}")
-cols[1].metric(t("arch.trainable"), f"{totals.trainable_params:,}")
-cols[2].metric(t("arch.mult_adds"), f"{totals.mult_adds / 1e9:.3f} G" if totals.mult_adds > 1e7 else f"{totals.mult_adds:,}")
-cols[3].metric(t("arch.activations"), f"{totals.activation_bytes / 2**20:.1f} MB")
+# 11.7 M fits a fifth of a projector's width where "11,689,512" was cut; the exact count is in the help
+metric_count(cols[0], t("arch.params"), totals.params)
+metric_count(cols[1], t("arch.trainable"), totals.trainable_params)
+metric_count(cols[2], t("arch.mult_adds"), totals.mult_adds)
+cols[3].metric(t("arch.activations"), human_bytes(totals.activation_bytes))
 cols[4].metric(t("arch.model_size"), f"{totals.model_size_mb:.1f} MB")
 if loaded.name == "mnist_cnn":
     st.caption(t("arch.mnist_note"))
@@ -48,26 +51,37 @@ if query:
 columns = CSV_COLUMNS[:CSV_COLUMNS.index("params") + 1] + ["weights", "biases"] + CSV_COLUMNS[CSV_COLUMNS.index("params") + 1:]
 view = shown[columns + ["formula"]].copy()
 view["layer"] = ["\u2003" * (d - 1) + name for d, name in zip(shown["depth"], shown["layer"])]
-st.dataframe(view, hide_index=True, width="stretch", height=420)
+view, view_config = people_table(view, "table.col.", first=("layer", "type", "output_shape", "params", "formula"),
+                                 counts=("params", "weights", "biases", "trainable_params", "mult_adds"),
+                                 wide=("layer", "formula"))
+st.dataframe(view, hide_index=True, width="stretch", height=420, column_config=view_config)
 st.download_button(t("common.download_csv"), table[columns].to_csv(index=False).encode(),
                    file_name=f"{safe_name}_layers.csv", mime="text/csv", on_click="ignore")
 
 with st.expander(t("arch.formula_title"), expanded=False):
     st.caption(t("arch.formula_caption"))
-    st.dataframe(table[table["formula"] != ""][["layer", "type", "input_shape", "output_shape", "formula"]],
-                 hide_index=True, width="stretch")
+    formulas, formulas_config = people_table(
+        table[table["formula"] != ""][["layer", "type", "input_shape", "output_shape", "formula"]], "table.col.",
+        wide=("formula",))
+    st.dataframe(formulas, hide_index=True, width="stretch", column_config=formulas_config)
 
 st.subheader(t("arch.chart_title"))
-spatial = table[table["is_leaf"] & table["output_shape"].str.count("x").eq(2)]
-if len(spatial):
-    dims = spatial["output_shape"].str.split("x", expand=True).astype(int)
+# The main path (a merged inception/residual block is one step), named on a categorical axis: googlenet's
+# 17 steps read as a staircase where its 150 leaf layers were spikes at odd tick numbers.
+path = main_path(table)
+if len(path):
+    names = path["layer"].tolist()
+    hover = [f"{name} ({kind})<br>{shape}" for name, kind, shape in zip(names, path["type"], path["output_shape"])]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=list(range(len(spatial))), y=dims[1], name=t("arch.chart_size"),
-                             text=spatial["layer"], mode="lines+markers", line_shape="hv"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=list(range(len(spatial))), y=dims[0], name=t("arch.chart_channels"),
-                             text=spatial["layer"], mode="lines+markers", line_shape="hv"), secondary_y=True)
-    fig.update_xaxes(title_text=t("arch.chart_x"))
-    fig.update_yaxes(title_text=t("arch.chart_size"), secondary_y=False)
-    fig.update_yaxes(title_text=t("arch.chart_channels"), secondary_y=True)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), hovermode="x unified")
+    fig.add_trace(go.Scatter(x=names, y=path["height"], name=t("arch.chart_size"), customdata=hover,
+                             hovertemplate="%{customdata}<extra></extra>", mode="lines+markers", line_shape="hv"),
+                  secondary_y=False)
+    fig.add_trace(go.Scatter(x=names, y=path["channels"], name=t("arch.chart_channels"), customdata=hover,
+                             hovertemplate="%{customdata}<extra></extra>", mode="lines+markers", line_shape="hv"),
+                  secondary_y=True)
+    fig.update_xaxes(title_text=t("arch.chart_x"), type="category", tickangle=-45, automargin=True)
+    fig.update_yaxes(title_text=t("arch.chart_size"), secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text=t("arch.chart_channels"), secondary_y=True, rangemode="tozero")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), hovermode="closest",
+                      legend=dict(orientation="h", y=1.08))
     st.plotly_chart(fig, width="stretch")

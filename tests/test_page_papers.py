@@ -19,7 +19,7 @@ def test_three_tables_render(app_factory):
     assert "BatchNorm" in row["torchvision differences"]
     resnet = next(f for f in frames if "152-layer" in f.columns)
     assert "[1×1, 64 | 3×3, 64 | 1×1, 256] ×3" in resnet["50-layer"].tolist()
-    assert len(at.get("download_button")) == 5
+    assert len(at.get("download_button")) == 5 + 3  # five tables, and the DOT file of each paper's diagram
     assert at.get("plotly_chart")
 
 

@@ -237,7 +237,7 @@ def test_two_replicas_behind_haproxy(tmp_path: Path) -> None:
     a run written to the shared runs folder is listed and loads on both replicas."""
     runs = tmp_path / "runs"
     # The shared folders of a deployment: runs (EXPLORER_RUNS_DIR) and torch's weights cache (TORCH_HOME,
-    # empty here: the students use teaching models, which have no pretrained weights to fetch).
+    # empty here: the students use teaching models, whose weights are built in or absent; nothing to fetch).
     # The replicas run with the Docker image's Streamlit settings (deploy/Dockerfile ENV).
     env = {**image_streamlit_env(), "EXPLORER_RUNS_DIR": str(runs), "TORCH_HOME": str(tmp_path / "torch")}
     replicas, haproxy, train = [], None, None

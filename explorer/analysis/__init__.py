@@ -17,9 +17,11 @@ from explorer.analysis.concepts import (POOLINGS, BatchNormDemo, DropoutDemo, He
 from explorer.analysis.layers import conv_layer_names, default_cam_layer, executed_output_shapes
 from explorer.analysis.page_pass import ANALYSIS_BUDGET_BYTES, page_analysis
 from explorer.analysis.shapes import CSV_COLUMNS, InputTooSmallError, ModelTotals, collapse, layer_table, model_totals, output_formula
+from explorer.analysis.main_path import MERGE_TYPES, main_path
 from explorer.analysis.shared_pass import Analysis, Prediction, analyze, gradcam_from, predict, top_k, upsample_cam
 
 __all__ = [
+    "MERGE_TYPES", "main_path",
     "POOLINGS", "BatchNormDemo", "DropoutDemo", "HeadComparison", "batchnorm_demo", "batchnorm_layers", "dropout_demo",
     "gap_vs_flatten", "pool_image", "pool_output_size",
     "REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_layers_within", "cam_pass_bytes", "max_input_side",

@@ -324,8 +324,13 @@ def route_call(model: nn.Module, layer: str, fn: Callable[[torch.Tensor], torch.
         with hooked(model) as add:
             recorder = FunctionalRecorder(model, on_exit=on_function_exit)
             recorder.attach(add)
-            with recorder:
-                yield
+            try:
+                with recorder:
+                    yield
+            except Exception as exc:  # the tool found nothing routed: say which name was wrong
+                if recorder.calls and spec.call_name not in {c.name for c in recorder.calls}:
+                    raise KeyError(f"the model has no layer named {layer!r}") from exc
+                raise
         if recorder.calls and spec.call_name not in {c.name for c in recorder.calls}:
             raise KeyError(f"the model has no layer named {layer!r}")
         return
