@@ -510,8 +510,12 @@ Reference = dict[str, list[tuple[str, ...]]]  # model → its layer table rows (
 
 
 def table_rows(result: RunResult) -> list[tuple[str, ...]]:
-    """The Layer-shapes table's rows (TABLE_COLUMNS, indentation and spaces removed); [] if none drawn."""
+    """The Layer-shapes table's rows (TABLE_COLUMNS, indentation and spaces removed); [] if none drawn.
+
+    Column headers are matched loosely ("Input shape" or "input_shape"): the page shows English headers, the
+    CSV snake-case ones."""
     for frame in result.tables():
+        frame = frame.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
         if set(TABLE_COLUMNS) <= set(frame.columns):
             return [tuple(str(v).replace("\u2003", "").replace(" ", "") for v in row)
                     for row in frame[TABLE_COLUMNS].itertuples(index=False)]

@@ -73,10 +73,10 @@ if len(path):
     names = path["layer"].tolist()
     hover = [f"{name} ({kind})<br>{shape}" for name, kind, shape in zip(names, path["type"], path["output_shape"])]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=names, y=path["height"], name=t("arch.chart_size"), customdata=hover,
+    fig.add_trace(go.Scatter(x=names, y=path["height"].tolist(), name=t("arch.chart_size"), customdata=hover,
                              hovertemplate="%{customdata}<extra></extra>", mode="lines+markers", line_shape="hv"),
                   secondary_y=False)
-    fig.add_trace(go.Scatter(x=names, y=path["channels"], name=t("arch.chart_channels"), customdata=hover,
+    fig.add_trace(go.Scatter(x=names, y=path["channels"].tolist(), name=t("arch.chart_channels"), customdata=hover,
                              hovertemplate="%{customdata}<extra></extra>", mode="lines+markers", line_shape="hv"),
                   secondary_y=True)
     fig.update_xaxes(title_text=t("arch.chart_x"), type="category", tickangle=-45, automargin=True)

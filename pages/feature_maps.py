@@ -4,7 +4,7 @@ import math
 import streamlit as st
 
 from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, upscale
-from explorer.imaging import channel_stats
+from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_order, channel_stats, pixel_zoom
 from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
 from ui.common import run_through_app, t
@@ -82,7 +82,8 @@ cmap = c3.selectbox(t("maps.cmap"), list(COLORMAPS), key="maps_cmap")
 
 tiled = tile(key, shown, order, scale, cmap, loaded, sel.image)
 st.plotly_chart(tiled["figure"], width="stretch", key="maps_tile")
-strongest = ", ".join(str(int(c)) for c in tiled["channels"][:5])
+# By mean whatever the grid's order (in index order the grid's first five are just 0…4)
+strongest = ", ".join(str(int(c)) for c in channel_order(maps, "mean")[:5])
 st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=tiled["cols"], shape="×".join(
     map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
 st.download_button(t("common.download_png"),
@@ -107,12 +108,15 @@ left, right = st.columns(2)
 left.plotly_chart(channel_figure(key, shown, channel, cmap, t("maps.channel_map", channel=channel, layer=shown), one),
                   width="stretch", key="maps_channel_fig")
 blend = overlay(info["picture"], normalize(one), alpha, cmap)
-right.image(blend, caption=t("maps.overlay_caption"), width="stretch")
-zoom = max(1, 256 // max(one.shape))
+# A small input (28×28) is drawn as pixels: enlarged by whole pixels here, not smoothed by the browser
+tiny = pixel_zoom(blend.shape, 450) >= 4
+right.image(as_pixels(blend, 450) if tiny else blend, caption=t("maps.overlay_caption"), width="stretch",
+            output_format="PNG" if tiny else "auto")
+zoom = pixel_zoom(one.shape, DOWNLOAD_MIN_SIDE)
 d1, d2 = st.columns(2)
 d1.download_button(t("maps.download_channel"), lambda: to_png(upscale(colorize(normalize(one), cmap), zoom)),
                    file_name=f"{safe_name}_{shown}_ch{channel}.png", mime="image/png", key="maps_dl_channel", on_click="ignore")
-d2.download_button(t("maps.download_overlay"), lambda: to_png(blend), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
+d2.download_button(t("maps.download_overlay"), lambda: to_png(as_pixels(blend, DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{shown}_ch{channel}_overlay.png",
                    mime="image/png", key="maps_dl_overlay", on_click="ignore")
 
 # --- first-layer filters beside the maps they produce ----------------------------------------------------
@@ -125,6 +129,7 @@ if info["filters"] is not None:
                                     loaded, sel.image, same_as_grid=grid_is_first)
     f1, f2 = st.columns(2)
     f1.image(pictures["png"], caption=t("maps.filters_kernels"), width="stretch", output_format="PNG")
-    f2.image(pictures["maps_jpeg"], caption=t("maps.filters_maps"), width="stretch", output_format="JPEG")
+    f2.image(pictures["maps"], caption=t("maps.filters_maps"), width="stretch",
+             output_format=pictures["maps_format"].upper())
     f1.download_button(t("maps.download_filters"), pictures["png"], file_name=f"{safe_name}_filters.png",
                        mime="image/png", key="maps_dl_filters", on_click="ignore")

@@ -15,7 +15,9 @@ def test_home_runs_with_default_sample(app_factory):
 def test_architecture_page_shows_totals(app_factory):
     at = app_factory("architecture", sel_model="vgg16")
     assert not at.exception
-    assert at.metric[0].value == "138,357,544"
+    # 138,357,544 parameters to 3 significant digits, the exact count in the help (not cut on a projector)
+    assert at.metric[0].value == "138 M"
+    assert "138,357,544" in at.metric[0].proto.help
     assert at.get("plotly_chart")
 
 
@@ -110,3 +112,47 @@ def test_paper_tables_draw_their_networks(app_factory):
     at = app_factory("papers")
     assert not at.exception, at.exception
     assert len(at.get("graphviz_chart")) == 3
+
+
+def test_layer_table_for_people_in_korean(app_factory):
+    """Headers are the Korean catalogue's, key columns come first, no cell is None/NaN, counts read as people
+    read them (hand computed: resnet18's layer1 is 4 convs of 64·64·3·3 plus 4 BatchNorms of 2·64)."""
+    import math
+
+    from explorer.core import translate
+
+    at = app_factory("architecture", sel_model="resnet18", sel_input="64x64", lang="ko")
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    first = ["layer", "type", "output_shape", "params", "formula"]
+    assert list(frame.columns[:5]) == [translate(f"table.col.{c}", "ko") for c in first]
+    assert all("_" not in str(c) for c in frame.columns)  # no snake_case header left
+    for value in frame.to_numpy().ravel():
+        assert value is not None and not (isinstance(value, float) and math.isnan(value))
+        assert str(value).strip() not in ("None", "nan", "NaN", "<NA>", "")
+    rows = frame.set_index(translate("table.col.layer", "ko"))
+    layer1 = 4 * 64 * 64 * 3 * 3 + 4 * 2 * 64  # 147,968
+    assert rows.loc["layer1", translate("table.col.params", "ko")] == "148 k"
+    assert rows.loc["conv1", translate("table.col.params", "ko")] == "9,408"  # 64·3·7·7, exact below 100,000
+    assert layer1 == 147_968  # "148 k" above
+    assert rows.loc["conv1", translate("table.col.formula", "ko")] == "⌊(64 − 7 + 2·3)/2⌋ + 1 = 32"
+    assert rows.loc["relu", translate("table.col.formula", "ko")] == "\u2014"  # no formula: an em dash
+    # resnet18's totals: 11,689,512 parameters shown as 11.7 M
+    assert at.metric[0].value == "11.7 M" and "11,689,512" in at.metric[0].proto.help
+
+
+def test_size_chart_follows_the_main_path_of_googlenet(app_factory):
+    """One point per inception block (its concatenated output), never the branches inside it; the x axis is
+    categorical, named by layer."""
+    import json
+
+    at = app_factory("architecture", sel_model="googlenet", sel_input="224x224", sel_weights="none")
+    assert not at.exception, at.exception
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    channels = spec["data"][1]
+    assert channels["x"][5:7] == ["inception3a", "inception3b"]
+    assert not any(".branch" in name for name in channels["x"])
+    # torchvision's googlenet: 3a = 64 + 128 + 32 + 32 channels, 3b = 128 + 192 + 96 + 64, 5b = 384 + 384 + 128 + 128
+    assert channels["y"][5:7] == [64 + 128 + 32 + 32, 128 + 192 + 96 + 64]
+    assert max(channels["y"]) == 384 + 384 + 128 + 128
+    assert spec["layout"]["xaxis"]["type"] == "category"

@@ -219,3 +219,78 @@ def test_a_class_of_sessions_keeps_every_analysis(app_factory, count_passes):
         at.slider(key="maps_alpha").set_value(0.2).run()
         assert not at.exception, at.exception
     assert len(count_passes) == len(sizes), "no session's network ran again"
+
+
+def _tile_picture(at):
+    """The channel grid's picture as the browser gets it: (RGB pixels, "png"|"jpeg")."""
+    import base64
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    source = spec["data"][0]["source"]
+    kind = source.split(";", 1)[0].removeprefix("data:image/")
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+    return picture, kind
+
+
+def test_small_maps_are_drawn_as_exact_pixels(app_factory):
+    """mnist_cnn at 28×28: conv1's 8 maps of 12×12 in a 3×3 grid (1-px white gaps), drawn in grey on one
+    shared scale, enlarged by whole pixels and sent as PNG: the picture is an exact nearest-neighbour upscale
+    of the grid built here by hand with numpy."""
+    import math
+
+    import numpy as np
+
+    from explorer.analysis import capture
+    from explorer.imaging import sample_image
+    from explorer.models import load_model
+
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="checkerboard", sel_weights="none",
+                     maps_cmap="gray")
+    assert not at.exception, at.exception
+    picture, kind = _tile_picture(at)
+    assert kind == "png"
+
+    loaded = load_model("mnist_cnn", weights=None, device="cpu")
+    maps = capture(loaded.model, loaded.preprocess(sample_image("checkerboard")), ["conv1"])["conv1"][0].numpy()
+    assert maps.shape == (8, 12, 12)
+    grey = (maps - maps.min()) / (maps.max() - maps.min()) * 255
+    grid = np.full((3 * 13 - 1, 3 * 13 - 1), 255.0)
+    for channel in range(8):
+        row, col = divmod(channel, 3)
+        grid[row * 13: row * 13 + 12, col * 13: col * 13 + 12] = grey[channel]
+    zoom = math.ceil(900 / grid.shape[0])  # whole pixels up to at least 900 px
+    assert picture.shape == (grid.shape[0] * zoom, grid.shape[1] * zoom, 3)
+    expected = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
+    for c in range(3):
+        assert np.abs(picture[:, :, c].astype(float) - expected).max() <= 1.0  # colour quantisation only
+    # every zoom×zoom block is one flat colour: no smoothing, no JPEG ringing
+    blocks = picture.reshape(grid.shape[0], zoom, grid.shape[1], zoom, 3)
+    assert (blocks == blocks[:, :1, :, :1, :]).all()
+
+
+def test_index_order_caption_names_the_strongest_channels_by_mean(app_factory):
+    """In the default index order the caption still names the channels with the largest mean (numpy on a
+    capture of its own), not the grid's first five."""
+    import re
+
+    import numpy as np
+
+    from explorer.analysis import capture
+    from explorer.imaging import sample_image
+    from explorer.models import load_model
+
+    at = app_factory("feature_maps", sel_model="mnist_cnn", sel_sample="shapes", sel_weights="none")
+    at.selectbox(key="maps_layer").set_value("conv2").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="maps_order").value == "index"
+    loaded = load_model("mnist_cnn", weights=None, device="cpu")
+    maps = capture(loaded.model, loaded.preprocess(sample_image("shapes")), ["conv2"])["conv2"][0].numpy()
+    strongest = np.argsort(-maps.reshape(maps.shape[0], -1).mean(axis=1), kind="stable")[:5].tolist()
+    assert strongest != [0, 1, 2, 3, 4]  # the test would not tell the two apart otherwise
+    caption = next(c.value for c in at.caption if "Strongest" in c.value)
+    named = [int(n) for n in re.search(r"Strongest channels by mean: ([\d, ]+)", caption).group(1).split(", ")]
+    assert named == strongest

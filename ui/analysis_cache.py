@@ -136,47 +136,65 @@ def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _im
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (as a JPEG and the figure embedding it) with the grid layout;
     another colormap re-colours the cached grid without tiling again."""
-    from explorer.imaging import colorize_index, to_jpeg
+    from explorer.imaging import colorize_index
 
     grid = layer_tiling(key, layer, order, scale, _loaded, _image)
     tiling = grid["tiling"]
     rgb = colorize_index(grid["index"], grid["gaps"], cmap)
-    # Encoded once here (JPEG, for the screen), not on every rerun; the figure embeds the same bytes.
-    jpeg = to_jpeg(rgb)
-    return {"jpeg": jpeg, "figure": image_figure(rgb, jpeg=jpeg), "channels": tiling.channels,
-            "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
+    # Encoded once here, not on every rerun; the figure embeds the same bytes.
+    shown, picture, kind = screen_picture(rgb)
+    return {"picture": picture, "format": kind, "figure": image_figure(shown, encoded=(picture, kind)),
+            "channels": tiling.channels, "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
+
+
+SMALL_PICTURE_SIDE = 256  # up to this long side a picture is sent as PNG: exact pixels, blocks compress well
+
+
+def screen_picture(rgb: np.ndarray) -> tuple[np.ndarray, bytes, str]:
+    """A coloured grid for the screen: enlarged by whole pixels to ``SCREEN_MIN_SIDE`` (a 28×28 input's maps
+    are drawn as pixels, not smoothed by the browser), encoded as PNG when it was small (no JPEG artefacts
+    on 12-px maps) and as JPEG otherwise (~7x smaller for big grids). Returns (pixels, bytes, "png"|"jpeg")."""
+    from explorer.imaging import SCREEN_MIN_SIDE, as_pixels, to_jpeg, to_png
+
+    shown = as_pixels(rgb, SCREEN_MIN_SIDE)
+    if max(rgb.shape[:2]) <= SMALL_PICTURE_SIDE:
+        return shown, to_png(shown), "png"
+    return shown, to_jpeg(shown), "jpeg"
 
 
 @shared(max_entries=4)
 def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> bytes:
-    """The channel grid at full resolution as PNG (computed when the download is clicked)."""
-    from explorer.imaging import colorize, tile_channels, to_png
+    """The channel grid at full resolution as PNG (computed when the download is clicked), enlarged by whole
+    pixels to at least ``DOWNLOAD_MIN_SIDE`` on its long side (a 28×28 input's grid is ~40 px otherwise)."""
+    from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, colorize, tile_channels, to_png
 
     maps = layer_maps(key, layer, _loaded, _image)
-    return to_png(colorize(tile_channels(maps, order=order, scale=scale).image, cmap))
+    return to_png(as_pixels(colorize(tile_channels(maps, order=order, scale=scale).image, cmap), DOWNLOAD_MIN_SIDE))
 
 
 @shared(max_entries=48)
 def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: Any,
                          same_as_grid: bool = False) -> dict[str, Any]:
-    """The first conv's kernels (PNG) and the maps they produce (JPEG), encoded for ``st.image``.
+    """The first conv's kernels (PNG) and the maps they produce (``maps`` bytes in ``maps_format``, see
+    ``screen_picture``), encoded for ``st.image``.
 
     ``same_as_grid``: the page's channel grid shows the first conv in index order on one shared scale (its
     default), so the maps picture is that grid's JPEG, not a second tiling."""
-    from explorer.imaging import colorize, tile_channels, to_jpeg
+    from explorer.imaging import colorize, tile_channels
 
     info = overview(key, _loaded, _image)
     grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image) if same_as_grid else None
     if grid is not None and grid["cols"] == cols:
-        maps_jpeg = grid["jpeg"]
+        maps, maps_format = grid["picture"], grid["format"]
     else:
         first = layer_maps(key, info["first_conv"], _loaded, _image)
         # Shown half the page wide: 512 px is enough, and a quarter of the encoding of a full grid.
-        maps_jpeg = to_jpeg(colorize(tile_channels(first, cols=cols, max_side=SIDE_PICTURE_SIDE).image, cmap))
+        _, maps, maps_format = screen_picture(
+            colorize(tile_channels(first, cols=cols, max_side=SIDE_PICTURE_SIDE).image, cmap))
     # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
     # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact (a small
     # picture, ``first_filters_png``); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen).
-    return {"png": first_filters_png(key, cols, _loaded, _image), "maps_jpeg": maps_jpeg}
+    return {"png": first_filters_png(key, cols, _loaded, _image), "maps": maps, "maps_format": maps_format}
 
 
 @shared(max_entries=64)
@@ -332,19 +350,21 @@ def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _v
     return heatmap_figure(_values, cmap, 360, title=title)
 
 
-def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None = None):
+def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None = None,
+                 encoded: tuple[bytes, str] | None = None):
     """A plotly figure of an RGB picture sent as one JPEG, without axes (zoom and pan still work).
 
     plotly's own ``px.imshow(binary_string=True)`` encodes PNG: 190 ms and 1.4 MB for vgg16's 64-channel grid,
     sent to every browser and hashed on every rerun; a quality-90 JPEG is ~10 ms and ~0.2 MB. ``jpeg``: the
-    picture already encoded."""
+    picture already encoded; ``encoded``: (bytes, "png"|"jpeg"), a picture already encoded in either format."""
     import base64
 
     import plotly.graph_objects as go
 
     from explorer.imaging import to_jpeg
 
-    source = "data:image/jpeg;base64," + base64.b64encode(jpeg or to_jpeg(rgb)).decode("ascii")
+    picture, kind = encoded or (jpeg or to_jpeg(rgb), "jpeg")
+    source = f"data:image/{kind};base64," + base64.b64encode(picture).decode("ascii")
     h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))
     return go.Figure(go.Image(source=source, hovertemplate="x: %{x}<br>y: %{y}<extra></extra>"),
                      layout=dict(height=h, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False),

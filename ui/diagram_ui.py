@@ -122,10 +122,15 @@ def _box_to_pages(graph: Graph, view: Graph) -> None:
 
 @shared(max_entries=32)
 def registry_graph(name: str) -> Graph:
-    """The graph of a registered network at its natural input (random weights: the graph does not depend on them)."""
+    """The graph of a registered network at its natural input, traced on the meta device: shapes without memory
+    (vgg16's 138 M weights would otherwise cost half a gigabyte on the first visit of the paper tables)."""
+    import torch
+
     from explorer.models import build_model, get_entry
 
-    return capture_graph(build_model(name), get_entry(name).input_shape)
+    with torch.device("meta"):
+        model = build_model(name)
+    return capture_graph(model, get_entry(name).input_shape)
 
 
 def paper_diagram(names: list[str], key: str) -> None:

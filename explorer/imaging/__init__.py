@@ -11,8 +11,10 @@ from explorer.imaging.teaching_samples import (DIGIT_SAMPLE_INDEX, FITTING_SAMPL
 from explorer.imaging.viz import (COLORMAPS, DISPLAY_TILE_SIDE, Tiling, channel_order, channel_stats, colorize, colorize_index,
                                   colour_index, filter_grid, filter_images, input_picture, normalize, overlay,
                                   resize_map, tile_channels, to_jpeg, to_png, to_rgb_uint8, upscale)
+from explorer.imaging.viz import DOWNLOAD_MIN_SIDE, SCREEN_MIN_SIDE, as_pixels, pixel_zoom
 
 __all__ = [
+    "DOWNLOAD_MIN_SIDE", "SCREEN_MIN_SIDE", "as_pixels", "pixel_zoom",
     "COLORMAPS", "DIGIT_SAMPLE_INDEX", "DISPLAY_TILE_SIDE", "FITTING_SAMPLE", "fitting_sample", "SAMPLE_KINDS", "SHAPE_NAMES", "digit_picture",
     "draw_single_shape", "sample_kind", "sample_label", "sklearn_digits", "ImageLoadError", "MAX_BYTES", "MAX_SIDE", "SAMPLES", "Tiling", "augment",
     "ALLOWED_FORMATS", "basic_transform", "channel_order", "channel_planes", "channel_stats", "colorize", "colorize_index", "colour_index", "filter_display", "filter_grid",

@@ -99,6 +99,10 @@ def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = No
 # The pages draw a channel grid at most this many pixels wide and high (shown ~900 px wide; bigger only costs
 # encoding and transfer on every rerun); downloads are full resolution.
 DISPLAY_TILE_SIDE = 1024
+# Small grids are enlarged by whole pixels to at least SCREEN_MIN_SIDE on screen (the browser would otherwise
+# smooth a 38-px grid of 12×12 maps into a blur), and downloads to at least DOWNLOAD_MIN_SIDE.
+SCREEN_MIN_SIDE = 900
+DOWNLOAD_MIN_SIDE = 1024
 
 @dataclass
 class Tiling:
@@ -247,6 +251,18 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     if factor <= 1:
         return image
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def pixel_zoom(shape: tuple[int, ...], min_side: int) -> int:
+    """The integer factor that brings a picture's long side to at least ``min_side`` (1 when it already is)."""
+    long_side = max(int(shape[0]), int(shape[1]), 1)
+    return max(1, math.ceil(min_side / long_side))
+
+
+def as_pixels(image: np.ndarray, min_side: int) -> np.ndarray:
+    """``image`` enlarged by an integer nearest-neighbour factor until its long side is at least ``min_side``:
+    a 12×12 map stays 144 sharp squares on a projector or in a download, where a browser would smooth it."""
+    return upscale(image, pixel_zoom(np.shape(image), min_side))
 
 
 def to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
