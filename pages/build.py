@@ -9,6 +9,7 @@ from explorer.analysis import CSV_COLUMNS
 from explorer.models import ModelRef
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import built_tables
+from ui.format import people_table
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -127,7 +128,9 @@ if st.session_state.get("build_used") == canonical:
     st.info(t("build.used", name=canonical))
 
 st.subheader(t("build.table_title"))
-st.dataframe(table[CSV_COLUMNS], hide_index=True, width="stretch")
+shown, shown_config = people_table(table[CSV_COLUMNS], "table.col.", first=("layer", "type", "output_shape", "params"),
+                                   counts=("params", "trainable_params", "mult_adds"))
+st.dataframe(shown, hide_index=True, width="stretch", column_config=shown_config)
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
                    file_name="my_network_layers.csv", mime="text/csv", key="build_csv", on_click="ignore")
 with st.expander(t("build.plan_title")):

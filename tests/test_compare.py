@@ -126,3 +126,14 @@ def test_cli_compare_and_paper(capsys):
     assert main(["paper", "googlenet"]) == 0
     out = capsys.readouterr().out
     assert "inception (5b)" in out and "BatchNorm" in out and "2.7K" in out
+
+
+def test_bubble_chart_labels_at_the_edges_point_inward():
+    """The rightmost model's name is written to the left of its bubble and the leftmost to the right, drawn
+    whole over the margin ("efficientnet_b0" at the right edge was cut to "efficie")."""
+    table = pd.DataFrame({"model": ["a", "b", "c", "efficientnet_b0"], "gflops": [0.1, 0.2, 0.3, 0.4],
+                          "top1": [70.0, 71.0, 72.0, 77.0], "params_m": [1.0, 2.0, 3.0, 5.0]})
+    trace = bubble_chart(table).data[0]
+    positions = dict(zip(trace.text, trace.textposition))
+    assert positions["efficientnet_b0"].endswith("left") and positions["a"].endswith("right")
+    assert trace.cliponaxis is False

@@ -6,7 +6,9 @@ def test_default_network_builds(app_factory):
     assert not at.exception
     assert at.success and not at.error
     table = at.dataframe[0].value
-    assert table["layer"].tolist()[0] == "conv1"
+    assert table["Layer"].tolist()[0] == "conv1"  # headers from the catalogue, key columns first
+    assert list(table.columns[:4]) == ["Layer", "Type", "Output shape", "Params"]
+    assert "None" not in table.to_numpy().astype(str)
     assert at.metric[0].value == "3×32×32"
 
 

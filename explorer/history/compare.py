@@ -283,6 +283,14 @@ def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | 
     cycle = ["top center", "bottom center", "middle right", "top center", "bottom center", "middle left"]
     rank = data["gflops"].rank(method="first").astype(int).to_numpy() - 1
     positions = [cycle[int(r) % len(cycle)] for r in rank]
+    # The outermost labels point inward: "efficientnet_b0" at the right edge was cut to "efficie".
+    if len(data) > 1:
+        for index, r in enumerate(rank):
+            vertical = positions[index].split()[0]
+            if r == len(data) - 1:
+                positions[index] = f"{vertical} left"
+            elif r == 0:
+                positions[index] = f"{vertical} right"
     peak = float(table["params_m"].max() or 1.0)
     # Bubble *area* proportional to parameters, like the classic figure; sizeref maps the largest to 60 px.
     sizeref = 2.0 * peak / (60.0 ** 2)
@@ -292,7 +300,8 @@ def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | 
                     color=list(range(len(data))), colorscale="Viridis", opacity=0.7, line=dict(width=1)),
         customdata=data[["params_m"]].to_numpy(),
         hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.3g} M params<extra></extra>",
+        cliponaxis=False,  # a label near the plot's edge is drawn whole, over the margin
     ))
     figure.update_layout(xaxis_title=labels["gflops"], yaxis_title=labels.get(y, y), showlegend=False,
-                         margin=dict(l=10, r=10, t=30, b=10), height=480)
+                         margin=dict(l=10, r=40, t=40, b=10), height=480)
     return figure
