@@ -134,4 +134,6 @@ st.dataframe(shown, hide_index=True, width="stretch", column_config=shown_config
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
                    file_name="my_network_layers.csv", mime="text/csv", key="build_csv", on_click="ignore")
 with st.expander(t("build.plan_title")):
-    st.dataframe(plan, hide_index=True, width="stretch")
+    plan_shown, plan_config = people_table(plan, "table.col.", first=("name", "token", "output", "params"),
+                                           counts=("params", "mult_adds"))
+    st.dataframe(plan_shown, hide_index=True, width="stretch", column_config=plan_config)

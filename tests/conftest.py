@@ -55,3 +55,19 @@ def patch_analyze(monkeypatch, replacement) -> None:
 
     for module in (explorer.analysis, explorer.analysis.page_pass):
         monkeypatch.setattr(module, "analyze", replacement)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No internet (every URL fails as an unknown host does) and an empty torch cache in ``tmp_path/torch``;
+    returns the cache's checkpoints folder."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def no_dns(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"

@@ -14,10 +14,12 @@ import re
 import time
 from pathlib import Path
 
+import browser_support
 import pytest
+from browser_support import browser_fixture, server_fixture
 
 from explorer.core import translate
-from explorer.devtools.appserver import AppServer, chromium_available, launch_chromium
+from explorer.devtools.appserver import chromium_available
 
 pytestmark = pytest.mark.browser
 _reason = chromium_available()
@@ -31,37 +33,12 @@ TIMEOUT_MS = 150_000
 FOLLOW_WITHIN_MS = 15_000  # "within a few seconds": polling is every 1.5 s, the page rerun needs the rest on 2 cores
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("links") / "streamlit.log"
-    with AppServer(log_path=log) as srv:
-        srv.wait_healthy(120)
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+server = server_fixture("links")
+browser = browser_fixture(SHOTS)
 
 
 def wait_idle(page, timeout_ms: int = TIMEOUT_MS) -> None:
-    idle = """() => {
-        const app = document.querySelector('[data-testid="stApp"]');
-        return app && app.getAttribute('data-test-script-state') === 'notRunning'
-            && document.querySelector('[data-testid="stMain"] h1') !== null
-            && document.querySelectorAll('[data-stale="true"]').length === 0;
-    }"""
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
-    time.sleep(0.3)
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
+    browser_support.wait_idle(page, timeout_ms, settle_s=0.3)
 
 
 def selectbox(page, key_label: str, where: str = '[data-testid="stMain"]'):

@@ -10,13 +10,14 @@ Set ``EXPLORER_DOCS_SCREENSHOT=1`` to also write ``docs/projector.png`` (the REA
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
+import browser_support
 import pytest
+from browser_support import browser_fixture, server_fixture
 
 from explorer.core import translate
-from explorer.devtools.appserver import AppServer, chromium_available, launch_chromium
+from explorer.devtools.appserver import chromium_available
 
 pytestmark = pytest.mark.browser
 _reason = chromium_available()
@@ -52,37 +53,12 @@ LAYOUT_PROBLEMS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("projector") / "streamlit.log"
-    with AppServer(log_path=log) as srv:
-        srv.wait_healthy(120)
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+server = server_fixture("projector")
+browser = browser_fixture(SHOTS)
 
 
 def wait_idle(page, timeout_ms: int = TIMEOUT_MS) -> None:
-    idle = """() => {
-        const app = document.querySelector('[data-testid="stApp"]');
-        return app && app.getAttribute('data-test-script-state') === 'notRunning'
-            && document.querySelector('[data-testid="stMain"] h1') !== null
-            && document.querySelectorAll('[data-stale="true"]').length === 0;
-    }"""
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
-    time.sleep(0.5)
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
+    browser_support.wait_idle(page, timeout_ms, settle_s=0.5)
 
 
 def visit(page, url: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_support import wait_idle
 from PIL import Image, ImageDraw
 
 from explorer.devtools.appserver import AppServer, chromium_available, launch_chromium
@@ -63,16 +64,7 @@ def _upload_png(path: Path) -> Path:
 
 
 def _wait_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
-    """The script run is over and nothing on the page is stale (left over from an earlier run)."""
-    idle = """() => {
-        const app = document.querySelector('[data-testid="stApp"]');
-        return app && app.getAttribute('data-test-script-state') === 'notRunning'
-            && document.querySelector('[data-testid="stMain"] h1') !== null
-            && document.querySelectorAll('[data-stale="true"]').length === 0;
-    }"""
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
-    time.sleep(0.3)  # a rerun triggered by the last message starts within a few ms: check once more
-    page.wait_for_function(idle, timeout=timeout_ms, polling=200)
+    wait_idle(page, timeout_ms, settle_s=0.3)
 
 
 def _open(page, url: str, title: str) -> None:

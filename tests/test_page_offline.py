@@ -7,9 +7,6 @@ text ("URLError", "urlopen", "Errno"), and the one short no-internet sentence ap
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,15 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.stem for p in (ROOT / "pages").glob("*.py"))
 IMAGENET_MODEL = "squeezenet1_1"  # small: every page runs quickly with it
 RAW = ("URLError", "urlopen", "Errno")
-
-
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    def no_dns(*args, **kwargs):
-        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
 
 def page_text(at) -> str:

@@ -6,11 +6,9 @@ and ``TORCH_HOME`` points at a temporary folder, so nothing from the real cache 
 from __future__ import annotations
 
 import re
-import socket
-import urllib.error
+from pathlib import Path
 import urllib.request
 
-import pytest
 import torch
 import torchvision
 
@@ -21,18 +19,7 @@ RAW = re.compile(r"URLError|urlopen|Errno|Traceback")
 SMALL_IMAGENET = "squeezenet1_1"  # 1.2 M parameters: small files, quick builds
 
 
-@pytest.fixture
-def offline(monkeypatch, tmp_path):
-    """No internet and an empty torch cache in ``tmp_path/torch``."""
-    def no_dns(*args, **kwargs):
-        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
-
-
-def _cache_file(name: str, checkpoints) -> "Path":  # noqa: F821
+def _cache_file(name: str, checkpoints) -> Path:
     url = get_entry(name).weights_enum.DEFAULT.url
     return checkpoints / url.rsplit("/", 1)[1]
 
