@@ -11,7 +11,8 @@ import explorer.commands as commands
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description="CNN Architecture Explorer command line")
-    parser.add_argument("--models", action="append", default=[], metavar="FILE.py",
+    # dest: sub-commands have arguments named "models" (compare's model names) that must not be read as files.
+    parser.add_argument("--models", action="append", default=[], metavar="FILE.py", dest="model_files",
                         help="a trusted Python file whose networks join the registry (repeatable; before COMMAND; "
                              "adds to $EXPLORER_MODELS)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -27,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.models:
+    if args.model_files:
         from explorer.models import add_model_paths  # torch: only when asked for
 
-        add_model_paths(args.models)
+        add_model_paths(args.model_files)
     try:
         return int(args.func(args) or 0)
     except (ValueError, KeyError, RuntimeError, ArithmeticError) as exc:

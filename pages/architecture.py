@@ -53,7 +53,7 @@ view = shown[columns + ["formula"]].copy()
 view["layer"] = ["\u2003" * (d - 1) + name for d, name in zip(shown["depth"], shown["layer"])]
 view, view_config = people_table(view, "table.col.", first=("layer", "type", "output_shape", "params", "formula"),
                                  counts=("params", "weights", "biases", "trainable_params", "mult_adds"),
-                                 wide=("layer", "formula"))
+                                 wide=("formula",))
 st.dataframe(view, hide_index=True, width="stretch", height=420, column_config=view_config)
 st.download_button(t("common.download_csv"), table[columns].to_csv(index=False).encode(),
                    file_name=f"{safe_name}_layers.csv", mime="text/csv", on_click="ignore")
@@ -81,7 +81,9 @@ if len(path):
                   secondary_y=True)
     fig.update_xaxes(title_text=t("arch.chart_x"), type="category", tickangle=-45, automargin=True)
     fig.update_yaxes(title_text=t("arch.chart_size"), secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text=t("arch.chart_channels"), secondary_y=True, rangemode="tozero")
+    # its own round ticks (0, 200, 400…), not ticks synced to the size axis (183, 366…)
+    fig.update_yaxes(title_text=t("arch.chart_channels"), secondary_y=True, rangemode="tozero", tickmode="auto",
+                     showgrid=False)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), hovermode="closest",
                       legend=dict(orientation="h", y=1.08))
     st.plotly_chart(fig, width="stretch")

@@ -45,7 +45,7 @@ except Exception as exc:
 st.subheader(t("cmp.table_title"))
 labels = {column: t(f"cmp.col.{column}") for column in COLUMNS}
 st.dataframe(table, hide_index=True, width="stretch", column_config={
-    "model": st.column_config.TextColumn(labels["model"], width="medium", pinned=True),  # whole names, kept in view
+    "model": st.column_config.TextColumn(labels["model"], width="medium"),  # whole names ("mobilenet_v3_large")
     "family": st.column_config.TextColumn(labels["family"]),
     "input": st.column_config.TextColumn(labels["input"]),
     "params_m": st.column_config.NumberColumn(labels["params_m"], format="%.3g"),  # mnist_cnn: 0.00276, not 0.00

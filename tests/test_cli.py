@@ -46,3 +46,29 @@ def test_errors_are_messages_not_tracebacks():
     assert out.returncode == 2 and "too small" in out.stderr or "does not fit" in out.stderr
     out = run_cli("summary", "alexnet", "--input", "banana")
     assert out.returncode != 0 and "Traceback" not in out.stderr
+
+
+def test_help_and_argument_errors_answer_without_importing_torch():
+    """`--help` and a missing MODEL are answered by argparse before any heavy import (torch takes seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom explorer.cli import main\n"
+            "for argv in (['--help'], ['summary'], ['rf', '--weights', 'none'], ['gradcam']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False False", done.stdout + done.stderr
+    assert "one of the arguments model --arch is required" in done.stderr
+
+
+def test_compare_model_names_are_not_read_as_model_files(monkeypatch, capsys):
+    """`compare` has its own MODELS argument; only the top-level --models names Python files."""
+    import os
+
+    from explorer.cli import main
+
+    monkeypatch.setenv("EXPLORER_MODELS", "")
+    assert main(["compare", "mnist_cnn", "lenet5", "--csv", "--no-rf"]) == 0
+    assert os.environ["EXPLORER_MODELS"] == ""
+    assert "mnist_cnn" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """AppTests of the Compare page (small models, random weights: no network)."""
 import json
+import re
 
 SMALL = {"sel_model": "tiny_vgg", "sel_weights": "none"}
 
@@ -46,3 +47,11 @@ def test_korean(app_factory):
     at = app_factory("compare", cmp_models=["tiny_vgg", "lenet5_dense"], cmp_cam_on=False, lang="ko", **SMALL)
     assert not at.exception
     assert "모델 비교" in at.title[0].value
+    # every header in Korean (top-1 included), from the Korean catalogue
+    from explorer.core import translate
+
+    headers = {column: config["label"] for column, config in json.loads(at.dataframe[0].proto.columns).items()
+               if "label" in config}  # the index's entry has no label
+    assert {"model", "top1", "top5", "params_m"} <= set(headers)
+    assert headers["top1"] == translate("cmp.col.top1", "ko") and "정확도" in headers["top1"]
+    assert all(re.search(r"[\uac00-\ud7a3]", label) for label in headers.values()), headers

@@ -34,5 +34,5 @@ def people_table(frame: pd.DataFrame, header_prefix: str, first: Sequence[str] =
 
 def metric_count(column, label: str, value: int, help_text: str | None = None) -> None:
     """A count in an ``st.metric`` that fits its column ("11.7 M"), the exact number in the help."""
-    exact = f"{int(value):,}"
+    exact = t("table.exact_help", value=f"{int(value):,}")
     column.metric(label, human_number(value), help=(f"{help_text}\n\n" if help_text else "") + exact)

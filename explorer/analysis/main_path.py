@@ -2,13 +2,14 @@
 
 Plotting every leaf makes branching networks spiky (GoogLeNet's inception branches go 64 → 96 → 16 → 32
 channels and back inside one block). Here a container whose direct children merge branches (a ``cat`` or an
-``add`` leaf: inception, residual and dense blocks) is one point, its output; elsewhere each leaf convolution
-or pooling layer is one point."""
+``add`` leaf: inception, residual and dense blocks; a ``mul``: squeeze-excitation) is one point, its output;
+elsewhere each leaf convolution or pooling layer is one point."""
 from __future__ import annotations
 
 import pandas as pd
 
-MERGE_TYPES = frozenset({"cat", "add", "concat", "stack"})  # functional ops recorded by the layer table
+MERGE_TYPES = frozenset({"cat", "add", "mul", "concat", "stack"})  # functional ops recorded by the layer table;
+# "mul": a squeeze-excitation block scales its input (EfficientNet, MobileNetV3), one step, not a dip to 1×1
 
 
 def _is_spatial(shape: str) -> bool:

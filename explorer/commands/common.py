@@ -29,9 +29,11 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 def add_model_args(parser: argparse.ArgumentParser, *, weights: bool = True, input_shape: bool = True,
                    model_positional: bool = True) -> None:
+    # One of MODEL and --arch, checked by argparse itself: a missing model is said before torch is imported.
+    which = parser.add_mutually_exclusive_group(required=model_positional)
     if model_positional:
-        parser.add_argument("model", nargs="?", help="model name (see `models`), or a run folder")
-    parser.add_argument("--arch", help='a build-your-own network instead of MODEL, e.g. "conv3-64 M conv3-128 M FC-10"')
+        which.add_argument("model", nargs="?", help="model name (see `models`), or a run folder")
+    which.add_argument("--arch", help='a build-your-own network instead of MODEL, e.g. "conv3-64 M conv3-128 M FC-10"')
     if weights:
         parser.add_argument("--weights", default="none",
                             help="pretrained | none | PATH to a state_dict (default: none)")

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
     sub.required = True
     fetch = sub.add_parser("fetch", help="download the ImageNet weights of MODEL... into the torch cache")
-    # dest "model_names": the top-level parser already has "--models" (files of networks) under dest "models".
+    # dest "model_names": clearer beside the top-level "--models" (files of networks, dest "model_files").
     fetch.add_argument("model_names", nargs="+", metavar="MODEL", help="registry names, e.g. resnet18 vgg16")
     fetch.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the server (default 20)")
     fetch.set_defaults(func=run_fetch)
