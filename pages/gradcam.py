@@ -2,7 +2,7 @@
 import streamlit as st
 
 from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
-from explorer.imaging import COLORMAPS, overlay, to_png
+from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, overlay, to_png
 from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
 from ui.common import error_box, run_through_app, t
@@ -76,9 +76,10 @@ right.caption(t("cam.heat_caption", h=cams[layer].shape[0], w=cams[layer].shape[
 if float(heat.max()) == 0.0:
     st.info(t("cam.all_zero"))
 d1, d2 = st.columns(2)
-d1.download_button(t("cam.download_overlay"), lambda: to_png(blend), file_name=f"{safe_name}_{layer}_c{target}_gradcam.png",
+# Downloads enlarged by whole pixels to a usable size (a 64×64 input would be a thumbnail on a slide).
+d1.download_button(t("cam.download_overlay"), lambda: to_png(as_pixels(blend, DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{layer}_c{target}_gradcam.png",
                    mime="image/png", key="cam_dl_overlay", on_click="ignore")
-d2.download_button(t("cam.download_heat"), lambda: to_png(heat), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
+d2.download_button(t("cam.download_heat"), lambda: to_png(as_pixels(heat, DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
                    mime="image/png", key="cam_dl_heat", on_click="ignore")
 st.caption(t("cam.formula"))
 
