@@ -110,3 +110,33 @@ def test_feature_maps_page_offers_every_step_of_the_chain(app_factory):
         block = m.layer1[0]
         summed = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(inp))))) + inp
     assert shown_min == pytest.approx(float(summed[0, 3].min()), rel=1e-3, abs=1e-4)
+
+
+def test_a_block_whose_output_is_a_concatenation_claims_no_addition():
+    """Two branches concatenated (GoogLeNet, AlexNet's two groups): the output has more channels than the conv,
+    so no shortcut can have been added; the chain ends without an "add" step instead of failing."""
+
+    class TwoBranches(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.b = torch.nn.Conv2d(3, 2, 1)
+            self.relu = torch.nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(torch.cat([self.a(x), self.b(x)], 1))
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = TwoBranches()
+            self.head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 8 * 8, 3))
+
+        def forward(self, x):
+            return self.head(self.block(x))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    result = analyze(model, torch.rand(1, 3, 8, 8), "block.a", layers=None)
+    steps = activation_chain(result.calls, "block.a", result.activations)
+    assert all(step.role != "add" for step in steps)

@@ -412,7 +412,8 @@ def test_every_registered_model_has_a_known_field_everywhere() -> None:
 
     for name in list_models():
         shape = get_entry(name).input_shape
-        shape = (shape[0], min(shape[1], 224), min(shape[2], 224))  # same graph, less work for the big ones
+        if shape[1] > 227:  # same graph, less work for the big ones; AlexNet's 227 is what makes its strides fit
+            shape = (shape[0], 224, 224)
         table = architecture_table(name, shape)
         assert len(table) > 3, name
         assert not table["unknown"].any(), (name, table[table["unknown"]]["note"].tolist()[:3])

@@ -313,7 +313,10 @@ def activation_chain(
 def _recorded_difference(calls: Sequence[CallInfo], activations: dict[str, Any], total: np.ndarray,
                          part: np.ndarray, exclude: set[str]) -> str | None:
     """The first recorded call (forward order) whose output equals ``total - part``: the shortcut that a
-    residual block added."""
+    residual block added. None when the two differ in shape: a concatenation (grouped or branched outputs),
+    not an addition."""
+    if total.shape != part.shape:
+        return None
     difference = total - part
     for call in calls:
         if call.name in exclude or call.name not in activations:
