@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import wait_idle
+from browser_support import browser_fixture, wait_idle
 from PIL import Image, ImageDraw
 
-from explorer.devtools.appserver import AppServer, chromium_available, launch_chromium
+from explorer.devtools.appserver import AppServer, chromium_available
 from explorer.core import translate
 from explorer.imaging import DOWNLOAD_MIN_SIDE
 
@@ -139,16 +139,7 @@ def server(tmp_path_factory):
             print(text[-4000:])
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+browser = browser_fixture(SHOTS)
 
 
 def test_a_cold_server_opens_a_deep_link_with_sidebar_and_no_page_not_found(browser, tmp_path) -> None:
