@@ -7,6 +7,7 @@ import pkgutil
 import sys
 
 import explorer.commands as commands
+from explorer.commands.common import check_model_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
         add_model_paths(args.model_files)
     try:
+        check_model_name(args)  # before a sub-command imports torch
         return int(args.func(args) or 0)
     except (ValueError, KeyError, RuntimeError, ArithmeticError) as exc:
         # Library errors carry readable messages; show them without a traceback.

@@ -251,7 +251,11 @@ def render_sidebar() -> Selection:
 
     custom_label, run_label = t("sidebar.group.custom"), t("sidebar.group.run")
 
+    registry_names = set(options[len(customs) + len(runs):])
+
     def label(name: str) -> str:
+        if name in registry_names:  # ~100 of them per rerun: no run-folder probe on the disk for each
+            return name
         if name in runs:
             return f"{run_label}: {Path(name).name}"
         return ModelRef.parse(name).label(custom_label)

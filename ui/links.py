@@ -19,7 +19,9 @@ private ``_links_*`` and ``_class_*`` keys.
 """
 from __future__ import annotations
 
+import functools
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,11 @@ from ui.common import t
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empty url_path)
-POLL_SECONDS = 1.5
+# A follower's poll interval. Half a second keeps the follow lag near 2 s (half an interval on average, plus
+# the follower's own page run); a poll of an unchanged class costs ~1 ms of server CPU (scripts/follow_load.py).
+POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 0.5)))
 PRESENT_KEY = "present_mode"
+CLASS_PARAM = "class"  # ?class=CODE joins that class (the link under the lecturer's class code)
 SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's choices less "upload"
 
 # The sidebar's choices: every page's view starts from them.
@@ -134,12 +139,12 @@ def current_query(stem: str, personal: bool = True) -> dict[str, str]:
     return query
 
 
-def view_url(stem: str, query: dict[str, str]) -> str:
-    """The absolute link to ``stem`` with ``query`` (the browser's own address as the base)."""
+def view_url(stem: str, query: dict[str, str], here: str | None = None) -> str:
+    """The absolute link to ``stem`` with ``query`` (the browser's own address, on page ``here``, as the base)."""
     from urllib.parse import urlencode
 
     base = (st.context.url or "").split("?", 1)[0].rstrip("/")
-    for suffix in {stem, page_stem(None)}:
+    for suffix in {stem, here or stem, page_stem(None)}:
         if base.endswith("/" + suffix):
             base = base[: -len(suffix) - 1]
     path = "" if stem == DEFAULT_PAGE else stem
@@ -183,8 +188,11 @@ def begin(page: Any) -> View:
     if not state.get("_links_started"):
         state["_links_started"] = True
         query = {name: st.query_params.get_all(name) for name in st.query_params.keys()}
+        join = query.pop(CLASS_PARAM, None)  # a class's join link (the lecturer's QR code): not part of a view
         if query:
             _set_message(stem, _apply(stem, query, personal=True))
+        if join:
+            _join_code(join[-1])
     pending = state.pop("_links_pending", None)
     if pending and pending.get("page") == stem:
         _apply(stem, pending.get("query") or {}, personal=False)
@@ -247,13 +255,19 @@ def _end_class() -> None:
             pass
 
 
-def _join() -> None:
-    code = normalise_code(st.session_state.get("class_join", ""))
-    if code is None or class_store().read(code) is None:
+def _join_code(text: str) -> None:
+    code = normalise_code(text)
+    if code is None or class_store().version(code) is None:
         st.session_state["_class_note"] = "links.class_unknown"
         return
+    if code == st.session_state.get("_class_code"):
+        return  # the lecturer's own class
     st.session_state.update({"_class_follow": code, "class_follow_on": True, "_class_seen": None})
     st.session_state.pop("_class_note", None)
+
+
+def _join() -> None:
+    _join_code(st.session_state.get("class_join", ""))
 
 
 def _leave() -> None:
@@ -269,21 +283,23 @@ def _on_follow_toggle() -> None:
 
 @st.fragment(run_every=POLL_SECONDS)
 def _follow(stem: str) -> None:
-    """A follower's poll: when the lecturer's view changed, take it over (page switch or full rerun)."""
+    """A follower's poll: when the lecturer's view changed, take it over (page switch or full rerun).
+
+    Runs every ``POLL_SECONDS`` for every following student, so while nothing changes it only compares a
+    version number (``ClassroomStore.version``: a dict lookup, or one ``os.stat`` with a shared folder) and
+    draws nothing (no message to the browser beyond the run's own start and end).
+    """
     code = st.session_state.get("_class_follow")
-    if not code:
+    if not code or not st.session_state.get("class_follow_on"):
         return
-    if not st.session_state.get("class_follow_on"):
-        st.caption(t("links.class_stepped_out", code=code))
+    version = class_store().version(code)
+    if version is not None and version == st.session_state.get("_class_seen"):
         return
-    view = class_store().read(code)
+    view = class_store().read(code) if version is not None else None
     if view is None:
         _leave()
         st.session_state["_class_note"] = "links.class_ended"
         st.rerun(scope="app")
-    st.caption(t("links.class_following", code=code))
-    if view.version == st.session_state.get("_class_seen"):
-        return
     st.session_state["_class_seen"] = view.version
     target = str(view.state.get("page") or DEFAULT_PAGE)
     if not is_page(target):
@@ -295,8 +311,10 @@ def _follow(stem: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- the sidebar
+@functools.lru_cache(maxsize=512)
 def qr_png(url: str, scale: int = 6) -> bytes:
-    """A QR code of ``url`` as PNG (segno: pure Python, no network)."""
+    """A QR code of ``url`` as PNG (segno: pure Python, no network). Memoised: encoding takes ~25 ms and the
+    sidebar draws it on every rerun, while the link changes only when the view does."""
     import segno
 
     buf = io.BytesIO()
@@ -329,12 +347,22 @@ def sidebar_tools(view: View) -> None:
         if code:
             st.markdown(t("links.class_code", code=code))
             st.caption(t("links.class_lecturer_help"))
+            join_url = view_url(DEFAULT_PAGE, {CLASS_PARAM: code}, here=stem)
+            st.caption(t("links.class_join_link"))
+            st.code(join_url, language=None, wrap_lines=True)
+            try:
+                st.image(qr_png(join_url, scale=5), width=180)
+            except Exception:  # segno missing: the code and the link still work
+                pass
             st.button(t("links.class_end"), on_click=_end_class, key="class_end", width="stretch")
         elif st.session_state.get("_class_follow"):
-            st.toggle(t("links.class_follow"), key="class_follow_on", on_change=_on_follow_toggle,
-                      help=t("links.class_follow_help"))
+            following = st.toggle(t("links.class_follow"), key="class_follow_on", on_change=_on_follow_toggle,
+                                  help=t("links.class_follow_help"))
+            code = st.session_state["_class_follow"]
+            st.caption(t("links.class_following" if following else "links.class_stepped_out", code=code))
             st.button(t("links.class_leave"), on_click=_leave, key="class_leave", width="stretch")
-            _follow(stem)
+            if following:  # stepped out: no poll at all
+                _follow(stem)
         else:
             st.button(t("links.class_start"), on_click=_start_class, args=(stem,), key="class_start",
                       help=t("links.class_start_help"), width="stretch")

@@ -135,20 +135,29 @@ class FunctionalRecorder(TorchFunctionMode):
             self.frames.append(_Frame(name, leaf, bool(parent and (parent.leaf or parent.inside_leaf))))
         return hook
 
-    def _post_hook(self, _module: nn.Module, _args: Any, _output: Any) -> None:
+    def _post_hook(self, _module: nn.Module, _args: Any, output: Any) -> None:
         if threading.get_ident() == self.thread and self.frames:
-            self.frames.pop()
+            frame = self.frames.pop()
+            if frame.leaf or frame.inside_leaf:
+                # Ops inside a leaf are not followed one by one (see ``__torch_function__``): its output
+                # (or the tensor a hook put in its place) is what later calls see as computed from the input.
+                for tensor in flat_tensors(output):
+                    self.tags.set(tensor, True)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if threading.get_ident() != self.thread:
             return func(*args, **kwargs)
+        frame = self.frames[-1] if self.frames else None
+        if frame is not None and (frame.leaf or frame.inside_leaf):
+            # Calls inside a leaf module belong to the module: no bookkeeping per op (a conv's own F.conv2d,
+            # a BatchNorm's batch_norm): this is most of the ops of a forward pass.
+            return func(*args, **kwargs)
         inputs = [t for t in flat_tensors((args, kwargs)) if self.tags.get(t)]
         if not inputs:
             return func(*args, **kwargs)
-        frame = self.frames[-1] if self.frames else None
         name = op_name(func)
-        recorded = (frame is None or not (frame.leaf or frame.inside_leaf)) and is_layer_op(name)
+        recorded = is_layer_op(name)
         call = None
         if recorded:
             caller = frame.name if frame is not None else ""

@@ -5,7 +5,6 @@ times exactly this function, so what is measured is what the pages run.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,8 @@ def page_analysis(loaded: LoadedModel, image: Image.Image, max_bytes: int | None
         if weight is not None and weight.dim() == 4:
             filters = weight.detach().float().cpu().numpy()
     return {
-        "calls": [asdict(c) for c in result.calls],
+        # A shallow copy per call: its fields are str, int, bool and tuples (``asdict`` deep-copies: ~5 ms).
+        "calls": [dict(vars(c)) for c in result.calls],
         "activations": activations,
         "probabilities": result.probabilities,
         "top1": result.target,

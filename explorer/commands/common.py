@@ -52,6 +52,22 @@ def model_name_from_args(args: argparse.Namespace) -> str:
     return args.model
 
 
+def check_model_name(args: argparse.Namespace) -> None:
+    """An unknown registry name is said before torch loads (the names come from the light index when it is
+    the registry's; otherwise the registry itself answers later). Run folders and ``--arch`` pass through."""
+    name = getattr(args, "model", None)
+    if not name or getattr(args, "arch", None):
+        return
+    from explorer.models.names import quick_model_names
+    from explorer.models.ref import ModelRef
+
+    if ModelRef.parse(name).kind != "registry":
+        return
+    names = quick_model_names()
+    if names is not None and name not in names:
+        raise KeyError(f"unknown model {name!r}; `python -m explorer models` lists them")
+
+
 def load_from_args(args: argparse.Namespace):
     from explorer.core import pick_device
     from explorer.models import load_model

@@ -8,7 +8,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer.models import list_models
+    from explorer.models.names import quick_model_names
 
-    print("\n".join(list_models()))
+    names = quick_model_names()  # the light index when it is exactly the registry's (no torch import)
+    if names is None:
+        from explorer.models import list_models
+
+        names = list_models()
+    print("\n".join(names))
     return 0

@@ -21,10 +21,10 @@ from explorer.core import seeded_global
 from explorer.imaging import basic_transform
 from explorer.models.arch.build import build_arch
 from explorer.models.arch.grammar import input_shape_of, spec_with_input
-from explorer.models.builtin_weights import builtin_weights
+from explorer.models.builtin import builtin_weights
 from explorer.models.catalog import get_entry
 from explorer.models.checkpoints import CheckpointError, apply_state_dict, read_state_dict
-from explorer.models.hub_weights import adapt_torchvision_state, download_failure, download_to_cache
+from explorer.models.hub import adapt_torchvision_state, download_failure, download_to_cache
 from explorer.models.loaded import LoadedModel
 from explorer.models.ref import ModelRef
 from explorer.models.registry import ModelEntry, registered
