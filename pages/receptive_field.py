@@ -22,7 +22,7 @@ key = model_cache_key(loaded)
 _, H, W = loaded.input_shape
 try:
     with st.spinner(t("rf.computing")):
-        table = rf_table(*key, _loaded=loaded)
+        table = rf_table(loaded)
 except InputTooSmallError as exc:
     st.error(t("rf.too_small", message=exc))
     st.stop()

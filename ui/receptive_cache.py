@@ -19,8 +19,16 @@ import streamlit as st
 DEFAULT_OVERLAY = ("lenet5", "alexnet", "vgg16", "googlenet", "resnet50")
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def rf_table(name: str, weights_key: str, input_shape: tuple[int, int, int], device: str, _loaded: Any) -> pd.DataFrame:
+def rf_table(loaded: Any) -> pd.DataFrame:
+    """The receptive-field table of the loaded model at its input shape: computed once per (architecture,
+    input size) for every session, whatever the weights, device or model name (a static property)."""
+    from explorer.core import architecture_fingerprint
+
+    return _rf_table(architecture_fingerprint(loaded.model), tuple(loaded.input_shape), _loaded=loaded)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _rf_table(architecture: str, input_shape: tuple[int, int, int], _loaded: Any) -> pd.DataFrame:
     from explorer.receptive import receptive_field_table
 
     return receptive_field_table(_loaded.model, input_shape, partial=True)

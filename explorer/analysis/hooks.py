@@ -170,6 +170,7 @@ def run_pass(
     list_calls: bool = False,
     cam_all: bool = False,
     max_bytes: int | None = None,
+    on_device: bool = False,
 ) -> _Pass:
     """One forward pass with hooks. Caller holds the model's lock (``hooked`` takes it again: RLock).
 
@@ -178,7 +179,9 @@ def run_pass(
     no_grad) and the rest of the forward pass works on a clone, so in-place ops downstream leave the
     recorded activation intact for ``torch.autograd.grad``. ``cam_all`` makes every call of a conv-like
     module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
-    ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``).
+    ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``). ``on_device=True``
+    leaves the recorded clones on the model's device (see ``explorer.analysis.host_arrays``); by default they are
+    moved to the CPU in one batch.
     """
     all_modules = {n: m for n, m in model.named_modules() if n}
     record_all = record is None
@@ -302,7 +305,7 @@ def run_pass(
                 is_activation=is_activation(module),
             )
         )
-    return _Pass(output, store.to_cpu(), cam_acts, calls, store.skipped)
+    return _Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped)
 
 
 @contextmanager

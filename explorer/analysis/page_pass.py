@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
+from explorer.analysis.host_arrays import HostActivations
 from explorer.analysis.layers import default_cam_layer
 from explorer.analysis.shared_pass import analyze
 from explorer.imaging import input_picture
@@ -22,21 +22,16 @@ ANALYSIS_BUDGET_BYTES = 256 * 2**20
 
 def page_analysis(loaded: LoadedModel, image: Image.Image, max_bytes: int | None = ANALYSIS_BUDGET_BYTES) -> dict[str, Any]:
     """The shared pass, uncached: every call's output (and activation inputs) as float32 numpy without
-    the batch dimension, calls, probabilities, Grad-CAM of the default layer for the top-1 class, the
+    the batch dimension (a :class:`HostActivations` mapping: copied from the device layer by layer, when read), calls, probabilities, Grad-CAM of the default layer for the top-1 class, the
     input picture and the first conv's weights. Arrays seen twice (a block's output is its last
     layer's) are one object, so the cache stores them once."""
     x = loaded.preprocess(image)
     default_layer = default_cam_layer(loaded.model, tuple(loaded.input_shape))
     # Grad-CAM of the default layer only: every other layer's map would need the gradient through the whole
     # network (2.1-2.8x a forward instead of ~1.1x); the Grad-CAM page asks for those in its own cached pass.
-    result = analyze(loaded.model, x, default_layer, layers=None, cam_all=False, max_bytes=max_bytes)
-    arrays: dict[int, np.ndarray] = {}
-    activations = {}
-    for name, tensor in result.activations.items():
-        array = arrays.get(id(tensor))
-        if array is None:
-            array = arrays[id(tensor)] = tensor[0].float().numpy() if tensor.dim() > 1 else tensor.float().numpy()
-        activations[name] = array
+    # Recorded tensors stay on the model's device; a layer is copied to the host when a page first draws it.
+    result = analyze(loaded.model, x, default_layer, layers=None, cam_all=False, max_bytes=max_bytes, on_device=True)
+    activations = HostActivations(result.activations)
     first_conv = next((c for c in result.calls if c.is_conv), None)
     filters = None
     if first_conv is not None:

@@ -33,7 +33,7 @@ class Analysis:
     probabilities: np.ndarray  # softmax of logits
     target: int  # class the CAMs explain
     cam_raw: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> ReLU(sum_k w_k A_k), layer size
-    activations: dict[str, torch.Tensor] = field(default_factory=dict)  # call spec -> CPU tensor [1,...]
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)  # call spec -> tensor [1,...] (CPU unless on_device)
     calls: list[CallInfo] = field(default_factory=list)  # filled when every layer was recorded
     input_size: tuple[int, int] = (0, 0)
     skipped: list[str] = field(default_factory=list)  # recorded names dropped by the byte budget
@@ -93,6 +93,7 @@ def analyze(
     layers: Sequence[str] | None = None,
     cam_all: bool = False,
     max_bytes: int | None = None,
+    on_device: bool = False,
 ) -> Analysis:
     """One forward pass: class scores, the activations of ``layers`` and Grad-CAM for ``cam_layer``.
 
@@ -105,7 +106,8 @@ def analyze(
     output (what a layer picker offers), still from the same single gradient computation.
     ``max_bytes`` bounds the memory of the recorded activations (every layer of efficientnet_b7 at
     600x600 is ~4 GB): in forward order, tensors that would exceed it are not kept and their names are
-    listed in ``Analysis.skipped`` (get them later with :func:`capture`).
+    listed in ``Analysis.skipped`` (get them later with :func:`capture`). ``on_device=True`` keeps the recorded
+    activations on the model's device (the caller copies what it draws: ``HostActivations``).
     """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"analyze takes one image [1,C,H,W], got {tuple(x.shape)}")
@@ -115,7 +117,8 @@ def analyze(
         raise ValueError("Grad-CAM explains layer outputs: drop the ':in' suffix")
     record = None if layers is None else [parse_call(n) for n in layers]
     with model_lock(model):
-        result = run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes)
+        result = run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes,
+                          on_device=on_device)
         scores = logits_of(result.output)
         if scores.dim() != 2 or scores.shape[0] != 1:
             raise ValueError(f"the model's output is not class scores [1, classes]: {tuple(scores.shape)}")

@@ -36,6 +36,9 @@ def arrays_in(value: Any) -> Iterator[Any]:
         elif isinstance(item, (list, tuple)):
             for v in item:
                 yield from walk(v)
+        elif hasattr(item, "held_arrays"):  # a container that says what it keeps (analysis.HostActivations)
+            for v in item.held_arrays():
+                yield from walk(v)
         elif hasattr(item, "__dataclass_fields__") and not isinstance(item, type):
             for name in item.__dataclass_fields__:
                 yield from walk(getattr(item, name))
