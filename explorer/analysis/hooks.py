@@ -88,39 +88,66 @@ def _add_counting_hooks(
 
 
 class _CpuStore:
-    """Detached CPU clones of recorded tensors, sharing one clone when a tensor is seen twice unchanged.
+    """Recorded tensors: clones where the forward pass later rewrites a tensor in place, references elsewhere.
 
     A container's output is often the very tensor its last child returned, and a ReLU's input is the
-    conv output recorded just before: same object, same version counter, so the same values. An
-    in-place op bumps the version counter, so a conv's output rewritten by ``ReLU(inplace=True)`` is
+    conv output recorded just before: same object, same version counter, so the same values, stored once.
+    An in-place op bumps the version counter, so a conv's output rewritten by ``ReLU(inplace=True)`` is
     cloned again rather than aliased.
+
+    ``clone_only=None`` clones every tensor and watches the originals: :meth:`rewritten` then names those the
+    pass changed in place after they were stored (a BatchNorm output before ``ReLU(inplace=True)``, a block's
+    ``out += identity``). Given that set, later passes clone only those names and keep the others by reference
+    (no copy: most layers' outputs are never written again); :meth:`rewritten` then names any reference that
+    was changed after all, and the caller redoes the pass cloning everything.
     """
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, clone_only: frozenset[str] | None = None) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
         self.skipped: list[str] = []  # names not kept because the byte budget was spent
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.clone_only = clone_only
         self._seen: list[tuple[weakref.ref, int, torch.Tensor]] = []
+        # (name, the forward pass's own tensor, its version when stored): originals of clones while learning,
+        # the references themselves otherwise
+        self._watched: list[tuple[str, torch.Tensor, int]] = []
 
     def put(self, name: str, tensor: torch.Tensor) -> None:
-        for ref, version, clone in self._seen:
+        for ref, version, stored in self._seen:
             if ref() is tensor and tensor._version == version:
-                self.tensors[name] = clone
+                self.tensors[name] = stored
                 return
         size = tensor.numel() * tensor.element_size()
         if self.max_bytes is not None and self.bytes + size > self.max_bytes:
             self.skipped.append(name)
             return
+        self.bytes += size
+        if self.clone_only is not None and name not in self.clone_only:
+            kept = tensor.detach() if tensor.requires_grad else tensor  # detach shares the version counter
+            self.tensors[name] = kept
+            self._watched.append((name, tensor, tensor._version))
+            self._remember(tensor, kept)
+            return
+        if self.clone_only is None:  # learning: would a reference have survived?
+            self._watched.append((name, tensor, tensor._version))
         # Clone on the tensor's own device: a device-to-host copy inside the hook would synchronise the GPU
         # once per layer (~45 % of an analysis on CUDA); ``to_cpu`` moves them all at the end in one batch.
         clone = tensor.detach().clone()
-        self.bytes += size
         self.tensors[name] = clone
         self._remember(tensor, clone)
 
+    def rewritten(self) -> set[str]:
+        """Names whose tensor the forward pass changed in place after it was stored."""
+        return {name for name, tensor, version in self._watched if tensor._version != version}
+
+    def release(self) -> None:
+        """Forget the originals (while learning, they would keep every layer's output alive twice)."""
+        self._watched.clear()
+        self._seen.clear()
+
     def to_cpu(self) -> dict[str, torch.Tensor]:
-        """Every stored clone on the CPU (aliases kept: one copy per distinct clone), one sync at the end."""
+        """Every stored tensor on the CPU (aliases kept: one copy per distinct tensor), one sync at the end."""
         moved: dict[int, torch.Tensor] = {}
         pending_cuda = False
         for name, clone in self.tensors.items():
@@ -149,6 +176,22 @@ class _CpuStore:
         if len(self._seen) > 8:  # only recent tensors can be seen again
             self._seen.pop(0)
 
+
+# Per model (weakly: a model that is dropped takes its plans with it) and per pass shape: the recorded names
+# whose tensors the forward pass rewrites in place, learnt on the first pass. State kept beside a shared model,
+# never on it; guarded by the model's lock (every run_pass holds it) and this lock for the dictionary itself.
+_clone_plans: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, frozenset[str]]]" = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _plan_for(model: nn.Module, key: tuple) -> frozenset[str] | None:
+    with _plans_lock:
+        return _clone_plans.get(model, {}).get(key)
+
+
+def _learn_plan(model: nn.Module, key: tuple, names: set[str]) -> None:
+    with _plans_lock:
+        _clone_plans.setdefault(model, {})[key] = frozenset(names)
 
 
 # --------------------------------------------------------------------------------------------- the pass
@@ -180,9 +223,28 @@ def run_pass(
     recorded activation intact for ``torch.autograd.grad``. ``cam_all`` makes every call of a conv-like
     module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
     ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``). ``on_device=True``
-    leaves the recorded clones on the model's device (see ``explorer.analysis.host_arrays``); by default they are
+    leaves the recorded tensors on the model's device (see ``explorer.analysis.host_arrays``); by default they are
     moved to the CPU in one batch.
+
+    Recorded tensors are copied only where the pass rewrites them in place afterwards: the first pass of a kind
+    (model, input shape, what is recorded) clones everything and learns which names need it; later passes keep
+    the rest by reference, and if one of those was rewritten after all, the pass is redone cloning everything.
     """
+    key = (tuple(x.shape), x.dtype, str(device_of(model)), None if record is None else tuple(map(str, record)),
+           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes)
+    plan = _plan_for(model, key)
+    result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan)
+    if plan is None:
+        _learn_plan(model, key, rewritten)
+    elif rewritten:  # a reference was changed after all (a path that depends on the data): clone everything
+        result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, None)
+        _learn_plan(model, key, rewritten)
+    return result
+
+
+def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | None, cam_specs: Sequence[CallSpec],
+              list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
+              clone_only: frozenset[str] | None) -> tuple[_Pass, set[str]]:
     all_modules = {n: m for n, m in model.named_modules() if n}
     record_all = record is None
     specs = list(record or [])
@@ -203,7 +265,7 @@ def run_pass(
     fn_in = {s.call_name: str(s) for s in specs if s in fn_specs and s.want_input}
     fn_cams = {s.call_name for s in cam_specs if s in fn_specs}
     functional = record_all or list_calls or cam_all or bool(fn_specs)
-    store = _CpuStore(max_bytes)
+    store = _CpuStore(max_bytes, clone_only)
     cam_acts: dict[str, torch.Tensor] = {}
     started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
@@ -305,7 +367,9 @@ def run_pass(
                 is_activation=is_activation(module),
             )
         )
-    return _Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped)
+    rewritten = store.rewritten()
+    store.release()
+    return _Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped), rewritten
 
 
 @contextmanager

@@ -26,6 +26,7 @@ class AppStart:
     health_s: float | None = None  # ``streamlit run`` → /_stcore/health answers "ok"
     title_s: float | None = None  # → the first page's title is visible in the browser
     complete_s: float | None = None  # → the first page has drawn its model-dependent content
+    warm_session_s: float | None = None  # a new browser session's first page, complete, on the now warm server
     error: str = ""
 
 
@@ -177,6 +178,14 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None)
                 result.title_s = time.perf_counter() - server.started_at
                 page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
                 result.complete_s = time.perf_counter() - server.started_at
+                # A second student arrives: a new browser context is a new Streamlit session.
+                context = browser.new_context(viewport={"width": 1280, "height": 1600})
+                stack.callback(context.close)
+                second = context.new_page()
+                opened = time.perf_counter()
+                second.goto(server.url, wait_until="commit", timeout=timeout * 1000)
+                second.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
+                result.warm_session_s = time.perf_counter() - opened
         except Exception as exc:  # report what was measured, and why the rest was not
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return result

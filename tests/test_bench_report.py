@@ -1,0 +1,38 @@
+"""The benchmark prints each target beside its figure and says MISSED where a figure misses it."""
+from explorer.devtools import bench
+from explorer.devtools.appserver import AppStart
+
+
+def _report(forward_ms: float, analysis_ms: float, device: str = "cpu") -> bench.ModelReport:
+    report = bench.ModelReport("net", device, "layer")
+    for key, ms in (("forward", forward_ms), ("fwd_bwd_layer", forward_ms * 1.05), ("gradcam", forward_ms * 1.1),
+                    ("analysis", analysis_ms)):
+        report.timings[key] = bench.Timing(key, ms, [ms])
+    report.rounds = [{k: t.median_ms for k, t in report.timings.items()}]
+    report.timings["interaction"] = bench.Timing("interaction", 60.0, [60.0])
+    return report
+
+
+def _row(table: str, label: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith(f"| {label}"))
+
+
+def test_the_analysis_is_judged_against_a_bare_forward_pass():
+    met = bench.markdown_table([_report(100.0, 139.0)])
+    missed = bench.markdown_table([_report(100.0, 141.0)])
+    assert "1.39× (ok)" in _row(met, "full analysis") and "≤ 1.4× bare forward" in _row(met, "full analysis")
+    assert "1.41× (MISSED)" in _row(missed, "full analysis")
+    assert "(MISSED)" in _row(met, "cached interaction")  # 60 ms > 50 ms
+
+
+def test_cuda_reports_use_the_cuda_target():
+    table = bench.markdown_table([_report(10.0, 14.5, device="cuda:0")])
+    assert "1.45× (ok)" in _row(table, "full analysis") and "≤ 1.5× bare forward" in _row(table, "full analysis")
+
+
+def test_app_start_and_cli_lines_name_their_targets():
+    text = bench.app_start_text(AppStart(health_s=0.6, title_s=1.5, complete_s=2.4, warm_session_s=0.4))
+    assert "first page complete 2.4 s (target ≤ 2 s: MISSED)" in text
+    assert "warm server 0.4 s (target ≤ 1 s: ok)" in text
+    cli = bench.cli_text({"models": 0.2, "--help": 1.2})
+    assert "`models` 0.20 s (ok)" in cli and "`--help` 1.20 s (MISSED)" in cli
