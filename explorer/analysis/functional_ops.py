@@ -110,32 +110,29 @@ class FunctionalRecorder(TorchFunctionMode):
         self.calls: list[FunctionalCall] = []
 
     def attach(self, add: Callable[[Any], None]) -> None:
-        """Register the frame hooks through ``add`` (``explorer.core.hooked``'s, which removes them)."""
+        """Register the frame hooks through ``add`` (``explorer.core.hooked``'s, which removes them).
+
+        A caller that already hooks every module may instead call :meth:`enter_module` and :meth:`exit_module`
+        from its own hooks (half the hooks: each costs a Python call per module call)."""
         for name, module in self.model.named_modules():
-            # The root is never a leaf: a network with no submodules is all functional calls.
-            leaf = bool(name) and next(module.children(), None) is None
-            add(module.register_forward_pre_hook(self._pre_hook(name, leaf)))
+            add(module.register_forward_pre_hook(self._pre_hook(name, is_leaf_module(name, module))))
             add(module.register_forward_hook(self._post_hook))
 
-    def track(self, tensor: torch.Tensor) -> None:
-        """Mark the model's input: calls on tensors computed from it are layers, calls on constants are not."""
-        self.tags.set(tensor, True)
+    def enter_module(self, name: str, leaf: bool, args: Any) -> None:
+        """A module's forward starts (``name`` "" is the model; ``leaf``: see :func:`is_leaf_module`)."""
+        if threading.get_ident() != self.thread:
+            return
+        if not self.frames and not name:
+            # A new forward pass of the model (attribution methods run several): count calls afresh
+            # and follow whatever it is given.
+            self.counts.clear()
+            for tensor in flat_tensors(args):
+                self.tags.set(tensor, True)
+        parent = self.frames[-1] if self.frames else None
+        self.frames.append(_Frame(name, leaf, bool(parent and (parent.leaf or parent.inside_leaf))))
 
-    def _pre_hook(self, name: str, leaf: bool):
-        def hook(_module: nn.Module, args: Any) -> None:
-            if threading.get_ident() != self.thread:
-                return
-            if not self.frames and not name:
-                # A new forward pass of the model (attribution methods run several): count calls afresh
-                # and follow whatever it is given.
-                self.counts.clear()
-                for tensor in flat_tensors(args):
-                    self.tags.set(tensor, True)
-            parent = self.frames[-1] if self.frames else None
-            self.frames.append(_Frame(name, leaf, bool(parent and (parent.leaf or parent.inside_leaf))))
-        return hook
-
-    def _post_hook(self, _module: nn.Module, _args: Any, output: Any) -> None:
+    def exit_module(self, output: Any) -> None:
+        """The module's forward returned ``output`` (after any hook replaced it)."""
         if threading.get_ident() == self.thread and self.frames:
             frame = self.frames.pop()
             if frame.leaf or frame.inside_leaf:
@@ -143,6 +140,18 @@ class FunctionalRecorder(TorchFunctionMode):
                 # (or the tensor a hook put in its place) is what later calls see as computed from the input.
                 for tensor in flat_tensors(output):
                     self.tags.set(tensor, True)
+
+    def track(self, tensor: torch.Tensor) -> None:
+        """Mark the model's input: calls on tensors computed from it are layers, calls on constants are not."""
+        self.tags.set(tensor, True)
+
+    def _pre_hook(self, name: str, leaf: bool):
+        def hook(_module: nn.Module, args: Any) -> None:
+            self.enter_module(name, leaf, args)
+        return hook
+
+    def _post_hook(self, _module: nn.Module, _args: Any, output: Any) -> None:
+        self.exit_module(output)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -184,6 +193,12 @@ class FunctionalRecorder(TorchFunctionMode):
                 self.tags.set(replacement, True)
                 out = _replace_first(out, replacement)
         return out
+
+
+def is_leaf_module(name: str, module: nn.Module) -> bool:
+    """A module without children, other than the model itself (a network with no submodules is all
+    functional calls, so the root is never a leaf)."""
+    return bool(name) and next(module.children(), None) is None
 
 
 def _replace_first(obj: Any, new: torch.Tensor) -> Any:

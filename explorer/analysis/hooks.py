@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder
+from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, is_leaf_module
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
 from explorer.core import device_of, hooked
 
@@ -61,25 +61,42 @@ def _add_counting_hooks(
     modules: dict[str, nn.Module],
     on_enter: Callable[[str, nn.Module, int, tuple, dict], None] | None,
     on_exit: Callable[[str, nn.Module, int, Any], Any],
+    frames: FunctionalRecorder | None = None,
 ) -> _CallCounter:
+    """Hooks that number each module's calls. With ``frames`` (``modules`` must then be all of them), the same
+    hooks also tell the functional recorder which module runs, instead of a second pair of hooks per module."""
     counter = _CallCounter()
 
-    def root_pre(_module: nn.Module, _args: tuple) -> None:
+    def root_pre(_module: nn.Module, args: tuple) -> None:
         if counter.mine():
             counter.reset()
+            if frames is not None:
+                frames.enter_module("", False, args)
+
+    def root_post(_module: nn.Module, _args: tuple, output: Any) -> None:
+        if frames is not None and counter.mine():
+            frames.exit_module(output)
 
     add(model.register_forward_pre_hook(root_pre))
+    if frames is not None:
+        add(model.register_forward_hook(root_post))
     for name, module in modules.items():
+        leaf = is_leaf_module(name, module)
 
-        def pre(mod: nn.Module, args: tuple, kwargs: dict, _name: str = name) -> None:
+        def pre(mod: nn.Module, args: tuple, kwargs: dict, _name: str = name, _leaf: bool = leaf) -> None:
             if counter.mine():
                 k = counter.enter(mod)
                 if on_enter is not None:
                     on_enter(_name, mod, k, args, kwargs)
+                if frames is not None:
+                    frames.enter_module(_name, _leaf, args)
 
         def post(mod: nn.Module, args: tuple, output: Any, _name: str = name) -> Any:
             if counter.mine():
-                return on_exit(_name, mod, counter.leave(mod), output)
+                replacement = on_exit(_name, mod, counter.leave(mod), output)
+                if frames is not None:
+                    frames.exit_module(output if replacement is None else replacement)
+                return replacement
             return None
 
         add(module.register_forward_pre_hook(pre, with_kwargs=True))
@@ -327,11 +344,14 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         return downstream
 
     with hooked(model) as add, torch.no_grad():
-        _add_counting_hooks(model, add, modules, on_enter, on_exit)
         x_model = x.to(device_of(model))
-        if functional:
-            recorder = FunctionalRecorder(model, on_function_enter, on_function_exit)
-            recorder.attach(add)
+        recorder = FunctionalRecorder(model, on_function_enter, on_function_exit) if functional else None
+        # Every module hooked anyway: the counting hooks also keep the recorder's frames (one pair per module).
+        merged = recorder is not None and modules is all_modules
+        _add_counting_hooks(model, add, modules, on_enter, on_exit, frames=recorder if merged else None)
+        if recorder is not None:
+            if not merged:
+                recorder.attach(add)
             recorder.track(x_model)
             with recorder:
                 output = model(x_model)
