@@ -76,7 +76,14 @@ def pass_store() -> Any:
 def shared_pass(key: Key, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The one forward pass per key (big: every layer's output), kept while the byte budget allows: a class
     of thirty, each with their own photo, keeps thirty passes instead of recomputing on every click."""
-    return pass_store().get_or_compute(key, lambda: frozen(page_analysis(_loaded, _image, max_bytes=ANALYSIS_BUDGET_BYTES)))
+    def compute() -> dict[str, Any]:
+        from explorer.analysis import reserved_pass
+
+        # The per-request and server-wide memory budgets (explorer.analysis.budget, explorer.core.memory_gate).
+        with reserved_pass(_loaded.model, _loaded.input_shape, "shared", max_bytes=ANALYSIS_BUDGET_BYTES):
+            return frozen(page_analysis(_loaded, _image, max_bytes=ANALYSIS_BUDGET_BYTES))
+
+    return pass_store().get_or_compute(key, compute)
 
 
 @shared(max_entries=64)
@@ -210,18 +217,18 @@ def cams_for_class(key: Key, target: int, _loaded: Any, _image: Any) -> dict[str
     """Grad-CAM of every conv/block for ``target``: one pass without recording activations, cached per class
     (the shared pass holds only the default layer's map, which the Feature-map page never needs more than)."""
     base = overview(key, _loaded, _image)
-    from explorer.analysis import RequestTooLargeError, analyze, cam_pass_bytes, request_budget_bytes
+    from explorer.analysis import analyze, cam_candidates, reserved_pass
 
     layers, complete = cam_plan(key, _loaded, _image)
     x = _loaded.preprocess(_image)
-    if complete:
-        return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
-    if not layers:  # even the last layer's pass would exceed the budget: refused before any work
-        budget = request_budget_bytes()
-        raise RequestTooLargeError("Grad-CAM at this input size would exceed the memory budget per request",
-                                   cam_pass_bytes(base["calls"]), budget)
-    # Degraded: only the latest layers that fit, in one pass whose graph starts at the first of them.
-    return analyze(_loaded.model, x, layers, target=target, layers=[], cam_all=False).cam_raw
+    # Even the last layer's pass over the budget: refused before any work (RequestTooLargeError); otherwise
+    # the pass reserves its estimate from the server-wide budget and waits its turn.
+    planned = None if complete else (layers or cam_candidates(base["calls"])[-1:])
+    with reserved_pass(_loaded.model, _loaded.input_shape, "cam", planned):
+        if complete:
+            return analyze(_loaded.model, x, base["default_layer"], target=target, layers=[], cam_all=True).cam_raw
+        # Degraded: only the latest layers that fit, in one pass whose graph starts at the first of them.
+        return analyze(_loaded.model, x, layers, target=target, layers=[], cam_all=False).cam_raw
 
 
 @shared(max_entries=64)
@@ -230,21 +237,16 @@ def cam_plan(key: Key, _loaded: Any, _image: Any) -> tuple[list[str], bool]:
     shared pass's call shapes before any gradient is computed (``explorer.analysis.cam_layers_within``)."""
     from explorer.analysis import cam_layers_within
 
-    return cam_layers_within(overview(key, _loaded, _image)["calls"])
+    return cam_layers_within(_loaded.model, _loaded.input_shape, overview(key, _loaded, _image)["calls"])
 
 
 @shared(max_entries=64)
 def cam_max_side(key: Key, _loaded: Any, _image: Any) -> int:
-    """The largest square input side at which this model's Grad-CAM fits the per-request budget."""
+    """The largest square input side at which Grad-CAM of every layer of this model fits the per-request budget
+    (``explorer.analysis.max_input_side``; measured costs, cached per model and size)."""
     from explorer.analysis import max_input_side
-    from explorer.models import natural_input_shape
 
-    calls = overview(key, _loaded, _image)["calls"]
-    try:
-        natural = tuple(natural_input_shape(_loaded.name)[1:])
-    except Exception:  # a name the registry does not know (an uploaded file's model): no floor
-        natural = None
-    return max_input_side(calls, tuple(_loaded.input_shape[1:]), natural_hw=natural)
+    return max_input_side(_loaded.model, _loaded.input_shape[0], kind="cam", natural_side=max(_loaded.input_shape[1:]))
 
 
 @shared(max_entries=128)
@@ -272,15 +274,13 @@ def spinner_once(token: Any, text: str) -> Iterator[None]:
 @shared(max_entries=32)
 def other_method(key: Key, method: str, layer: str, target: int, _loaded: Any, _image: Any) -> np.ndarray:
     """One captum attribution (Guided Grad-CAM, Integrated Gradients, Saliency, Occlusion) as a [0, 1] map."""
-    from explorer.analysis import RequestTooLargeError, attribute, cam_pass_bytes, request_budget_bytes
+    from explorer.analysis import attribute, reserved_pass
 
-    # Every method back-propagates (or, for Occlusion, forwards) through the whole network at this input:
-    # refused before any work when one such pass exceeds the per-request budget.
-    needed, budget = cam_pass_bytes(overview(key, _loaded, _image)["calls"]), request_budget_bytes()
-    if needed > budget:
-        raise RequestTooLargeError(f"{method} at this input size would exceed the memory budget per request",
-                                   needed, budget)
-    return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
+    # Every method back-propagates (or, for Occlusion, forwards) through the whole network at this input, one
+    # step at a time: refused before any work when one such pass exceeds the per-request budget, and reserved
+    # from the server-wide budget while it runs.
+    with reserved_pass(_loaded.model, _loaded.input_shape, "grad"):
+        return attribute(_loaded.model, _loaded.preprocess(_image), method, layer=layer, target=target)
 
 
 def show_predictions(probabilities: np.ndarray, loaded: Any, t: Any, key: Key) -> None:

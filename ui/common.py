@@ -299,6 +299,9 @@ def render_sidebar() -> Selection:
     if hw is None:
         sb.warning(t("sidebar.input_bad", text=text, natural=f"{natural[1]}x{natural[2]}"))
         hw = natural[1:]
+    from ui.memory_budget import cap_input
+
+    hw = cap_input(sb, name, hw, text)  # the largest side that fits this model's memory budget (issue 14)
     input_shape = (natural[0], hw[0], hw[1])
 
     sb.markdown(f"**{t('sidebar.image')}**")
@@ -415,6 +418,16 @@ def error_box(exc: BaseException, prefix: str = "common.error") -> None:
 
     if is_out_of_memory(exc):
         st.error(t("common.oom"))
+        return
+    from explorer.analysis import RequestTooLargeError
+    from explorer.core import ServerMemoryError
+
+    if isinstance(exc, ServerMemoryError):  # the server-wide memory budget (explorer.core.memory_gate)
+        st.error(t("security.server_too_large" if exc.never_fits else "security.server_busy",
+                   needed=exc.needed // 2**20, budget=exc.budget // 2**20, waited=round(exc.waited)))
+        return
+    if isinstance(exc, RequestTooLargeError):  # the per-request budget (explorer.analysis.budget)
+        st.error(t("security.request_too_large", needed=exc.needed // 2**20, budget=exc.budget // 2**20))
         return
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     st.error(t(prefix, message=message))

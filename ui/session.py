@@ -13,7 +13,17 @@ import streamlit as st
 
 
 def session_id() -> str:
+    if "trn_session" not in st.session_state:  # a new session: delete old extracted uploads of every session
+        from explorer.data import clean_extractions
+
+        clean_extractions(session_uploads_root())
     return st.session_state.setdefault("trn_session", uuid.uuid4().hex)
+
+
+def session_uploads_root() -> Path:
+    from explorer.data import data_root
+
+    return data_root() / "uploads"
 
 
 def session_runs_dir() -> Path:

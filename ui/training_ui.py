@@ -66,6 +66,7 @@ def _extract_upload(_data: bytes, digest: str, name: str, uploads: str) -> str:
             datasets.extract_zip(_data, folder)
         except datasets.ZipTargetExistsError:
             pass  # the same archive (same digest) uploaded twice at once: the other extraction is complete
+        datasets.clean_extractions(Path(uploads).parent, keep=[folder])  # every session's old extractions
     return str(folder)
 
 
@@ -104,8 +105,12 @@ def data_section() -> DataChoice:
         if upload is not None:
             data = upload.getvalue()
             try:
-                folder = _extract_upload(data, hashlib.sha256(data).hexdigest()[:12], upload.name,
-                                         str(session_uploads_dir()))
+                digest = hashlib.sha256(data).hexdigest()[:12]
+                folder = _extract_upload(data, digest, upload.name, str(session_uploads_dir()))
+                if not Path(folder).is_dir():  # deleted by the clean-up of old extractions: extract again
+                    _extract_upload.clear()
+                    folder = _extract_upload(data, digest, upload.name, str(session_uploads_dir()))
+                Path(folder).touch()  # in use: the clean-up counts its age from now
             except ValueError as exc:
                 error_box(exc, prefix="train.zip_refused")
     else:

@@ -7,9 +7,12 @@ model's lock and removes every hook in ``finally``).
 from explorer.analysis.activations import callable_layers, capture
 from explorer.analysis.attribution import (LAYER_METHODS, METHODS, attribute, grad_cam, guided_gradcam,
                                            integrated_gradients, occlusion, resolve_target, saliency)
-from explorer.analysis.budget import (REQUEST_BUDGET_ENV, RequestTooLargeError, cam_layers_within, cam_pass_bytes,
-                                      max_input_side, request_budget_bytes)
+from explorer.analysis.budget import MAX_SIDE as MAX_INPUT_SIDE
+from explorer.analysis.budget import (REQUEST_BUDGET_ENV, RequestTooLargeError, cam_candidates, cam_layers_within,
+                                      max_input_side, largest_input_side, pass_cost,
+                                      request_budget_bytes, reserved_pass)
 from explorer.analysis.hooks import route_call
+from explorer.analysis.host_arrays import HostActivations
 from explorer.analysis.layer_calls import (INPUT_SUFFIX, CallInfo, ChainStep, activation_chain, activation_pair, block_of, call_name,
                                            is_activation, is_conv, logits_of, parse_call)
 from explorer.analysis.concepts import (POOLINGS, BatchNormDemo, DropoutDemo, HeadComparison, batchnorm_demo,
@@ -24,9 +27,9 @@ __all__ = [
     "MERGE_TYPES", "main_path",
     "POOLINGS", "BatchNormDemo", "DropoutDemo", "HeadComparison", "batchnorm_demo", "batchnorm_layers", "dropout_demo",
     "gap_vs_flatten", "pool_image", "pool_output_size",
-    "REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_layers_within", "cam_pass_bytes", "max_input_side",
-    "request_budget_bytes",
-    "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "ChainStep", "INPUT_SUFFIX", "InputTooSmallError",
+    "MAX_INPUT_SIDE", "REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_candidates", "cam_layers_within", "largest_input_side", "max_input_side",
+    "pass_cost", "request_budget_bytes", "reserved_pass",
+    "HostActivations", "ANALYSIS_BUDGET_BYTES", "Analysis", "CSV_COLUMNS", "CallInfo", "ChainStep", "INPUT_SUFFIX", "InputTooSmallError",
     "LAYER_METHODS", "METHODS", "ModelTotals", "Prediction", "activation_chain", "activation_pair", "analyze", "attribute", "block_of",
     "call_name", "callable_layers", "capture", "collapse", "conv_layer_names", "default_cam_layer",
     "executed_output_shapes", "grad_cam", "gradcam_from", "guided_gradcam", "integrated_gradients",

@@ -345,7 +345,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
 
     with hooked(model) as add, torch.no_grad():
         x_model = x.to(device_of(model))
-        recorder = FunctionalRecorder(model, on_function_enter, on_function_exit) if functional else None
+        recorder = (FunctionalRecorder(model, on_function_enter, on_function_exit, keep_tensors=False)
+                    if functional else None)
         # Every module hooked anyway: the counting hooks also keep the recorder's frames (one pair per module).
         merged = recorder is not None and modules is all_modules
         _add_counting_hooks(model, add, modules, on_enter, on_exit, frames=recorder if merged else None)

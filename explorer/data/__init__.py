@@ -10,6 +10,7 @@ from explorer.data.synthetic import DEFAULT_SHAPES_SAMPLES, SHAPE_CLASSES, load_
 from explorer.data.torchvision_sets import (DISPLAY_NAMES, TORCHVISION_DATASETS, DatasetUnavailableError,
                                             fit_tensor_images, load_torchvision, network_reachable, torchvision_status)
 from explorer.data.zips import MAX_ZIP_MEMBERS, MAX_ZIP_RATIO, MAX_ZIP_TOTAL_BYTES, ZIP_MAX_ENV, ZipTargetExistsError, extract_zip, zip_total_limit
+from explorer.data.zips import UPLOADS_MAX_ENV, UPLOADS_TTL_ENV, clean_extractions
 
 __all__ = [
     "DATA_ROOTS_ENV", "FolderNotAllowedError", "allowed_data_roots", "confine_data_folder",
@@ -18,5 +19,5 @@ __all__ = [
     "SHAPE_CLASSES", "SPLITS", "Skipped", "SplitResult", "TORCHVISION_DATASETS", "channel_stats", "data_root",
     "dataset_label", "extract_zip", "homework_split_counts", "split_comparison", "fit_tensor_images", "load_dataset", "load_image_folder", "load_shapes",
     "load_torchvision", "make_shapes", "network_reachable", "render_shape", "scan_image_folder", "split_counts",
-    "split_image_folder", "torchvision_status", "ZIP_MAX_ENV", "ZipTargetExistsError", "zip_total_limit",
+    "split_image_folder", "torchvision_status", "UPLOADS_MAX_ENV", "UPLOADS_TTL_ENV", "clean_extractions", "ZIP_MAX_ENV", "ZipTargetExistsError", "zip_total_limit",
 ]

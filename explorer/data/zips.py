@@ -1,4 +1,5 @@
-"""Safe extraction of an uploaded zip of images (:func:`extract_zip`).
+"""Safe extraction of an uploaded zip of images (:func:`extract_zip`), and deletion of old extractions
+(:func:`clean_extractions`: a time to live and a bound on their total size).
 
 Every member is checked before anything is written: archives that would write outside their folder,
 links, encrypted members and zip bombs are refused with a ``ValueError`` that says why.
@@ -9,6 +10,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Sequence
@@ -186,3 +188,86 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+# --- old extractions are deleted ---------------------------------------------------------------------------------
+UPLOADS_TTL_ENV = "EXPLORER_UPLOADS_TTL_H"
+DEFAULT_UPLOADS_TTL_H = 6.0  # a class day's session; a folder in use is touched on every use (kept)
+UPLOADS_MAX_ENV = "EXPLORER_UPLOADS_MAX_MB"
+DEFAULT_UPLOADS_MAX_MB = 4096  # extracted uploads of every session together
+
+
+def _env_positive(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {text!r}")
+    return value
+
+
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder, onerror=lambda _exc: None):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def clean_extractions(uploads_root: str | Path, *, max_age_s: float | None = None,
+                      max_total_bytes: int | None = None, keep: Sequence[str | Path] = (),
+                      now: float | None = None) -> list[Path]:
+    """Delete old extracted uploads under ``uploads_root`` (``<root>/<session>/<extraction>/``): every extraction
+    (and leftover staging folder) last modified more than ``max_age_s`` ago (default ``EXPLORER_UPLOADS_TTL_H``
+    hours, 6), then the oldest ones until all of them together are within ``max_total_bytes`` (default
+    ``EXPLORER_UPLOADS_MAX_MB``, 4096 MB). ``keep``: folders never deleted (the one just extracted). Session folders
+    left empty are removed. Returns the extractions deleted; a folder that cannot be read or deleted is skipped.
+    """
+    root = Path(uploads_root)
+    if max_age_s is None:
+        max_age_s = _env_positive(UPLOADS_TTL_ENV, DEFAULT_UPLOADS_TTL_H) * 3600
+    if max_total_bytes is None:
+        max_total_bytes = int(_env_positive(UPLOADS_MAX_ENV, DEFAULT_UPLOADS_MAX_MB) * 2**20)
+    now = time.time() if now is None else now
+    kept = {Path(p).resolve() for p in keep}
+    try:
+        sessions = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+    extractions: list[tuple[float, Path]] = []
+    for session in sessions:
+        try:
+            extractions += [(p.lstat().st_mtime, p) for p in session.iterdir() if p.is_dir() and not p.is_symlink()]
+        except OSError:
+            continue
+    deleted: list[Path] = []
+
+    def delete(folder: Path) -> bool:
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            return False
+        deleted.append(folder)
+        return True
+
+    survivors: list[tuple[float, Path, int]] = []
+    for mtime, folder in sorted(extractions):
+        if folder.resolve() not in kept and now - mtime > max_age_s and delete(folder):
+            continue
+        survivors.append((mtime, folder, _tree_bytes(folder)))
+    total = sum(size for _m, _f, size in survivors)
+    for _mtime, folder, size in survivors:  # oldest first
+        if total <= max_total_bytes:
+            break
+        if folder.resolve() not in kept and delete(folder):
+            total -= size
+    for session in sessions:
+        try:
+            session.rmdir()  # only when empty
+        except OSError:
+            pass
+    return deleted

@@ -1,0 +1,36 @@
+"""The sidebar's largest input follows the model: the largest side at which its shared pass fits the memory
+budget per request (``explorer.analysis.largest_input_side``), e.g. 1024 for mnist_cnn, ~300 for
+efficientnet_b7 with the default 1024 MB. A larger typed input is scaled down to it, with a warning; a caption
+says why whenever the model's limit is below the absolute one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def largest_side(name: str, budget: int, max_bytes: int) -> int:
+    """The model's largest input side for this budget (cached: measuring costs a few passes on the meta device)."""
+    from explorer.analysis import largest_input_side
+
+    return largest_input_side(name, budget=budget, max_bytes=max_bytes)
+
+
+def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, int]:
+    """``hw`` scaled down (aspect kept) to the model's largest side, saying so in the sidebar ``sb``."""
+    from explorer.analysis import MAX_INPUT_SIDE, request_budget_bytes
+    from ui import analysis_cache
+    from ui.common import t
+
+    budget = request_budget_bytes()
+    side = largest_side(name, budget, analysis_cache.ANALYSIS_BUDGET_BYTES)  # what the shared pass keeps
+    megabytes = budget // 2**20
+    if max(hw) > side:
+        sb.warning(t("security.input_capped", text=text, side=side, budget=megabytes))
+        scale = side / max(hw)
+        hw = (max(1, int(hw[0] * scale)), max(1, int(hw[1] * scale)))
+    elif side < MAX_INPUT_SIDE:
+        sb.caption(t("security.input_cap", side=side, budget=megabytes))
+    return hw
