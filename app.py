@@ -27,7 +27,7 @@ for section, stems in SECTIONS:
     if pages:
         navigation[t(section)] = pages
 
-page = st.navigation(navigation)
+page = st.navigation(navigation, expanded=True)  # every page listed: no English "View 3 more" (Streamlit's own text)
 view = links.begin(page)  # a shared link's or the lecturer's view, into session state before any widget
 render_sidebar()
 links.sidebar_tools(view)  # presentation mode, share link + QR code, class session

@@ -1,5 +1,6 @@
 """The papers' tables (VGG, GoogLeNet, ResNet) regenerated from models built in code, with the printed
 numbers beside them and why they differ."""
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -19,6 +20,13 @@ def notes(*codes: str) -> None:
     st.markdown("\n".join(f"- {t(f'papers.note.{code}')}" for code in codes))
 
 
+def unbroken(frame):
+    """A copy for the screen whose text cells wrap only between layers: "conv3-256" keeps its hyphen (a
+    non-breaking one, U+2011) so a narrow column never splits it. The download keeps the plain text."""
+    return frame.apply(lambda column: column.str.replace("-", "\u2011", regex=False)
+                       if pd.api.types.is_string_dtype(column) else column)
+
+
 def download(frame, file_name: str, key: str) -> None:
     st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=file_name,
                        mime="text/csv", key=key, on_click="ignore")
@@ -34,7 +42,9 @@ with tab_vgg:
         error_box(exc)
     else:
         st.caption(t("papers.vgg.caption"))
-        st.dataframe(config.rename(columns={"row": ""}), hide_index=True, width="stretch", height=660)
+        # every configuration A–E on screen at once (a scrolling grid hid E at 1280×720): a static table whose
+        # cells wrap
+        st.table(unbroken(config).rename(columns={"row": ""}).set_index(""))
         download(config, "vgg_configurations.csv", "papers_vgg_csv")
         st.markdown(f"**{t('papers.vgg.summary')}**")
         st.dataframe(summary, hide_index=True, width="stretch", column_config={
@@ -78,7 +88,7 @@ with tab_resnet:
         error_box(exc)
     else:
         st.caption(t("papers.resnet.caption"))
-        st.dataframe(layout, hide_index=True, width="stretch")
+        st.table(unbroken(layout).set_index(layout.columns[0]))  # all five depths on screen, 152 included
         download(layout, "resnet_table1.csv", "papers_resnet_csv")
         st.markdown(f"**{t('papers.resnet.flops')}**")
         st.dataframe(flops, hide_index=True, width="stretch")

@@ -1,8 +1,13 @@
-"""Every page on a classroom projector (1280×720), in English and Korean, in a real browser.
+"""Every page on a classroom projector, in English and Korean, in a real browser: at 1280×720, at 1920×1080, and
+at 150 % browser zoom on a 1280×720 projector (slow pass for the last two).
 
-Checks on each page: the main column does not overflow sideways, no widget label is cut off, no table cell
-reads "None", no bound reads "7 − 1)" (a formula left in a label); saves a screenshot of each page under
-``artifacts/screenshots/projector/`` (git-ignored), and one in presentation mode.
+150 % zoom: for layout, a browser zoomed to 150 % is a CSS viewport of 1280/1.5 × 720/1.5 px drawn with 1.5 device
+pixels per CSS pixel (Playwright's ``device_scale_factor`` alone changes the sharpness, not the layout).
+
+Checks on each page: the main column does not overflow sideways, no widget label is cut off, no segmented
+control runs out of its column, no select box shows its value cut, no table cell reads "None", no bound reads
+"7 − 1)" (a formula left in a label); saves a screenshot of each page under
+``artifacts/screenshots/projector/<size>/`` (git-ignored), and one in presentation mode.
 
 Pages are opened by link (``/<page>?model=...``), so each visit is a fresh session of the same server.
 Set ``EXPLORER_DOCS_SCREENSHOT=1`` to also write ``docs/projector.png`` (the README's picture).
@@ -27,6 +32,12 @@ if _reason:
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots" / "projector"
 PROJECTOR = {"width": 1280, "height": 720}
+# name → (CSS viewport, device pixels per CSS pixel)
+SIZES = {
+    "1280x720": (PROJECTOR, 1.0),
+    "1920x1080": ({"width": 1920, "height": 1080}, 1.0),
+    "zoom150": ({"width": round(1280 / 1.5), "height": round(720 / 1.5)}, 1.5),
+}
 TIMEOUT_MS = 150_000
 # A small, fast view of the default family (random weights: no download, every page computes in seconds).
 QUERY = "model=resnet18&weights=none&input=112x112"
@@ -43,6 +54,17 @@ LAYOUT_PROBLEMS = """() => {
             '[data-testid="stWidgetLabel"] p, [data-testid="stWidgetLabel"] label, [data-testid="stButtonGroup"] button p')) {
         if (el.offsetParent !== null && cut(el)) out.push(`label cut: ${el.innerText.slice(0, 60)}`);
     }
+    // a segmented control / pills row wider than its column is clipped there ("cale | per channel (RGB)")
+    for (const group of document.querySelectorAll('[data-testid="stButtonGroup"]')) {
+        const box = (group.closest('[data-testid="stColumn"]') || group.parentElement).getBoundingClientRect();
+        for (const button of group.querySelectorAll('button'))
+            if (button.offsetParent !== null && button.getBoundingClientRect().right > box.right + 1)
+                out.push(`control cut: ${button.innerText.slice(0, 60)}`);
+    }
+    // the chosen value of a select box drawn cut ("correlation (CNN, Open")
+    for (const input of document.querySelectorAll('[data-testid="stSelectbox"] input[role="combobox"]'))
+        if (input.offsetParent !== null && input.value && input.scrollWidth > input.clientWidth + 1)
+            out.push(`value cut: ${input.value.slice(0, 60)}`);
     for (const cell of document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"], [data-testid="stTable"] td'))
         if (cell.innerText.trim() === 'None') { out.push('None cell'); break; }
     const text = main ? main.innerText : '';
@@ -71,10 +93,16 @@ def visit(page, url: str) -> None:
         pass
 
 
+@pytest.mark.parametrize("size", ["1280x720", pytest.param("1920x1080", marks=pytest.mark.slow),
+                                  pytest.param("zoom150", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("lang", ["en", "ko"])
-def test_every_page_fits_a_projector(server, browser, lang) -> None:
-    context = browser.new_context(viewport=PROJECTOR, locale="ko-KR" if lang == "ko" else "en-US")
+def test_every_page_fits_a_projector(server, browser, lang, size) -> None:
+    viewport, scale = SIZES[size]
+    context = browser.new_context(viewport=viewport, device_scale_factor=scale,
+                                  locale="ko-KR" if lang == "ko" else "en-US")
     page = context.new_page()
+    shots = SHOTS / size
+    shots.mkdir(parents=True, exist_ok=True)
     problems: dict[str, list[str]] = {}
     try:
         for stem in STEMS:
@@ -82,7 +110,7 @@ def test_every_page_fits_a_projector(server, browser, lang) -> None:
                 continue
             path = "" if stem == "home" else stem
             visit(page, f"{server.url}/{path}?{QUERY}&lang={lang}")
-            page.screenshot(path=str(SHOTS / f"{lang}-{stem}.png"))
+            page.screenshot(path=str(shots / f"{lang}-{stem}.png"))
             found = page.evaluate(LAYOUT_PROBLEMS)
             found += [f"exception: {e[:120]}" for e in page.locator('[data-testid="stException"]').all_inner_texts()]
             if found:

@@ -83,3 +83,33 @@ def test_concurrent_publishes_count_every_version():
 def test_codes():
     assert normalise_code(" ab 12 ") == "AB12"
     assert normalise_code("ab-12") is None and normalise_code("") is None and normalise_code("abcde") is None
+
+
+def test_version_is_what_followers_poll():
+    clock = Clock()
+    store = ClassroomStore(idle_seconds=60, clock=clock)
+    code, token = store.start()
+    assert store.version(code) == 0 and store.version(code.lower()) == 0
+    store.publish(code, token, {"page": "gradcam"})
+    assert store.version(code) == 1
+    assert store.version("ZZZZ") is None and store.version("../x") is None
+    clock.now += 61
+    assert store.version(code) is None  # expired
+
+
+def test_shared_folder_poll_reads_the_file_only_after_a_publish(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    lecturer_side, student_side = ClassroomStore(tmp_path), ClassroomStore(tmp_path)
+    code, token = lecturer_side.start({"page": "home"})
+    reads = []
+    original = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self.name) or original(self, *a, **k))
+    assert [student_side.version(code) for _ in range(20)] == [0] * 20
+    assert len(reads) == 1  # one parse, then one os.stat per poll
+    lecturer_side.publish(code, token, {"page": "feature_maps"})  # another replica writes the file
+    reads.clear()
+    assert student_side.version(code) == 1 and student_side.read(code).state == {"page": "feature_maps"}
+    assert len(reads) == 1
+    lecturer_side.end(code, token)
+    assert student_side.version(code) is None

@@ -128,12 +128,25 @@ def test_cli_compare_and_paper(capsys):
     assert "inception (5b)" in out and "BatchNorm" in out and "2.7K" in out
 
 
-def test_bubble_chart_labels_at_the_edges_point_inward():
-    """The rightmost model's name is written to the left of its bubble and the leftmost to the right, drawn
-    whole over the margin ("efficientnet_b0" at the right edge was cut to "efficie")."""
-    table = pd.DataFrame({"model": ["a", "b", "c", "efficientnet_b0"], "gflops": [0.1, 0.2, 0.3, 0.4],
-                          "top1": [70.0, 71.0, 72.0, 77.0], "params_m": [1.0, 2.0, 3.0, 5.0]})
-    trace = bubble_chart(table).data[0]
-    positions = dict(zip(trace.text, trace.textposition))
-    assert positions["efficientnet_b0"].endswith("left") and positions["a"].endswith("right")
-    assert trace.cliponaxis is False
+def test_bubble_chart_names_do_not_overlap():
+    """Crowded small models (the ones whose names piled up): every name is drawn whole, none overlaps another
+    name, checked on the annotation boxes in pixels at the narrowest plot width the layout assumes."""
+    from explorer.history.compare import MIN_PLOT_WIDTH_PX, label_box
+
+    table = pd.DataFrame({
+        "model": ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0", "squeezenet1_1",
+                  "resnet18"],
+        "gflops": [0.30, 0.22, 0.39, 0.15, 0.35, 1.81], "top1": [72.0, 75.3, 77.7, 69.4, 58.2, 69.8],
+        "params_m": [3.5, 5.5, 5.3, 2.3, 1.2, 11.7]})
+    figure = bubble_chart(table)
+    notes = figure.layout.annotations
+    assert [a.text for a in notes] == table["model"].tolist()  # every name, in full
+    x0, x1 = figure.layout.xaxis.range
+    y0, y1 = figure.layout.yaxis.range
+    height = 480 - 110
+    boxes = [label_box((a.x - x0) / (x1 - x0) * MIN_PLOT_WIDTH_PX + a.ax, (1 - (a.y - y0) / (y1 - y0)) * height + a.ay,
+                       a.text) for a in notes]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+    assert figure.data[0].cliponaxis is False

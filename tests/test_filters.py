@@ -279,7 +279,9 @@ def test_large_upload_is_downscaled_for_display_only():
     z = np.asarray(fig.data[0].z)
     assert max(z.shape) <= 256
     assert (mapping.value_min, mapping.value_max) == (result.min(), result.max())  # the full range is stated
-    assert mapping.zmax == max(abs(result.min()), abs(result.max()))
+    # colours saturate at the 95th percentile of |value| (a value that occurs), and the share beyond is stated
+    limit = np.sort(np.abs(result).ravel())[int(np.ceil(0.95 * (result.size - 1)))]
+    assert mapping.zmax == limit and mapping.clipped_fraction == pytest.approx(np.mean(np.abs(result) > limit))
     np.testing.assert_array_equal(big, before)
     small, scale = D.downscale_for_display(result, 512)
     assert small.shape == (384, 512) and scale == pytest.approx(0.25)

@@ -88,3 +88,18 @@ def test_unknown_model_falls_back_with_message():
     assert not at.exception
     assert at.session_state["sel_model"] != "not_a_model"
     assert any("model=not_a_model" in w.value for w in at.warning)
+
+
+def test_join_link_follows_the_class_and_is_not_a_view_parameter():
+    from ui.links import CLASS_PARAM, PAGE_PARAMS, class_store, params_of
+
+    assert all(CLASS_PARAM not in {p.name for p in params_of(stem)} for stem in PAGE_PARAMS)
+    code, _token = class_store().start({"page": "home", "query": {}})  # the store AppTest's server process shares
+    at = open_link("home", {CLASS_PARAM: code.lower(), "lang": "ko"})
+    assert not at.exception
+    assert at.session_state["_class_follow"] == code and at.session_state["class_follow_on"]
+    assert not [w.value for w in at.warning if "링크" in str(w.value)]  # not named as an unknown parameter
+    assert CLASS_PARAM not in dict(at.query_params)  # the address bar names the view, not the join
+    at = open_link("home", {CLASS_PARAM: "ZZZZ"})  # no such class
+    assert not at.exception and "_class_follow" not in at.session_state
+    assert any("No class with this code" in str(w.value) for w in at.warning)

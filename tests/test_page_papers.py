@@ -2,7 +2,9 @@
 
 
 def _frames(at):
-    return [d.value for d in at.dataframe]
+    """Every table on the page: the scrolling grids and the static tables (VGG, ResNet: all columns on screen,
+    hyphens drawn non-breaking so "conv3-256" never splits; read back as plain hyphens)."""
+    return [d.value for d in at.dataframe] + [d.value.replace("\u2011", "-", regex=True) for d in at.table]
 
 
 def test_three_tables_render(app_factory):

@@ -46,16 +46,21 @@ def labels(prefix: str):
 
 
 def settings_controls() -> Settings:
-    """Padding, stride, grey/per-channel, correlation/convolution and display mode, in one row."""
-    c = st.columns(5)
+    """Grey/per-channel and correlation/convolution in one row; padding, stride and display mode in the next.
+
+    Two rows, not one of five: at 150 % zoom on a 1280-px projector the main column is ~550 CSS px, and five
+    columns cut the segmented control and the operation's and display's names.
+    """
+    top = st.columns(2)
+    color = top[0].segmented_control(t("filters.color"), ["gray", "rgb"], default="gray", required=True,
+                                     key="flt_color", format_func=labels("filters.color"))
+    operation = top[1].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
+                                 format_func=labels("filters.operation"), help=t("filters.operation_help"))
+    c = st.columns([3, 2, 3])
     padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, key="flt_padding",
                              format_func=labels("filters.padding"), help=t("filters.padding_help"))
     stride = c[1].slider(t("filters.stride"), 1, 4, 1, key="flt_stride")
-    color = c[2].segmented_control(t("filters.color"), ["gray", "rgb"], default="gray", required=True,
-                                   key="flt_color", format_func=labels("filters.color"))
-    operation = c[3].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
-                               format_func=labels("filters.operation"), help=t("filters.operation_help"))
-    display = c[4].selectbox(t("filters.display"), D.DISPLAY_MODES[:4], key="flt_display",
+    display = c[2].selectbox(t("filters.display"), D.DISPLAY_MODES[:4], key="flt_display",
                              format_func=labels("filters.display"), help=t("filters.display_help"))
     return Settings(padding, int(stride), color != "rgb", operation, display)
 

@@ -34,11 +34,12 @@ from ui.common import t
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empty url_path)
-# A follower's poll interval. Half a second keeps the follow lag near 2 s (half an interval on average, plus
-# the follower's own page run); a poll of an unchanged class costs ~1 ms of server CPU (scripts/follow_load.py).
-POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 0.5)))
+# A follower's poll interval (``$EXPLORER_CLASS_POLL_S``, 0.2-10). The lag is half an interval on average plus
+# the follower's own page run; a poll of an unchanged class costs ~3 ms of server CPU, ~2.4 ms of it Streamlit's
+# own fragment-run overhead (scripts/follow_load.py): 30 students cost ~0.09 of a core at 1 s, ~0.18 at 0.5 s.
+POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 1.0)))
 PRESENT_KEY = "present_mode"
-CLASS_PARAM = "class"  # ?class=CODE joins that class (the link under the lecturer's class code)
+CLASS_PARAM = "join"  # ?join=CODE joins that class (the link under the lecturer's class code; "class" is Grad-CAM's)
 SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's choices less "upload"
 
 # The sidebar's choices: every page's view starts from them.
@@ -318,7 +319,8 @@ def qr_png(url: str, scale: int = 6) -> bytes:
     import segno
 
     buf = io.BytesIO()
-    segno.make(url, error="m").save(buf, kind="png", scale=scale, border=2)
+    # mask=0: any of the eight masks is a valid code; choosing the "best" one evaluates all eight (60 % of the time).
+    segno.make(url, error="m", mask=0).save(buf, kind="png", scale=scale, border=2)
     return buf.getvalue()
 
 

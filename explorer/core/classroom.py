@@ -78,6 +78,8 @@ class ClassroomStore:
         self.clock = clock
         self._lock = threading.Lock()
         self._classes: dict[str, dict[str, Any]] = {}
+        # code -> (the file's stat signature, its record): a follower's poll reads the file only after a publish
+        self._file_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 
     # ---------------------------------------------------------------------------------- records
     def _path(self, code: str) -> Path:
@@ -88,11 +90,27 @@ class ClassroomStore:
         """The record of ``code`` (from the shared file when there is one: another replica may have written it)."""
         if self.folder is None:
             return self._classes.get(code)
+        path = self._path(code)
         try:
-            record = json.loads(self._path(code).read_text(encoding="utf-8"))
+            info = os.stat(path)
+        except OSError:
+            self._file_cache.pop(code, None)
+            return None
+        # os.replace gives every publish a new inode: (inode, mtime, size) changes even on coarse-mtime disks
+        signature = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._file_cache.get(code)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return record if isinstance(record, dict) and "token_sha256" in record else None
+        if not (isinstance(record, dict) and "token_sha256" in record):
+            return None
+        if len(self._file_cache) >= MAX_CLASSES:
+            self._file_cache.clear()
+        self._file_cache[code] = (signature, record)
+        return record
 
     def _save(self, code: str, record: dict[str, Any]) -> None:
         self._classes[code] = record
@@ -113,6 +131,7 @@ class ClassroomStore:
 
     def _drop(self, code: str) -> None:
         self._classes.pop(code, None)
+        self._file_cache.pop(code, None)
         if self.folder is not None:
             with contextlib.suppress(OSError):
                 self._path(code).unlink()
@@ -172,6 +191,19 @@ class ClassroomStore:
             return None
         return ClassView(code, dict(record.get("state") or {}), int(record.get("version", 0)),
                          float(record.get("updated", 0)))
+
+    def version(self, code: str) -> int | None:
+        """The class's current version, or None when it is unknown, ended or expired: what a follower polls.
+
+        Costs a dict lookup (one process) or one ``os.stat`` (a shared folder); the file is parsed only
+        after it changed, so 30 students polling an unchanged class cost next to nothing.
+        """
+        code = normalise_code(code) or ""
+        if not code:
+            return None
+        with self._lock:
+            record = self._live(code)
+        return None if record is None else int(record.get("version", 0))
 
     def end(self, code: str, token: str) -> None:
         """End the class (lecturer only): followers find it gone on their next poll."""

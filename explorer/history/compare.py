@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.fx
@@ -269,6 +270,66 @@ def compare_models(names: Sequence[str], receptive: bool = True) -> pd.DataFrame
     return table
 
 
+# The bubble chart's label layout works in screen pixels: the plot is BUBBLE_HEIGHT_PX tall, and at least
+# MIN_PLOT_WIDTH_PX wide (the main column at 150 % zoom on a 1280-px projector); wider screens only spread
+# the bubbles further apart, so a layout free of overlaps at this width stays free of them.
+BUBBLE_HEIGHT_PX = 480
+MIN_PLOT_WIDTH_PX = 480
+LABEL_FONT_PX = 12
+_PLOT_HEIGHT_PX = BUBBLE_HEIGHT_PX - 110  # less the title margin and the x axis
+
+
+def _padded_range(values: pd.Series, pad: float = 0.12) -> list[float]:
+    low, high = float(values.min()), float(values.max())
+    span = (high - low) or max(abs(high), 1.0)
+    return [low - pad * span, high + pad * span]
+
+
+def label_box(x_px: float, y_px: float, text: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) in pixels of a label centred on (x_px, y_px): ~0.62 em a character."""
+    half_w, half_h = 0.31 * LABEL_FONT_PX * len(text) + 3, 0.6 * LABEL_FONT_PX + 2
+    return x_px - half_w, y_px - half_h, x_px + half_w, y_px + half_h
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def place_bubble_labels(x: np.ndarray, y: np.ndarray, diameters: np.ndarray, names: list[str],
+                        x_range: list[float], y_range: list[float]) -> list[tuple[float, float]]:
+    """Pixel offsets (ax, ay) of each name from its bubble's centre (plotly annotation ``ax``/``ay``; y grows
+    downwards), chosen greedily, biggest bubble first: beside the bubble where no placed name, no bubble and
+    no plot edge is in the way, else the least overlapping of 16 places."""
+    width, height = float(MIN_PLOT_WIDTH_PX), float(_PLOT_HEIGHT_PX)
+    px = (np.asarray(x, float) - x_range[0]) / (x_range[1] - x_range[0]) * width
+    py = (1.0 - (np.asarray(y, float) - y_range[0]) / (y_range[1] - y_range[0])) * height
+    radii = np.asarray(diameters, float) / 2
+    bubbles = [(px[i] - radii[i], py[i] - radii[i], px[i] + radii[i], py[i] + radii[i]) for i in range(len(names))]
+    directions = [(0, -1), (0, 1), (1, 0), (-1, 0), (1, -1), (-1, -1), (1, 1), (-1, 1)]
+    placed: list[tuple[float, float, float, float]] = []
+    offsets: list[tuple[float, float]] = [(0.0, 0.0)] * len(names)
+    for i in sorted(range(len(names)), key=lambda k: -radii[k]):
+        half_w, half_h = 0.31 * LABEL_FONT_PX * len(names[i]) + 3, 0.6 * LABEL_FONT_PX + 2
+        best: tuple[float, int, tuple[float, float]] | None = None
+        for rank, (gap, (dx, dy)) in enumerate((g, d) for g in (4.0, 28.0) for d in directions):
+            ax = dx * (radii[i] + gap + half_w)
+            ay = dy * (radii[i] + gap + half_h)
+            box = label_box(px[i] + ax, py[i] + ay, names[i])
+            cost = sum(_overlap(box, other) for other in placed)
+            cost += 0.5 * sum(_overlap(box, bubbles[j]) for j in range(len(names)) if j != i)
+            outside = max(0.0, -box[0]) + max(0.0, box[2] - width - 30) + max(0.0, -box[1] + 20) \
+                + max(0.0, box[3] - height - 20)
+            cost += 40.0 * outside
+            if best is None or (cost, rank) < best[:2]:
+                best = (cost, rank, (ax, ay))
+        assert best is not None
+        offsets[i] = best[2]
+        placed.append(label_box(px[i] + best[2][0], py[i] + best[2][1], names[i]))
+    return offsets
+
+
 def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | None = None):
     """Operations (x) against ``y`` (default top-1 accuracy), bubble area ∝ parameters.
 
@@ -279,29 +340,30 @@ def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | 
     labels = {"gflops": "G mult-adds", "top1": "ImageNet top-1 (%)", "top5": "ImageNet top-5 (%)",
               "weight_layers": "weight layers", "params_m": "parameters (M)", **(labels or {})}
     data = table.dropna(subset=[y, "gflops"])
-    # Neighbours' labels alternate above / below / beside their bubbles (ordered by x) instead of overlapping.
-    cycle = ["top center", "bottom center", "middle right", "top center", "bottom center", "middle left"]
-    rank = data["gflops"].rank(method="first").astype(int).to_numpy() - 1
-    positions = [cycle[int(r) % len(cycle)] for r in rank]
-    # The outermost labels point inward: "efficientnet_b0" at the right edge was cut to "efficie".
-    if len(data) > 1:
-        for index, r in enumerate(rank):
-            vertical = positions[index].split()[0]
-            if r == len(data) - 1:
-                positions[index] = f"{vertical} left"
-            elif r == 0:
-                positions[index] = f"{vertical} right"
     peak = float(table["params_m"].max() or 1.0)
     # Bubble *area* proportional to parameters, like the classic figure; sizeref maps the largest to 60 px.
     sizeref = 2.0 * peak / (60.0 ** 2)
+    x_range, y_range = _padded_range(data["gflops"]), _padded_range(data[y])
+    diameters = np.maximum(4.0, np.sqrt(2.0 * data["params_m"].to_numpy(dtype=float) / sizeref))
+    offsets = place_bubble_labels(data["gflops"].to_numpy(dtype=float), data[y].to_numpy(dtype=float),
+                                  diameters, [str(m) for m in data["model"]], x_range, y_range)
     figure = go.Figure(go.Scatter(
-        x=data["gflops"], y=data[y], mode="markers+text", text=data["model"], textposition=positions,
+        x=data["gflops"], y=data[y], mode="markers", text=data["model"],
         marker=dict(size=data["params_m"], sizemode="area", sizeref=sizeref, sizemin=4,
                     color=list(range(len(data))), colorscale="Viridis", opacity=0.7, line=dict(width=1)),
         customdata=data[["params_m"]].to_numpy(),
         hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.3g} M params<extra></extra>",
-        cliponaxis=False,  # a label near the plot's edge is drawn whole, over the margin
+        cliponaxis=False,
     ))
+    # Names as annotations at pixel offsets chosen so that no two overlap each other or another bubble (a thin
+    # line joins a name moved away to its bubble): close small models (mobilenet, shufflenet, efficientnet)
+    # no longer pile their names on top of one another.
+    for (gx, gy, name, diameter), (ax, ay) in zip(zip(data["gflops"], data[y], data["model"], diameters), offsets):
+        figure.add_annotation(x=gx, y=gy, text=str(name), ax=ax, ay=ay, showarrow=True, arrowhead=0,
+                              standoff=float(diameter) / 2,  # the line stops at the bubble's edge
+                              arrowwidth=1, arrowcolor="rgba(90,90,90,0.6)", font=dict(size=LABEL_FONT_PX))
     figure.update_layout(xaxis_title=labels["gflops"], yaxis_title=labels.get(y, y), showlegend=False,
-                         margin=dict(l=10, r=40, t=40, b=10), height=480)
+                         margin=dict(l=10, r=40, t=40, b=10), height=BUBBLE_HEIGHT_PX)
+    figure.update_xaxes(range=x_range)
+    figure.update_yaxes(range=y_range)
     return figure

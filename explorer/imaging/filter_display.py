@@ -17,6 +17,9 @@ import plotly.graph_objects as go
 from explorer.imaging.filters import as_image, as_kernel
 
 DISPLAY_MODES: tuple[str, ...] = ("auto", "diverging", "abs", "clip", "direction")
+# "diverging" and "abs" saturate at this percentile of |value|, not at the maximum: a photo's Sobel output has a
+# few values near 1000 and most edges near 100, which a max-scaled picture draws almost white (faint).
+SATURATE_PERCENTILE = 95.0
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:
@@ -60,7 +63,18 @@ class DisplayMapping:
     colorscale: object  # plotly colorscale for ``scalar``
     value_min: float  # of the values given (full resolution if not downscaled before)
     value_max: float
-    clipped_fraction: float  # share of values outside [zmin, zmax] ("clip" only)
+    clipped_fraction: float  # share of values outside [zmin, zmax], drawn at the end colours
+
+
+def saturation_limit(values: np.ndarray, percentile: float = SATURATE_PERCENTILE) -> float:
+    """The |value| at which "diverging" and "abs" pictures reach full colour: the ``percentile`` of |value|
+    (a value that occurs: numpy's "higher" method), or max |value| when that is 0 (sparse results: a lone
+    edge must not vanish); 1.0 for an all-zero result."""
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    if magnitude.size == 0:
+        return 1.0
+    limit = float(np.percentile(magnitude, percentile, method="higher"))
+    return limit or float(magnitude.max()) or 1.0
 
 
 def choose_display_mode(values: np.ndarray) -> str:
@@ -75,8 +89,9 @@ def choose_display_mode(values: np.ndarray) -> str:
 def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndarray | None = None) -> DisplayMapping:
     """Map a result to a picture without hiding its sign or range.
 
-    - "diverging": 0 is white, -m blue, +m red with m = max |value| (colour results: mid grey = 0);
-    - "abs": |value| from 0 (black) to max |value| (white);
+    - "diverging": 0 is white, -m blue, +m red with m = ``saturation_limit`` (the 95th percentile of |value|;
+      beyond it full colour, their share is ``clipped_fraction``) (colour results: mid grey = 0);
+    - "abs": |value| from 0 (black) to m (white), m as above;
     - "clip": values as pixels, clipped to 0..255 (the clipped share is reported);
     - "direction": angles -180..180 on a cyclic scale.
 
@@ -93,8 +108,10 @@ def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndar
     grey = arr.ndim == 2 or arr.shape[2] == 1
     plane = arr if arr.ndim == 2 else (arr[..., 0] if grey else None)
     clipped = 0.0
+    if mode in ("diverging", "abs"):
+        m = saturation_limit(ref)
+        clipped = float(np.mean(np.abs(ref) > m))
     if mode == "diverging":
-        m = max(abs(vmin), abs(vmax)) or 1.0
         zmin, zmax, scale = -m, m, DIVERGING_COLORSCALE
         t = np.clip(arr / m, -1.0, 1.0)
         if grey:
@@ -104,9 +121,8 @@ def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndar
         else:
             rgb = 127.5 + 127.5 * t
     elif mode == "abs":
-        m = max(abs(vmin), abs(vmax)) or 1.0
         zmin, zmax, scale = 0.0, m, "gray"
-        rgb = 255.0 * np.abs(arr) / m
+        rgb = 255.0 * np.minimum(np.abs(arr) / m, 1.0)
         plane = np.abs(plane) if plane is not None else None
     elif mode == "clip":
         zmin, zmax, scale = 0.0, 255.0, "gray"

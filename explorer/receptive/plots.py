@@ -69,15 +69,21 @@ def kernel_positions_figure(arith: ConvArithmetic, index: int, *, input_title: s
     fig.add_trace(go.Heatmap(z=np.where(output == TAP, TAP, INPUT), text=text_out, **common), row=1, col=2)
     for c, cells in ((1, arith.padded), (2, out)):
         ticks = dict(dtick=1) if cells <= 16 else dict(dtick=max(1, cells // 8))
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if c == 1 else c}", showgrid=False, row=1, col=c,
-                         **ticks)
-        fig.update_xaxes(showgrid=False, side="top", row=1, col=c, **ticks)
+        # Square cells by shrinking the plot area (constrain="domain"), not by widening the axis range: with
+        # the default, a 9-cell axis ran from −5 to 14, mostly empty.
+        cell_range = [-0.5, cells - 0.5]
+        fig.update_yaxes(range=cell_range[::-1], scaleanchor=f"x{'' if c == 1 else c}", constrain="domain",
+                         constraintoward="top", showgrid=False, zeroline=False, row=1, col=c, **ticks)
+        fig.update_xaxes(range=cell_range, constrain="domain", showgrid=False, zeroline=False, side="top",
+                         row=1, col=c, **ticks)
+    # The column numbers sit above each grid (side="top"): lift the subplot titles above them.
+    fig.update_annotations(yshift=26)
     # A legend made of invisible markers, one per cell category that is on screen.
     present = sorted(set(np.unique(grid)) | {TAP})
     for cat in present:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[cat],
                                  marker=dict(size=12, symbol="square", color=_CELL_COLOURS[cat])))
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=80, b=10), plot_bgcolor="white",
                       legend=dict(orientation="h", y=-0.05))
     return fig
 
