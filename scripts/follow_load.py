@@ -33,25 +33,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from explorer.core import translate  # noqa: E402
-from explorer.devtools.appserver import CHROMIUM_ARGS, CHROMIUM_PATH, AppServer, chromium_available  # noqa: E402
+from explorer.devtools.appserver import (CHROMIUM_ARGS, CHROMIUM_PATH, PAGE_IDLE_JS, URL_LOG_JS,  # noqa: E402
+                                         AppServer, chromium_available, first_url_change, pick_option)
 
 SIDEBAR = '[data-testid="stSidebar"]'
-IDLE = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return app && app.getAttribute('data-test-script-state') === 'notRunning'
-        && document.querySelector('[data-testid="stMain"] h1') !== null
-        && document.querySelectorAll('[data-stale="true"]').length === 0;
-}"""
-# Every address-bar change with the page's own clock (ms since the epoch): Streamlit rewrites the URL at
-# the end of each run through history.replaceState / pushState.
-URL_LOG = """
-window.__urlLog = [];
-for (const name of ['replaceState', 'pushState']) {
-    const original = history[name].bind(history);
-    history[name] = (...args) => { const r = original(...args);
-        window.__urlLog.push([Date.now(), location.href]); return r; };
-}
-"""
 LENET_LAYERS = ("C3 ", "C1 ", "C5 ")
 DEFAULT_POLL_S = 1.0  # ui.links.POLL_SECONDS without $EXPLORER_CLASS_POLL_S
 
@@ -64,15 +49,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wait_idle(page, timeout_ms: int = 240_000) -> None:
-    page.wait_for_function(IDLE, timeout=timeout_ms, polling=200)
-
-
-def first_seen(page, pattern: str, since_ms: float) -> float | None:
-    """The page-clock time (ms) the URL first matched ``pattern`` after ``since_ms``, or None."""
-    return page.evaluate("""([pattern, since]) => {
-        const re = new RegExp(pattern);
-        const hit = (window.__urlLog || []).find(([t, href]) => t >= since && re.test(href));
-        return hit ? hit[0] : null; }""", [pattern, since_ms])
+    page.wait_for_function(PAGE_IDLE_JS, timeout=timeout_ms, polling=200)
 
 
 def window_cpu(pid: int, seconds: float) -> float:
@@ -84,14 +61,7 @@ def window_cpu(pid: int, seconds: float) -> float:
 def choose(page, label: str, typed: str) -> float:
     """Pick ``typed`` in the main column's select box ``label``; returns the click's time (ms, epoch)."""
     box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text=label).first
-    combo = box.locator('input[role="combobox"]')
-    combo.click()
-    combo.fill(typed)
-    option = page.locator('[role="option"]').filter(has_text=typed).first
-    option.wait_for()
-    clicked = time.time() * 1000
-    option.click()
-    return clicked
+    return pick_option(page, box, typed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             # one context (one window) per person: a page in a background tab of a shared window gets its
             # timers throttled by Chromium, which delays its reruns by seconds
             context = browser.new_context(viewport={"width": 1280, "height": 720})
-            context.add_init_script(URL_LOG)
+            context.add_init_script(URL_LOG_JS)
             return context.new_page()
 
         lecturer = new_page()
@@ -170,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             seen: list[float | None] = [None] * len(students)
             while time.time() < deadline and None in seen:
                 lecturer.wait_for_timeout(100)
-                seen = [s if s is not None else first_seen(p, pattern, clicked) for s, p in zip(seen, students)]
-            shown = first_seen(lecturer, pattern, clicked)
+                seen = [s if s is not None else first_url_change(p, pattern, clicked) for s, p in zip(seen, students)]
+            shown = first_url_change(lecturer, pattern, clicked)
             lecturer_runs.append((shown - clicked) / 1000 if shown else None)
             lags.extend((s - clicked) / 1000 if s is not None else float("inf") for s in seen)
             for s, page in zip(seen, students):

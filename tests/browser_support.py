@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.devtools.appserver import AppServer, launch_chromium
+from explorer.devtools.appserver import PAGE_IDLE_JS, AppServer, launch_chromium
 
-IDLE = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return app && app.getAttribute('data-test-script-state') === 'notRunning'
-        && document.querySelector('[data-testid="stMain"] h1') !== null
-        && document.querySelectorAll('[data-stale="true"]').length === 0;
-}"""
+IDLE = PAGE_IDLE_JS
 
 
 def wait_idle(page, timeout_ms: int = 150_000, settle_s: float = 0.5) -> None:

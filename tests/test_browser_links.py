@@ -20,7 +20,7 @@ import pytest
 from browser_support import browser_fixture, server_fixture
 
 from explorer.core import translate
-from explorer.devtools.appserver import chromium_available
+from explorer.devtools.appserver import URL_LOG_JS, chromium_available, first_url_change, pick_option
 from ui.links import POLL_SECONDS
 
 pytestmark = pytest.mark.browser
@@ -33,16 +33,7 @@ SHOTS = ROOT / "artifacts" / "screenshots" / "links"
 VIEWPORT = {"width": 1280, "height": 1400}
 TIMEOUT_MS = 150_000
 FOLLOW_WITHIN_MS = 15_000  # "within a few seconds" (a bound, not the figure: the lag is printed, see below)
-# Every address-bar change with the page's own clock (ms since the epoch): Streamlit rewrites the URL at the end
-# of each run, so the first URL naming the lecturer's layer marks when the follower shows that view.
-URL_LOG = """
-window.__urlLog = [];
-for (const name of ['replaceState', 'pushState']) {
-    const original = history[name].bind(history);
-    history[name] = (...args) => { const r = original(...args);
-        window.__urlLog.push([Date.now(), location.href]); return r; };
-}
-"""
+URL_LOG = URL_LOG_JS  # the page's own clock for each address-bar change: when the follower shows a view
 
 
 server = server_fixture("links")
@@ -71,22 +62,12 @@ def choose(page, label: str, typed: str, where: str = '[data-testid="stMain"]') 
 
 
 def first_url(page, pattern: str, since_ms: float) -> float | None:
-    """The page-clock time (ms) its address bar first matched ``pattern`` after ``since_ms``."""
-    return page.evaluate("""([pattern, since]) => {
-        const hit = (window.__urlLog || []).find(([t, href]) => t >= since && new RegExp(pattern).test(href));
-        return hit ? hit[0] : null; }""", [pattern, since_ms])
+    return first_url_change(page, pattern, since_ms)
 
 
 def choose_timed(page, label: str, typed: str) -> float:
     """``choose`` that returns the time of the click on the option (ms since the epoch)."""
-    box = selectbox(page, label).locator('input[role="combobox"]')
-    box.click()
-    box.fill(typed)
-    option = page.locator('[role="option"]').filter(has_text=typed).first
-    option.wait_for()
-    clicked = time.time() * 1000
-    option.click()
-    return clicked
+    return pick_option(page, selectbox(page, label), typed)
 
 
 def exceptions(page) -> list[str]:

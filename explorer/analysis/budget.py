@@ -12,7 +12,6 @@ server-wide budget (``explorer.core.memory_gate``), so concurrency cannot multip
 from __future__ import annotations
 
 import math
-import os
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -20,7 +19,7 @@ import torch.nn as nn
 
 from explorer.analysis.memory_estimate import cam_pass_peak, input_gradient_peak, shared_pass_peak
 from explorer.analysis.page_pass import ANALYSIS_BUDGET_BYTES
-from explorer.core import MemoryGate, server_gate
+from explorer.core import MemoryGate, env_positive_number, server_gate
 
 REQUEST_BUDGET_ENV = "EXPLORER_REQUEST_MB"
 DEFAULT_REQUEST_MB = 1024
@@ -46,16 +45,7 @@ class RequestTooLargeError(ValueError):
 
 def request_budget_bytes() -> int:
     """``EXPLORER_REQUEST_MB`` (megabytes) if set, else 1024 MB."""
-    text = os.environ.get(REQUEST_BUDGET_ENV, "").strip()
-    if not text:
-        return DEFAULT_REQUEST_MB * 2**20
-    try:
-        megabytes = float(text)
-    except ValueError:
-        raise ValueError(f"{REQUEST_BUDGET_ENV} must be a number of megabytes, got {text!r}") from None
-    if not megabytes > 0:
-        raise ValueError(f"{REQUEST_BUDGET_ENV} must be positive, got {text!r}")
-    return int(megabytes * 2**20)
+    return int(env_positive_number(REQUEST_BUDGET_ENV, DEFAULT_REQUEST_MB) * 2**20)
 
 
 def pass_cost(model: nn.Module, input_shape: Sequence[int], kind: str = "cam",

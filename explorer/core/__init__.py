@@ -6,7 +6,7 @@ from explorer.core.hooks import hook_count, hooked
 from explorer.core.fingerprint import architecture_fingerprint
 from explorer.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALES_DIR, catalogue, key_differences, translate
 from explorer.core.locks import model_lock
-from explorer.core.memory_gate import (DEFAULT_SERVER_MB, SERVER_BUDGET_ENV, MemoryGate, ServerMemoryError,
+from explorer.core.memory_gate import (DEFAULT_SERVER_MB, SERVER_BUDGET_ENV, MemoryGate, ServerMemoryError, env_positive_number,
                                        server_budget_bytes, server_gate)
 from explorer.core.classroom import ClassroomError, ClassroomStore, ClassView, normalise_code, shared_dir_from_env
 from explorer.core.viewstate import Param, ParsedView, describe_problems, encode_query, parse_query, parse_shape
@@ -19,7 +19,7 @@ __all__ = [
     "pick_device", "seeded_global", "translate",
     "ClassroomError", "ClassroomStore", "ClassView", "normalise_code", "shared_dir_from_env",  # class sessions
     "Param", "ParsedView", "describe_problems", "encode_query", "parse_query", "parse_shape",  # shareable links
-    "DEFAULT_SERVER_MB", "SERVER_BUDGET_ENV", "MemoryGate", "ServerMemoryError", "server_budget_bytes",
+    "DEFAULT_SERVER_MB", "SERVER_BUDGET_ENV", "MemoryGate", "ServerMemoryError", "env_positive_number", "server_budget_bytes",
     "server_gate",  # the server-wide memory budget
     "EMPTY_CELL", "cell_text", "human_bytes", "human_number", "is_missing", "key_columns_first",  # tables for people
 ]

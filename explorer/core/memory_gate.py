@@ -40,7 +40,8 @@ class ServerMemoryError(RuntimeError):
         return self.needed > self.budget
 
 
-def _env_number(name: str, default: float) -> float:
+def env_positive_number(name: str, default: float) -> float:
+    """The environment variable ``name`` as a positive number, ``default`` when unset; a clear error otherwise."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -124,7 +125,7 @@ _server_lock = threading.Lock()
 
 def server_budget_bytes() -> int:
     """``EXPLORER_SERVER_MB`` (megabytes) if set, else :data:`DEFAULT_SERVER_MB`."""
-    return int(_env_number(SERVER_BUDGET_ENV, DEFAULT_SERVER_MB) * 2**20)
+    return int(env_positive_number(SERVER_BUDGET_ENV, DEFAULT_SERVER_MB) * 2**20)
 
 
 def server_gate() -> MemoryGate:
@@ -133,5 +134,5 @@ def server_gate() -> MemoryGate:
     global _server_gate
     with _server_lock:
         if _server_gate is None:
-            _server_gate = MemoryGate(server_budget_bytes(), _env_number(WAIT_ENV, DEFAULT_WAIT_S))
+            _server_gate = MemoryGate(server_budget_bytes(), env_positive_number(WAIT_ENV, DEFAULT_WAIT_S))
         return _server_gate

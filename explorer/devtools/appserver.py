@@ -30,6 +30,48 @@ class AppStart:
     error: str = ""
 
 
+# ------------------------------------------------------------------------------ reading a Streamlit page
+# True once the script run is over and nothing on the page is stale (left over from an earlier run).
+PAGE_IDLE_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') === 'notRunning'
+        && document.querySelector('[data-testid="stMain"] h1') !== null
+        && document.querySelectorAll('[data-stale="true"]').length === 0;
+}"""
+# An init script: every address-bar change with the page's own clock (ms since the epoch). Streamlit rewrites the
+# URL at the end of each run (history.replaceState / pushState), so the first URL naming a view marks when the
+# page shows it.
+URL_LOG_JS = """
+window.__urlLog = [];
+for (const name of ['replaceState', 'pushState']) {
+    const original = history[name].bind(history);
+    history[name] = (...args) => { const r = original(...args);
+        window.__urlLog.push([Date.now(), location.href]); return r; };
+}
+"""
+
+
+def first_url_change(page: Any, pattern: str, since_ms: float) -> float | None:
+    """The page-clock time (ms) its address bar first matched ``pattern`` after ``since_ms`` (``URL_LOG_JS``)."""
+    return page.evaluate("""([pattern, since]) => {
+        const re = new RegExp(pattern);
+        const hit = (window.__urlLog || []).find(([t, href]) => t >= since && re.test(href));
+        return hit ? hit[0] : null; }""", [pattern, since_ms])
+
+
+def pick_option(page: Any, select_box: Any, typed: str) -> float:
+    """Type ``typed`` into a Streamlit select box (its locator) and click the first matching option; returns the
+    time of the click (ms since the epoch)."""
+    box = select_box.locator('input[role="combobox"]')
+    box.click()
+    box.fill(typed)
+    option = page.locator('[role="option"]').filter(has_text=typed).first
+    option.wait_for()
+    clicked = time.time() * 1000
+    option.click()
+    return clicked
+
+
 # ------------------------------------------------------------------------------------ the analysis
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
