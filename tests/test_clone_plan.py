@@ -6,29 +6,7 @@ import torch.nn as nn
 import torchvision
 
 from explorer.analysis import hooks
-
-
-def _plain_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every module call's output cloned by a plain forward hook that returns None (``name``, ``name#k``)."""
-    found: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-
-    def keep(name):
-        def hook(_module, _inputs, output):
-            if isinstance(output, torch.Tensor):
-                counts[name] = counts.get(name, 0) + 1
-                k = counts[name]
-                found[name if k == 1 else f"{name}#{k}"] = output.detach().clone()
-        return hook
-
-    handles = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return found
+from hook_reference import plain_outputs
 
 
 class RewritesOnlySometimes(nn.Module):
@@ -61,7 +39,7 @@ def test_references_hold_the_values_plain_hooks_see(name, build, side):
     torch.manual_seed(0)
     model = build().eval()
     x = torch.randn(1, 3, side, side)
-    expected = _plain_outputs(model, x)
+    expected = plain_outputs(model, x)
     for attempt in ("learning", "with the learnt plan"):
         result = hooks.run_pass(model, x.clone(), record=None)
         compared = 0

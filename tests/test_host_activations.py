@@ -9,30 +9,12 @@ from explorer.analysis import HostActivations, page_analysis
 from explorer.core import architecture_fingerprint, nbytes_of
 from explorer.imaging import sample_image
 from explorer.models import load_model
+from hook_reference import plain_outputs
 
 
 @pytest.fixture(scope="module")
 def resnet():
     return load_model("resnet18", weights=None, input_shape=(3, 96, 96))
-
-
-def _plain_outputs(model, x, names):
-    """Each named module's output from plain forward hooks (clones: ReLU(inplace) rewrites a BN output)."""
-    found = {}
-    modules = dict(model.named_modules())
-    def keep(name):
-        def hook(_module, _inputs, output):  # returns None: the forward pass goes on with its own tensor
-            found.setdefault(name, output.detach().clone())
-        return hook
-
-    handles = [modules[n].register_forward_hook(keep(n)) for n in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return {n: t[0].numpy() for n, t in found.items()}
 
 
 def test_layers_are_copied_when_read_and_equal_a_plain_forward(resnet):
@@ -41,7 +23,7 @@ def test_layers_are_copied_when_read_and_equal_a_plain_forward(resnet):
     acts = data["activations"]
     assert isinstance(acts, HostActivations) and acts.converted == 0 and len(acts) > 50
     names = ["conv1", "layer2.0.conv1", "layer4.1.bn2"]
-    expected = _plain_outputs(resnet.model, resnet.preprocess(image), names)
+    expected = {n: t[0].numpy() for n, t in plain_outputs(resnet.model, resnet.preprocess(image), names).items()}
     for i, name in enumerate(names, start=1):
         assert acts.shape_of(name) == expected[name].shape
         array = acts[name]
