@@ -60,3 +60,26 @@ def test_a_reference_rewritten_by_a_data_dependent_path_is_recomputed():
     with torch.no_grad():
         conv_out = model.conv(positive)
     torch.testing.assert_close(result.tensors["conv"], conv_out)
+
+
+class ConstantBeside(nn.Module):
+    """A leaf that returns a learnt constant: arithmetic on it alone is no layer; arithmetic with the input is."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.table = nn.Embedding(1, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        bias = self.table(torch.zeros(1, dtype=torch.long)) * 2  # constant: not computed from x
+        y = self.conv(x) + bias[:, :, None, None]
+        return self.head(torch.relu(y).mean((2, 3)))
+
+
+def test_only_calls_on_tensors_computed_from_the_input_are_layers():
+    model = ConstantBeside().eval()
+    calls = [c.name for c in hooks.run_pass(model, torch.randn(1, 3, 8, 8), record=[], list_calls=True).calls
+             if c.is_function]
+    assert "add" in calls and "relu" in calls
+    assert "mul" not in calls, calls

@@ -85,6 +85,7 @@ class _Frame:
     name: str
     leaf: bool
     inside_leaf: bool
+    fed: bool = True  # a leaf given a tensor computed from the model's input (its output then is too)
 
 
 class FunctionalRecorder(TorchFunctionMode):
@@ -133,15 +134,18 @@ class FunctionalRecorder(TorchFunctionMode):
             for tensor in flat_tensors(args):
                 self.tags.set(tensor, True)
         parent = self.frames[-1] if self.frames else None
-        self.frames.append(_Frame(name, leaf, bool(parent and (parent.leaf or parent.inside_leaf))))
+        inside = bool(parent and (parent.leaf or parent.inside_leaf))
+        fed = (leaf or inside) and any(self.tags.get(t) for t in flat_tensors(args))
+        self.frames.append(_Frame(name, leaf, inside, fed))
 
     def exit_module(self, output: Any) -> None:
         """The module's forward returned ``output`` (after any hook replaced it)."""
         if threading.get_ident() == self.thread and self.frames:
             frame = self.frames.pop()
-            if frame.leaf or frame.inside_leaf:
-                # Ops inside a leaf are not followed one by one (see ``__torch_function__``): its output
-                # (or the tensor a hook put in its place) is what later calls see as computed from the input.
+            if (frame.leaf or frame.inside_leaf) and frame.fed:
+                # Ops inside a leaf are not followed one by one (see ``__torch_function__``): the output of a leaf
+                # fed from the input (or the tensor a hook put in its place) is computed from the input too. A leaf
+                # that only returns constants (a learnt embedding) is not.
                 for tensor in flat_tensors(output):
                     self.tags.set(tensor, True)
 
