@@ -1,5 +1,7 @@
 """The papers' tables (VGG, GoogLeNet, ResNet) regenerated from models built in code, with the printed
 numbers beside them and why they differ."""
+import re
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -27,6 +29,40 @@ def unbroken(frame):
                        if pd.api.types.is_string_dtype(column) else column)
 
 
+# The papers' own words as headers and row labels, shown in the page's language (Korean keeps the English term);
+# the downloads keep the original text.
+HEADER_KEYS = {
+    "weight layers": "weight_layers", "weight_layers": "weight_layers", "input": "input", "soft-max": "softmax",
+    "parameters (M, computed)": "params_m_computed", "parameters (M, paper printed)": "params_m_printed",
+    "config": "config", "model": "model", "conv_layers": "conv_layers", "params": "params", "params_m": "params_m",
+    "paper_printed_m": "paper_printed_m", "torchvision_twin": "torchvision_twin",
+    "torchvision_params": "torchvision_params", "type": "type", "patch size/stride": "patch",
+    "output size": "output_size", "depth": "depth", "#3×3 reduce": "reduce3", "#5×5 reduce": "reduce5",
+    "pool proj": "pool_proj", "ops": "ops", "params (paper printed)": "params_printed",
+    "ops (paper printed)": "ops_printed", "params (torchvision)": "params_tv", "ops (torchvision)": "ops_tv",
+    "torchvision differences": "tv_diff", "layer name": "layer_name", "blocks": "blocks",
+    "FLOPs (computed, torchvision v1.5)": "flops_v15", "FLOPs (computed, v1 strides)": "flops_v1",
+    "FLOPs (paper printed)": "flops_printed", "gflops_v15": "gflops_v15", "gflops_v1": "gflops_v1",
+    "gflops_paper_printed": "gflops_printed",
+}
+
+
+def header(text: str) -> str:
+    """A header or row label of the papers' tables in the page's language."""
+    numbered = re.fullmatch(r"(conv stage|maxpool) (\d+)", str(text))
+    if numbered:
+        return t(f"papers.h.{numbered.group(1).replace(' ', '_')}", n=numbered.group(2))
+    depth = re.fullmatch(r"(\d+)-layer", str(text))
+    if depth:
+        return t("papers.h.depth_layers", n=depth.group(1))
+    key = HEADER_KEYS.get(str(text))
+    return t(f"papers.h.{key}") if key else text
+
+
+def number_columns(*names: str) -> dict:
+    return {header(name): st.column_config.NumberColumn(format="localized") for name in names}
+
+
 def download(frame, file_name: str, key: str) -> None:
     st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=file_name,
                        mime="text/csv", key=key, on_click="ignore")
@@ -44,12 +80,12 @@ with tab_vgg:
         st.caption(t("papers.vgg.caption"))
         # every configuration A–E on screen at once (a scrolling grid hid E at 1280×720): a static table whose
         # cells wrap
-        st.table(unbroken(config).rename(columns={"row": ""}).set_index(""))
+        shown = unbroken(config).assign(row=config["row"].map(header))
+        st.table(shown.rename(columns={"row": ""}).set_index(""))
         download(config, "vgg_configurations.csv", "papers_vgg_csv")
         st.markdown(f"**{t('papers.vgg.summary')}**")
-        st.dataframe(summary, hide_index=True, width="stretch", column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
-            "torchvision_params": st.column_config.NumberColumn(format="localized")})
+        st.dataframe(summary.rename(columns=header), hide_index=True, width="stretch",
+                     column_config=number_columns("params", "torchvision_params"))
         download(summary, "vgg_parameters.csv", "papers_vgg_params_csv")
         notes("vgg_params", "vgg_fc")
     paper_diagram(["vgg_a", "vgg_b", "vgg_c", "vgg_d", "vgg_e", "vgg16"], "papers_vgg_diagram")
@@ -66,11 +102,8 @@ with tab_googlenet:
         shown["torchvision differences"] = [
             "; ".join(t(f"papers.diff.{code.strip()}") for code in codes.split(";") if code.strip())
             for codes in table["torchvision differences"]]
-        st.dataframe(shown.drop(columns=["key"]), hide_index=True, width="stretch", height=720, column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
-            "ops": st.column_config.NumberColumn(format="localized"),
-            "params (torchvision)": st.column_config.NumberColumn(format="localized"),
-            "ops (torchvision)": st.column_config.NumberColumn(format="localized")})
+        st.dataframe(shown.drop(columns=["key"]).rename(columns=header), hide_index=True, width="stretch", height=720,
+                     column_config=number_columns("params", "ops", "params (torchvision)", "ops (torchvision)"))
         download(table, "googlenet_table1.csv", "papers_googlenet_csv")
         st.markdown(f"**{t('papers.googlenet.diff_title')}**")
         st.markdown("\n".join(f"- `{code}`: {t(f'papers.diff.{code}')}" for code in GOOGLENET_DIFF_TEXT))
@@ -88,10 +121,12 @@ with tab_resnet:
         error_box(exc)
     else:
         st.caption(t("papers.resnet.caption"))
-        st.table(unbroken(layout).set_index(layout.columns[0]))  # all five depths on screen, 152 included
+        first = layout.columns[0]
+        shown = unbroken(layout).assign(**{first: layout[first].map(header)}).rename(columns=header)
+        st.table(shown.set_index(header(first)))  # all five depths on screen, 152 included
         download(layout, "resnet_table1.csv", "papers_resnet_csv")
         st.markdown(f"**{t('papers.resnet.flops')}**")
-        st.dataframe(flops, hide_index=True, width="stretch")
+        st.dataframe(flops.rename(columns=header), hide_index=True, width="stretch")
         download(flops, "resnet_flops.csv", "papers_resnet_flops_csv")
         figure = go.Figure([
             go.Bar(name=t("papers.resnet.v15"), x=flops["model"], y=flops["gflops_v15"]),

@@ -28,6 +28,12 @@ def test_three_tables_render(app_factory):
 def test_korean_explanations(app_factory):
     at = app_factory("papers", lang="ko")
     assert not at.exception
-    googlenet = next(f for f in _frames(at) if "#5×5 reduce" in f.columns)
-    assert "편향" in googlenet.set_index("type").loc["inception (4a)", "torchvision differences"]
+    frames = _frames(at)
+    googlenet = next(f for f in frames if "#5×5 축소 (reduce)" in f.columns)
+    assert "편향" in googlenet.set_index("종류 (type)").loc["inception (4a)", "torchvision과의 차이"]
+    # The papers' headers and row labels in Korean, the English term beside them; the cells stay the papers' text.
+    resnet = next(f for f in frames if "152층 (152-layer)" in f.columns)
+    assert "출력 크기 (output size)" in resnet.columns
+    vgg = next(f for f in frames if "A-LRN" in f.columns)
+    assert "합성곱 단계 3 (conv stage 3)" in vgg.index and "conv3-256 conv3-256 conv1-256" in vgg["C"].tolist()
     assert any("스트라이드" in m.value for m in at.markdown)
