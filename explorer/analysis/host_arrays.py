@@ -26,6 +26,7 @@ class HostActivations(Mapping):
 
     def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
         self._tensors = dict(tensors)
+        self._distinct = {id(t): t for t in self._tensors.values()}  # aliases (a block and its last layer) once
         self._arrays: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
         self.converted = 0
@@ -58,17 +59,12 @@ class HostActivations(Mapping):
     def held_arrays(self) -> list:
         """What this mapping keeps alive, each object once: the recorded tensors, and the host copies of those
         not on the CPU (a CPU array is a view of its tensor). ``explorer.core.nbytes_of`` counts these."""
-        held: dict[int, object] = {id(t): t for t in self._tensors.values()}
-        for key, array in list(self._arrays.items()):
-            tensor = next((t for t in self._tensors.values() if id(t) == key), None)
-            if tensor is not None and tensor.device.type != "cpu":
-                held[id(array)] = array
-        return list(held.values())
+        host_copies = [array for key, array in list(self._arrays.items()) if self._distinct[key].device.type != "cpu"]
+        return [*self._distinct.values(), *host_copies]
 
     @property
     def device_bytes(self) -> int:
-        seen = {id(t): t for t in self._tensors.values()}
-        return sum(t.element_size() * t.nelement() for t in seen.values())
+        return sum(t.element_size() * t.nelement() for t in self._distinct.values())
 
 
 def _to_host(tensor: torch.Tensor) -> np.ndarray:
