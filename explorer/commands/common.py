@@ -58,14 +58,14 @@ def check_model_name(args: argparse.Namespace) -> None:
     name = getattr(args, "model", None)
     if not name or getattr(args, "arch", None):
         return
-    from explorer.models.names import quick_model_names
+    from explorer.models.names import quick_model_names, unknown_model
     from explorer.models.ref import ModelRef
 
     if ModelRef.parse(name).kind != "registry":
         return
     names = quick_model_names()
     if names is not None and name not in names:
-        raise KeyError(f"unknown model {name!r}; `python -m explorer models` lists them")
+        raise unknown_model(name)
 
 
 def load_from_args(args: argparse.Namespace):

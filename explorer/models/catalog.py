@@ -12,6 +12,7 @@ import torchvision
 
 import explorer.models.paper  # noqa: F401  (importing them registers their models)
 import explorer.models.teaching  # noqa: F401
+from explorer.models.names import unknown_model
 from explorer.models.registry import ModelEntry, register_model, registered
 from explorer.models.timm_models import register_timm
 from explorer.models.user_models import load_user_models
@@ -88,6 +89,6 @@ def get_entry(name: str) -> ModelEntry:
     try:
         return registered()[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; `python -m explorer models` lists them") from None
+        raise unknown_model(name) from None
 
 

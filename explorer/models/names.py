@@ -42,6 +42,11 @@ def _registry_is_the_indexed_one() -> bool:
     return True
 
 
+def unknown_model(name: str) -> KeyError:
+    """The one error for a name the registry does not hold (raised by the registry and by the CLI's quick check)."""
+    return KeyError(f"unknown model {name!r}; `python -m explorer models` lists them")
+
+
 def read_index(path: Path = INDEX_FILE) -> dict | None:
     try:
         data = json.loads(path.read_text())
