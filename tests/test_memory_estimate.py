@@ -153,3 +153,35 @@ def test_a_pass_over_the_request_budget_or_the_server_budget_is_refused():
     with reserved_pass(model, shape, "grad", budget=needed, gate=gate) as held:
         assert held == needed == gate.reserved
     assert gate.reserved == 0
+
+
+def test_a_pass_leaves_no_activation_in_a_reference_cycle():
+    """A closure that called itself (``replace_first_tensor``) kept every CAM layer's downstream copy alive until
+    the garbage collector happened to run: the memory a pass held, and so its estimate, changed from run to run
+    (one test failed only after others had run). Counted with the collector off: nothing a pass made may need it."""
+    from explorer.analysis import analyze
+    from explorer.analysis.memory_estimate import cam_pass_peak
+    from explorer.models import build_model
+
+    x = torch.rand(1, 3, 64, 64)
+    for name in ("resnet18", "googlenet"):
+        model = build_model(name).eval()
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            result = analyze(model, x, None, layers=None, cam_all=True)
+            del result
+            gc.collect()
+            cycled = [o for o in gc.garbage if isinstance(o, torch.Tensor)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert not cycled, f"{name}: {len(cycled)} tensors were only freed by the garbage collector"
+    # The same estimate for two instances of one architecture, whenever the collector runs.
+    figures = set()
+    for _ in range(3):
+        figures.add(cam_pass_peak(build_model("resnet18"), (3, 96, 96), ["layer2.0", "layer3", "layer4"]))
+        gc.collect()
+    assert len(figures) == 1, figures

@@ -123,25 +123,29 @@ def first_tensor(obj: Any) -> torch.Tensor | None:
 
 def replace_first_tensor(obj: Any, new: torch.Tensor) -> Any:
     """``obj`` with its first tensor replaced by ``new`` (same container types)."""
-    done = False
+    return _replaced(obj, new)[0]
 
-    def walk(o: Any) -> Any:
-        nonlocal done
-        if done:
-            return o
-        if isinstance(o, torch.Tensor):
-            done = True
-            return new
-        if isinstance(o, (tuple, list)):
-            items = [walk(i) for i in o]
-            if isinstance(o, list):
-                return items
-            return type(o)(*items) if hasattr(o, "_fields") else tuple(items)
-        if isinstance(o, dict):
-            return type(o)((k, walk(v)) for k, v in o.items())
-        return o
 
-    return walk(obj)
+def _replaced(obj: Any, new: torch.Tensor) -> tuple[Any, bool]:
+    # A module-level recursion, not a closure that calls itself: such a closure is a reference cycle that keeps
+    # ``new`` (an activation) alive until the garbage collector runs, so memory and its estimate varied per run.
+    if isinstance(obj, torch.Tensor):
+        return new, True
+    if isinstance(obj, (tuple, list, dict)):
+        pairs = list(obj.items()) if isinstance(obj, dict) else list(enumerate(obj))
+        done = False
+        items = []
+        for key, item in pairs:
+            if not done:
+                item, done = _replaced(item, new)
+            items.append((key, item))
+        if isinstance(obj, dict):
+            return type(obj)(items), done
+        values = [v for _, v in items]
+        if isinstance(obj, list):
+            return values, done
+        return (type(obj)(*values) if hasattr(obj, "_fields") else tuple(values)), done
+    return obj, False
 
 
 def logits_of(output: Any) -> torch.Tensor:
