@@ -99,7 +99,7 @@ class FunctionalRecorder(TorchFunctionMode):
 
     def __init__(self, model: nn.Module, on_enter: Callable[[FunctionalCall], None] | None = None,
                  on_exit: Callable[[FunctionalCall], torch.Tensor | None] | None = None,
-                 keep_tensors: bool = True) -> None:
+                 keep_tensors: bool = True, module_paths: set[str] | None = None) -> None:
         super().__init__()
         self.model = model
         # False: a call forgets its arguments and tensors once ``on_exit`` has seen them (``calls`` would
@@ -108,7 +108,7 @@ class FunctionalRecorder(TorchFunctionMode):
         self.on_enter = on_enter
         self.on_exit = on_exit
         self.thread = threading.get_ident()
-        self.module_paths = {name for name, _ in model.named_modules()}
+        self.module_paths = {name for name, _ in model.named_modules()} if module_paths is None else module_paths
         self.tags: TensorTags[bool] = TensorTags()
         self.frames: list[_Frame] = []
         self.counts: Counter[str] = Counter()
@@ -148,6 +148,12 @@ class FunctionalRecorder(TorchFunctionMode):
                 # that only returns constants (a learnt embedding) is not.
                 for tensor in flat_tensors(output):
                     self.tags.set(tensor, True)
+
+    def follow(self, replacement: Any, original: Any) -> None:
+        """A hook put ``replacement`` in place of ``original``: computed from the input if the original was."""
+        if any(self.tags.get(t) for t in flat_tensors(original)):
+            for tensor in flat_tensors(replacement):
+                self.tags.set(tensor, True)
 
     def track(self, tensor: torch.Tensor) -> None:
         """Mark the model's input: calls on tensors computed from it are layers, calls on constants are not."""

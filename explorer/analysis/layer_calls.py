@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -92,8 +92,10 @@ def parse_call(spec: str) -> CallSpec:
     return CallSpec(module, call, want_input)
 
 
-def resolve_modules(model: nn.Module, specs: Iterable[CallSpec]) -> dict[str, nn.Module]:
-    modules = dict(model.named_modules())
+def resolve_modules(model: nn.Module, specs: Iterable[CallSpec],
+                    modules: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
+    """The module each spec names (``modules``: the model's named modules, if the caller has them)."""
+    modules = dict(model.named_modules()) if modules is None else modules
     out: dict[str, nn.Module] = {}
     for spec in specs:
         if spec.module not in modules or spec.module == "":

@@ -44,12 +44,24 @@ def executed_output_shapes(model: nn.Module, input_shape: tuple[int, int, int]) 
     return shapes
 
 
+_default_layers: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> str:
     """The last convolution block that still has a spatial map: the usual Grad-CAM choice.
 
     Takes the last *executed* conv with an output larger than 1×1, then climbs to the largest enclosing
     block whose output keeps that spatial size (ResNet → ``layer4``, GoogLeNet → ``inception5b``).
+    Remembered per model and input shape (every new image's analysis asks).
     """
+    key = None if input_shape is None else tuple(input_shape)
+    per_model = _default_layers.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = _find_default_cam_layer(model, key)
+    return per_model[key]
+
+
+def _find_default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None) -> str:
     convs = conv_layer_names(model)
     if not convs and input_shape is not None:
         return _last_functional_map(model, input_shape)
@@ -58,7 +70,8 @@ def default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] | None
     if input_shape is None:
         return convs[-1]
     shapes = executed_output_shapes(model, input_shape)
-    executed = [n for n in shapes if n in set(convs) and len(shapes[n]) == 4]
+    conv_names = set(convs)
+    executed = [n for n in shapes if n in conv_names and len(shapes[n]) == 4]
     spatial = [n for n in executed if shapes[n][2] * shapes[n][3] > 1] or executed or convs
     best = spatial[-1]
     size = shapes.get(best, (0, 0, 0, 0))[2:]

@@ -27,10 +27,13 @@ def hooked(model: nn.Module) -> Iterator[Callable[[Any], None]]:
         finally:
             for handle in handles:
                 handle.remove()
+            # Only what changed is set back (Module.__setattr__ costs a few µs per module, per pass).
             for module, training in modes:
-                module.training = training
+                if module.training != training:
+                    module.training = training
             for parameter, requires_grad in grads:
-                parameter.requires_grad_(requires_grad)
+                if parameter.requires_grad != requires_grad:
+                    parameter.requires_grad_(requires_grad)
 
 
 def hook_count(model: nn.Module) -> int:
