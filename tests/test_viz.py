@@ -155,3 +155,20 @@ def test_jpeg_for_the_screen_is_close_to_the_pixels():
     assert decoded.shape == rgb.shape and psnr > 35
     with pytest.raises(ValueError):
         to_jpeg(np.zeros((4, 4), dtype=np.float32))
+
+
+def test_upscale_is_an_exact_nearest_neighbour_enlargement():
+    """Each source pixel becomes a factor×factor block (against numpy's Kronecker product), whatever the dtype
+    and channel count; OpenCV serves the common cases, numpy the rest."""
+    from explorer.imaging import upscale
+
+    rng = np.random.default_rng(3)
+    for shape, dtype in [((47, 53, 3), np.uint8), ((13, 13), np.float32), ((7, 9, 1), np.uint8),
+                         ((5, 6, 4), np.uint8), ((11, 4), np.float64), ((6, 5, 3), np.int16)]:
+        image = (rng.random(shape) * 200).astype(dtype)
+        for factor in (2, 3, 8):
+            block = np.ones((factor, factor) + (1,) * (image.ndim - 2), dtype)
+            expected = np.kron(image, block)
+            out = upscale(image, factor)
+            assert out.dtype == image.dtype and out.shape == expected.shape
+            np.testing.assert_array_equal(out, expected)

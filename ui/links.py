@@ -39,6 +39,7 @@ DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empt
 # own fragment-run overhead (scripts/follow_load.py): 30 students cost ~0.09 of a core at 1 s, ~0.18 at 0.5 s.
 POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 1.0)))
 PRESENT_KEY = "present_mode"
+SHARE_OPEN_KEY = "share_open"  # the share popover is open (its QR code is drawn only then)
 CLASS_PARAM = "join"  # ?join=CODE joins that class (the link under the lecturer's class code; "class" is Grad-CAM's)
 SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's choices less "upload"
 
@@ -333,13 +334,17 @@ def sidebar_tools(view: View) -> None:
 
         inject_presentation_css()
     url = view_url(stem, current_query(stem))
-    with sb.popover(t("links.share"), width="stretch"):
+    # A popover that tracks whether it is open: the QR code (a few ms for each new link, and the link changes with
+    # every widget) is drawn only while someone looks at it, not on every rerun of every page.
+    share = sb.popover(t("links.share"), width="stretch", key=SHARE_OPEN_KEY, on_change="rerun")
+    with share:
         st.caption(t("links.share_help"))
         st.code(url, language=None, wrap_lines=True)
-        try:
-            st.image(qr_png(url), caption=t("links.qr_caption"), width=220)
-        except Exception:  # segno missing: the link alone still works
-            pass
+        if share.open:
+            try:
+                st.image(qr_png(url), caption=t("links.qr_caption"), width=220)
+            except Exception:  # segno missing: the link alone still works
+                pass
     with sb.expander(t("links.class_title"), expanded=bool(st.session_state.get("_class_code")
                                                            or st.session_state.get("_class_follow"))):
         note = st.session_state.pop("_class_note", None)

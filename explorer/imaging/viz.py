@@ -250,7 +250,14 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement (small kernels and maps stay crisp)."""
     if factor <= 1:
         return image
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    arr = np.asarray(image)
+    if arr.dtype in (np.uint8, np.float32) and arr.ndim in (2, 3) and (arr.ndim == 2 or arr.shape[2] <= 4):
+        # OpenCV's nearest neighbour at an integer factor gives the same pixels as repeating rows and columns,
+        # ~10x faster (a 460-px channel grid enlarged for the screen: ~1 ms instead of ~10 ms on every new layer).
+        height, width = arr.shape[:2]
+        out = cv2.resize(arr, (width * factor, height * factor), interpolation=cv2.INTER_NEAREST)
+        return out.reshape(height * factor, width * factor, *arr.shape[2:])
+    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)
 
 
 def pixel_zoom(shape: tuple[int, ...], min_side: int) -> int:
