@@ -83,3 +83,78 @@ def test_only_calls_on_tensors_computed_from_the_input_are_layers():
              if c.is_function]
     assert "add" in calls and "relu" in calls
     assert "mul" not in calls, calls
+
+
+# --- the recording pass's forward wrappers (hooks.run_pass patches ``forward`` for one pass) ------------------------
+
+class CallsForwardDirectly(nn.Module):
+    """A parent that calls a child's ``forward`` itself: no hook fires for it, so it is no call of the child."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = self.conv.forward(y[:, :3])  # not a module call
+        y = self.conv(y[:, :3])
+        return self.head(y.mean((2, 3)))
+
+
+class FailsHalfway(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Linear(5, 2)  # wrong size: the forward pass raises after the conv
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def _leftovers(model):
+    return [name for name, module in model.named_modules() if "forward" in vars(module)]
+
+
+def test_calls_numbered_as_plain_hooks_number_them_and_nothing_left_on_the_model():
+    model = CallsForwardDirectly().eval()
+    x = torch.randn(1, 3, 8, 8)
+    expected = plain_outputs(model, x)
+    result = hooks.run_pass(model, x, record=None)
+    assert sorted(k for k in expected if k.startswith("conv")) == ["conv", "conv#2"]
+    assert "conv#3" not in result.tensors  # the direct call is the parent's own conv2d op, as without wrappers
+    for name in ("conv", "conv#2"):
+        torch.testing.assert_close(result.tensors[name], expected[name], rtol=0, atol=0)
+    assert not _leftovers(model)
+
+
+def test_a_failing_pass_leaves_no_wrapper_and_the_model_still_runs():
+    model = FailsHalfway().eval()
+    with pytest.raises(RuntimeError):
+        hooks.run_pass(model, torch.randn(1, 3, 8, 8), record=None)
+    assert not _leftovers(model)
+    model.head = nn.Linear(4, 2)
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 2)
+
+
+def test_hooks_of_the_users_own_and_global_hooks_keep_their_meaning():
+    """A module with its own forward hook (here doubling its output) is recorded after that hook, as a hook
+    registered after it would see; a global module hook (PyTorch's slow call path) does not hide any call."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval()
+    user = model.layer1[0].conv1.register_forward_hook(lambda _m, _i, out: out * 2)
+    seen = []
+    global_hook = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append(1))
+    try:
+        x = torch.randn(1, 3, 64, 64)
+        expected = plain_outputs(model, x)  # its hooks are registered after the user's: they see the doubled output
+        result = hooks.run_pass(model, x, record=None)
+    finally:
+        user.remove()
+        global_hook.remove()
+    assert seen
+    modules = [name for name, _ in model.named_modules() if name]
+    assert all(name in result.tensors for name in modules)
+    for name in modules:
+        torch.testing.assert_close(result.tensors[name], expected[name], rtol=0, atol=0, msg=name)
+    assert not _leftovers(model)

@@ -8,6 +8,8 @@ conv followed by ``ReLU(inplace=True)`` would otherwise show post-ReLU values as
 from __future__ import annotations
 
 import difflib
+import sys
+import types
 import threading
 import weakref
 from contextlib import contextmanager
@@ -105,9 +107,62 @@ def _add_counting_hooks(
                 return replacement
             return None
 
-        add(module.register_forward_pre_hook(pre, with_kwargs=True))
-        add(module.register_forward_hook(post))
+        patch = _ForwardPatch.wrap(module, pre, post)
+        if patch is not None:
+            add(patch)
+        else:
+            add(module.register_forward_pre_hook(pre, with_kwargs=True))
+            add(module.register_forward_hook(post))
     return counter
+
+
+def _call_codes() -> frozenset[types.CodeType]:
+    """The frames that call a module's ``forward`` when the module is called (``module(x)``): ``_call_impl`` and
+    the functions nested in it (its slow path, taken when any hook, even a global one, is present)."""
+    code = getattr(getattr(nn.Module, "_call_impl", None), "__code__", None)
+    if code is None:
+        return frozenset()
+    return frozenset([code, *(c for c in code.co_consts if isinstance(c, types.CodeType))])
+
+
+_CALL_CODES = _call_codes()  # hooks fire only for calls from these frames
+
+
+class _ForwardPatch:
+    """Our pre and post hook around one module's ``forward``, put in the module's instance dict for one pass and
+    removed like a hook handle (``explorer.core.hooked`` calls :meth:`remove` in ``finally``).
+
+    Same calls, same order as a forward pre-hook and a forward hook registered last, and like them only when the
+    module is called (a parent's direct ``self.sub.forward(x)`` is not a call: every hook-based tool numbers calls
+    the same way), but cheaper than PyTorch's hook dispatch: googlenet's 224 module calls a pass cost ~4 ms less.
+    Modules that already carry hooks or an instance ``forward``, and scripted ones, keep real hooks."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    @classmethod
+    def wrap(cls, module: nn.Module, pre: Callable[..., None], post: Callable[..., Any]) -> "_ForwardPatch | None":
+        if (not _CALL_CODES or "forward" in module.__dict__ or isinstance(module, torch.jit.ScriptModule)
+                or module._forward_hooks or module._forward_pre_hooks):
+            return None
+        forward = module.forward
+        called_from = sys._getframe
+
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            if called_from(1).f_code not in _CALL_CODES:  # ``.forward()`` called directly: no hook would fire
+                return forward(*args, **kwargs)
+            pre(module, args, kwargs)
+            output = forward(*args, **kwargs)
+            replacement = post(module, args, output)
+            return output if replacement is None else replacement
+
+        module.__dict__["forward"] = patched
+        return cls(module)
+
+    def remove(self) -> None:
+        self.module.__dict__.pop("forward", None)
 
 
 class _CpuStore:
