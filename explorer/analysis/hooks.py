@@ -107,7 +107,7 @@ def _add_counting_hooks(
                 return replacement
             return None
 
-        patch = _ForwardPatch.wrap(module, pre, post)
+        patch = _ForwardPatch.wrap(module, pre, post, quiet_mode=frames if leaf else None)
         if patch is not None:
             add(patch)
         else:
@@ -143,7 +143,11 @@ class _ForwardPatch:
         self.module = module
 
     @classmethod
-    def wrap(cls, module: nn.Module, pre: Callable[..., None], post: Callable[..., Any]) -> "_ForwardPatch | None":
+    def wrap(cls, module: nn.Module, pre: Callable[..., None], post: Callable[..., Any],
+             quiet_mode: Any = None) -> "_ForwardPatch | None":
+        """``quiet_mode``: a torch-function mode (the functional recorder) that has nothing to do inside this module
+        (a leaf: its ops belong to it); while it is the innermost mode it is set aside for the module's forward,
+        so its ops skip the Python dispatch entirely."""
         if (not _CALL_CODES or "forward" in module.__dict__ or isinstance(module, torch.jit.ScriptModule)
                 or module._forward_hooks or module._forward_pre_hooks):
             return None
@@ -154,7 +158,15 @@ class _ForwardPatch:
             if called_from(1).f_code not in _CALL_CODES:  # ``.forward()`` called directly: no hook would fire
                 return forward(*args, **kwargs)
             pre(module, args, kwargs)
-            output = forward(*args, **kwargs)
+            depth = torch._C._len_torch_function_stack() if quiet_mode is not None else 0
+            if depth and torch._C._get_function_stack_at(depth - 1) is quiet_mode:
+                torch._C._pop_torch_function_stack()
+                try:
+                    output = forward(*args, **kwargs)
+                finally:
+                    torch._C._push_on_torch_function_stack(quiet_mode)
+            else:
+                output = forward(*args, **kwargs)
             replacement = post(module, args, output)
             return output if replacement is None else replacement
 
@@ -272,6 +284,23 @@ def _learn_plan(model: nn.Module, key: tuple, names: set[str]) -> None:
         _clone_plans.setdefault(model, {})[key] = frozenset(names)
 
 
+# What a module is (leaf, conv, activation) and which block a name belongs to: asked at every call of every pass,
+# fixed by the architecture. Remembered beside the modules (weakly), never on them.
+_kinds: "weakref.WeakKeyDictionary[nn.Module, tuple[bool, bool, bool]]" = weakref.WeakKeyDictionary()
+_blocks: "weakref.WeakKeyDictionary[nn.Module, dict[str, str]]" = weakref.WeakKeyDictionary()
+_kinds_lock = threading.Lock()
+
+
+def _module_kind(module: nn.Module) -> tuple[bool, bool, bool]:
+    """(leaf, conv, activation) of ``module``; ``is_conv`` of a non-conv costs four failed attribute look-ups."""
+    found = _kinds.get(module)
+    if found is None:
+        found = (next(module.children(), None) is None, is_conv(module), is_activation(module))
+        with _kinds_lock:
+            _kinds[module] = found
+    return found
+
+
 # --------------------------------------------------------------------------------------------- the pass
 @dataclass
 class _Pass:
@@ -344,15 +373,9 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     fn_cams = {s.call_name for s in cam_specs if s in fn_specs}
     functional = record_all or list_calls or cam_all or bool(fn_specs)
     store = _CpuStore(max_bytes, clone_only)
-    kinds: dict[int, tuple[bool, bool, bool]] = {}
-    blocks: dict[str, str] = {}
-
-    def kind_of(module: nn.Module) -> tuple[bool, bool, bool]:
-        """(leaf, conv, activation) of a module, worked out once per pass (asked at every call of it)."""
-        found = kinds.get(id(module))
-        if found is None:
-            found = kinds[id(module)] = (next(module.children(), None) is None, is_conv(module), is_activation(module))
-        return found
+    kind_of = _module_kind
+    with _kinds_lock:
+        blocks = _blocks.setdefault(model, {})
 
     def block_name(name: str) -> str:
         found = blocks.get(name)
