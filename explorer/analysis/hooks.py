@@ -126,6 +126,9 @@ def _call_codes() -> frozenset[types.CodeType]:
 
 
 _CALL_CODES = _call_codes()  # hooks fire only for calls from these frames
+# PyTorch's torch-function mode stack (private API, present since 2.0): without it leaves keep the mode.
+_MODE_STACK = all(hasattr(torch._C, n) for n in ("_len_torch_function_stack", "_get_function_stack_at",
+                                                 "_pop_torch_function_stack", "_push_on_torch_function_stack"))
 
 
 class _ForwardPatch:
@@ -153,6 +156,7 @@ class _ForwardPatch:
             return None
         forward = module.forward
         called_from = sys._getframe
+        quiet_mode = quiet_mode if _MODE_STACK else None
 
         def patched(*args: Any, **kwargs: Any) -> Any:
             if called_from(1).f_code not in _CALL_CODES:  # ``.forward()`` called directly: no hook would fire
