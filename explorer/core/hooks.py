@@ -20,8 +20,11 @@ def hooked(model: nn.Module) -> Iterator[Callable[[Any], None]]:
     """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``."""
     handles: list[Any] = []
     with model_lock(model):
-        modes = [(module, module.training) for module in model.modules()]
-        grads = [(p, p.requires_grad) for p in model.parameters()]
+        modules = list(model.modules())
+        modes = [(module, module.training) for module in modules]
+        # Each module's own parameters, from the list above (``model.parameters()`` walks the tree again); a
+        # parameter shared by two modules is restored twice, to the same value.
+        grads = [(p, p.requires_grad) for module in modules for p in module._parameters.values() if p is not None]
         try:
             yield handles.append
         finally:

@@ -172,7 +172,7 @@ def _transform_for(shape: tuple[int, int, int], natural: tuple[int, int, int], w
     preset = weights_enum.DEFAULT.transforms()
     if tuple(shape) == tuple(natural):
         def transform(img: Image.Image) -> torch.Tensor:
-            return preset(img.convert("RGB"))
+            return preset(img if img.mode == "RGB" else img.convert("RGB"))  # the preset copies anyway
 
         return transform
     return basic_transform(shape, tuple(preset.mean), tuple(preset.std))
