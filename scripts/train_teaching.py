@@ -27,6 +27,8 @@ from explorer.training import TrainConfig, prepare, run_training  # noqa: E402
 
 # One recipe per network: small enough to train in minutes on a laptop CPU, enough to be clearly right.
 RECIPES: dict[str, TrainConfig] = {
+    # tiny_vgg (three padded blocks + global average pooling, issue 13): 99.6 % held-out, every drawn shape of
+    # tests/test_teaching_weights.py right, Grad-CAM median 2.6× denser on the shape (scripts/exp_tiny_vgg_cam.py).
     "tiny_vgg": TrainConfig(model="tiny_vgg", dataset="shapes", samples=12000, epochs=10, batch_size=64, lr=2e-3,
                             schedule="cosine", augment=True, seed=0),
     "mnist_cnn": TrainConfig(model="mnist_cnn", dataset="digits", epochs=60, batch_size=32, lr=3e-3,

@@ -144,14 +144,10 @@ def test_shapes_network_recognises_shapes_drawn_by_other_code(nets, drawn):
     assert correct / len(truth) >= 0.9, list(zip(truth, predicted))
 
 
-# Why this still fails (measured, issue 13): tiny_vgg's head is linear, so the Grad-CAM weights at block2.2 are the
-# classifier's weights summed over positions, the same for every image; the map is a fixed mix of local features
-# whose units see 14×14 input pixels, while these shapes are 30–48 pixels across. A shape's centre looks like flat
-# background to it: at best it marks the boundary, and a map on both sides of the boundary scores a median of 0.75
-# here (one on the inner 7-pixel band alone: 5.8). Retrained recipes (Adam weight decay, wider shifts and zooms,
-# varied backgrounds, SGD) scored medians of 0.9–1.2.
-@pytest.mark.xfail(reason="issue 13, open: tiny_vgg's Grad-CAM at block2.2 marks shape boundaries, not the shapes "
-                          "(median inside/outside ratio 1.1; retrained recipes 0.9–1.2)", strict=False)
+# Issue 13: CNN Explainer's original layout (two unpadded blocks, flatten + linear) scored a median of 1.1 here: its
+# last conv saw 14×14 input pixels of shapes 30–48 pixels across, so its map marked boundaries, and the linear
+# head gave every image the same channel weights. tiny_vgg now has a third block (receptive field 32×32) and global
+# average pooling; scripts/exp_tiny_vgg_cam.py compares the candidates, also on a second set of drawings.
 def test_shapes_network_gradcam_is_denser_on_the_shape(nets, drawn):
     loaded = nets["tiny_vgg"]
     layer = default_cam_layer(loaded.model, tuple(loaded.input_shape))
