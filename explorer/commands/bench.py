@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
             reports.append(bench.bench_model(name, device, repeats, size=args.size,
                                              with_pgc=not args.no_pytorch_grad_cam, log=log))
     start = None
+    imports = ""
     if not args.no_app_start:
         log("app start…")
         start = appserver.measure_app_start()
+        imports = bench.imports_text(bench.measure_imports())
     reruns = ""
     if not args.no_page_reruns:
         log("page reruns (AppTest)…")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         cli = bench.cli_text(bench.measure_cli())
     malloc = bench.compare_malloc(args, names, log) if args.compare_malloc else ""
     text = "\n".join([header, "", bench.markdown_table(reports), "", bench.details_text(reports)]
-                     + (["", reruns] if reruns else []) + (["", bench.app_start_text(start)] if start else [])
+                     + (["", reruns] if reruns else []) + (["", bench.app_start_text(start)] if start else []) + ([imports] if imports else [])
                      + (["", cli] if cli else [])
                      + (["", malloc] if malloc else []))
     print(text)

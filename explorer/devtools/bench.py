@@ -382,6 +382,29 @@ def app_start_text(start: AppStart) -> str:
     return "App start (`streamlit run` →): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
 
 
+IMPORT_CASES = (("streamlit", "import streamlit"), ("torch", "import torch"),
+                ("torch + torchvision", "import torch, torchvision"))
+
+
+def measure_imports(repeats: int = 3) -> dict[str, float]:
+    """Wall seconds (median) of a fresh ``python -c "import ..."`` for each of :data:`IMPORT_CASES`: the floor
+    under the first page, which needs all of them."""
+    results = {}
+    for label, code in IMPORT_CASES:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, timeout=300)
+            times.append(time.perf_counter() - start)
+        results[label] = statistics.median(times)
+    return results
+
+
+def imports_text(times: dict[str, float]) -> str:
+    return ("Imports alone (a fresh `python -c` each, median): "
+            + ", ".join(f"`{label}` {value:.2f} s" for label, value in times.items()))
+
+
 CLI_CASES = (("models", ["models"]), ("--help", ["--help"]), ("unknown model", ["summary", "no_such_model"]))
 
 
