@@ -36,3 +36,22 @@ def test_app_start_and_cli_lines_name_their_targets():
     assert "warm server 0.4 s (target ≤ 1 s: ok)" in text
     cli = bench.cli_text({"models": 0.2, "--help": 1.2})
     assert "`models` 0.20 s (ok)" in cli and "`--help` 1.20 s (MISSED)" in cli
+
+
+def test_app_start_line_sets_each_figure_beside_its_floor():
+    start = AppStart(health_s=0.5, title_s=3.0, complete_s=3.0, warm_session_s=1.1)
+    floor = AppStart(health_s=0.5, title_s=2.4, complete_s=2.4, warm_session_s=1.0)
+    text = bench.app_start_text(start, floor)
+    assert "3.0 s (target ≤ 2 s: MISSED; floor 2.4 s, 1.25× it)" in text  # 3.0 / 2.4
+    assert "1.1 s (target ≤ 1 s: MISSED; floor 1.0 s, 1.10× it)" in text
+    assert "bare Streamlit page that imports torch" in text
+
+
+def test_the_floor_script_is_a_bare_page_that_imports_torch():
+    import ast
+
+    from explorer.devtools.appserver import FLOOR_SCRIPT
+
+    tree = ast.parse(FLOOR_SCRIPT)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert imported == {"streamlit", "torch"}

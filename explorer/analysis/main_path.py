@@ -6,7 +6,10 @@ channels and back inside one block). Here a container whose direct children merg
 elsewhere each leaf convolution or pooling layer is one point."""
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MERGE_TYPES = frozenset({"cat", "add", "mul", "concat", "stack"})  # functional ops recorded by the layer table;
 # "mul": a squeeze-excitation block scales its input (EfficientNet, MobileNetV3), one step, not a dip to 1×1
@@ -23,6 +26,8 @@ def _is_conv_or_pool(kind: str) -> bool:
 def main_path(table: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``layer_table(...)`` on the main path, in forward order, with ``channels``, ``height`` and
     ``width`` columns (ints) parsed from their 3-d ``output_shape``; non-spatial rows are left out."""
+    import pandas as pd  # here: the package imports this module eagerly, and the first page draws no table
+
     rows = table.reset_index(drop=True)
     keep: list[int] = []
     skip_below: int | None = None  # depth of a merged block whose inside is skipped

@@ -86,7 +86,8 @@ class AppServer:
     """
 
     def __init__(self, port: int | None = None, env: dict[str, str] | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), script: Path | None = None) -> None:
+        self.script = script or REPO_ROOT / "app.py"
         self.port = port or free_port()
         self.env = env or {}
         self.log_path = log_path
@@ -104,7 +105,7 @@ class AppServer:
         return self.proc.pid
 
     def start(self) -> "AppServer":
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        cmd = [sys.executable, "-m", "streamlit", "run", str(self.script),
                "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.extra_args]
         env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **self.env}
@@ -189,18 +190,35 @@ def hwm_mb(pid: int) -> float:
     return _proc_status_mb(pid, "VmHWM")
 
 
-def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None) -> AppStart:
+# The floor under the app's start: Streamlit's own server and front end plus the one import every page needs.
+FLOOR_SCRIPT = """import streamlit as st
+import torch
+
+st.title("Floor")
+st.write(f"torch {torch.__version__} is imported")
+"""
+
+
+def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None, floor: bool = False) -> AppStart:
     """``streamlit run`` → health → the home page's title → the home page complete, in seconds.
 
+    ``floor``: the same for :data:`FLOOR_SCRIPT` (a bare Streamlit page that imports torch) instead of the app.
     The browser is launched *before* the server starts, so its own start-up is not counted.
     """
+    import tempfile
+
     from explorer.core import translate
 
     result = AppStart()
     reason = chromium_available()
-    title = translate("home.title", "en")
-    complete = translate("home.input_title", "en")
+    title, complete = ("Floor", "is imported") if floor else (translate("home.title", "en"),
+                                                               translate("home.input_title", "en"))
     with contextlib.ExitStack() as stack:
+        script = None
+        if floor:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-floor-")))
+            script = folder / "floor.py"
+            script.write_text(FLOOR_SCRIPT)
         page = None
         if reason is None:
             from playwright.sync_api import sync_playwright
@@ -211,7 +229,7 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None)
             page = browser.new_page(viewport={"width": 1280, "height": 1600})
         else:
             result.error = f"browser part skipped: {reason}"
-        server = stack.enter_context(AppServer(env=env))
+        server = stack.enter_context(AppServer(env=env, script=script))
         try:
             result.health_s = server.wait_healthy(timeout)
             if page is not None:

@@ -372,23 +372,36 @@ def details_text(reports: Sequence[ModelReport]) -> str:
     return "\n".join(lines)
 
 
-def app_start_text(start: AppStart) -> str:
-    def judged(value: float | None, target: float) -> str:
-        return f"{_fmt(value, ' s')} (target ≤ {target:g} s: {verdict(value, target) or 'not measured'})"
+def app_start_text(start: AppStart, floor: AppStart | None = None) -> str:
+    """The app's start beside its targets and, when measured, beside its floor: the same measurement of a bare
+    Streamlit page that imports torch (``appserver.FLOOR_SCRIPT``), which no page of the app can beat."""
+    def judged(value: float | None, target: float, floor_value: float | None) -> str:
+        against = (f"; floor {_fmt(floor_value, ' s')}, {value / floor_value:.2f}× it"
+                   if value is not None and floor_value else "")
+        return f"{_fmt(value, ' s')} (target ≤ {target:g} s: {verdict(value, target) or 'not measured'}{against})"
 
     parts = [f"health {_fmt(start.health_s, ' s')}", f"first page title {_fmt(start.title_s, ' s')}",
-             f"first page complete {judged(start.complete_s, TARGETS['first_page_s'])}",
-             f"a new session's first page on the warm server {judged(start.warm_session_s, TARGETS['warm_session_s'])}"]
-    return "App start (`streamlit run` →): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
+             f"first page complete {judged(start.complete_s, TARGETS['first_page_s'], floor and floor.complete_s)}",
+             "a new session's first page on the warm server "
+             + judged(start.warm_session_s, TARGETS['warm_session_s'], floor and floor.warm_session_s)]
+    text = "App start (`streamlit run` →): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
+    if floor is not None:
+        text += ("\nFloor (the same, for a bare Streamlit page that imports torch): "
+                 f"health {_fmt(floor.health_s, ' s')}, first page complete {_fmt(floor.complete_s, ' s')}, "
+                 f"a new session's first page {_fmt(floor.warm_session_s, ' s')}"
+                 + (f" — {floor.error}" if floor.error else ""))
+    return text
 
 
 IMPORT_CASES = (("streamlit", "import streamlit"), ("torch", "import torch"),
-                ("torch + torchvision", "import torch, torchvision"))
+                ("torch + torchvision", "import torch, torchvision"),
+                # A meta-device pass (the memory estimate behind the sidebar's largest input) imports this.
+                ("torch + torch._dynamo", "import torch, torch._dynamo"))
 
 
 def measure_imports(repeats: int = 3) -> dict[str, float]:
-    """Wall seconds (median) of a fresh ``python -c "import ..."`` for each of :data:`IMPORT_CASES`: the floor
-    under the first page, which needs all of them."""
+    """Wall seconds (median) of a fresh ``python -c "import ..."`` for each of :data:`IMPORT_CASES`: what the
+    first page's imports cost (it needs streamlit, torch and torch._dynamo; torchvision only other models)."""
     results = {}
     for label, code in IMPORT_CASES:
         times = []

@@ -1,18 +1,22 @@
 """Every network the app knows: the project's teaching and paper models, then torchvision's CNNs.
 
-The registry itself (:mod:`explorer.models.registry`) only records entries; this module fills it once, on
-first use, and answers :func:`list_models` and :func:`get_entry` (torchvision's ``list_models``/``get_model``).
+The registry itself (:mod:`explorer.models.registry`) only records entries; this module fills it on first use,
+and answers :func:`list_models` and :func:`get_entry` (torchvision's ``list_models``/``get_model``).
+
+It fills it in two steps, because importing torchvision costs more than a second (its ``ops`` import
+``torch._dynamo``) and the app's first page shows a teaching network: the teaching networks first (torch only),
+everything else (the papers' networks, which carry torchvision's weight enums, torchvision's CNNs, timm, the
+operator's files) on the first look-up of a name the first step does not hold. :func:`list_models` answers
+from the name index (:mod:`explorer.models.names`) when that is exactly what the full registry would list.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import torch.nn as nn
-import torchvision
 
-import explorer.models.paper  # noqa: F401  (importing them registers their models)
-import explorer.models.teaching  # noqa: F401
-from explorer.models.names import unknown_model
+from explorer.models.names import quick_model_names, unknown_model
 from explorer.models.registry import ModelEntry, register_model, registered
 from explorer.models.timm_models import register_timm
 from explorer.models.user_models import load_user_models
@@ -33,6 +37,8 @@ def _family(name: str) -> str:
 
 
 def _register_torchvision() -> None:
+    import torchvision
+
     for name in torchvision.models.list_models(module=torchvision.models):
         if name.startswith(_EXCLUDED_PREFIXES) or name in registered():
             continue
@@ -48,6 +54,8 @@ def _register_torchvision() -> None:
 
 def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
     def build(num_classes: int | None = None, weights: Any = None) -> nn.Module:
+        import torchvision
+
         kwargs: dict[str, Any] = {}
         if num_classes is not None and weights is None:
             kwargs["num_classes"] = num_classes
@@ -63,21 +71,36 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
 
 
 _loaded_registry = False
+_REGISTRY_LOCK = threading.Lock()  # sessions are threads: the second step runs once
+
+
+def _ensure_teaching() -> None:
+    import explorer.models.teaching  # noqa: F401  (importing it registers its models; torch only)
 
 
 def _ensure_registry() -> None:
     global _loaded_registry
-    if _loaded_registry:
-        load_user_models()  # cheap unless $EXPLORER_MODELS changed since the last look-up
-        return
-    _register_torchvision()
-    register_timm()  # when timm is installed
-    _loaded_registry = True
+    if not _loaded_registry:
+        with _REGISTRY_LOCK:
+            if not _loaded_registry:
+                _ensure_teaching()
+                import explorer.models.paper  # noqa: F401  (registers the papers' networks; imports torchvision)
+
+                _register_torchvision()
+                register_timm()  # when timm is installed
+                _loaded_registry = True
     load_user_models()  # the operator's files ($EXPLORER_MODELS) and installed packages' entry points
 
 
 def list_models() -> list[str]:
     """Every registered model name, project models first, then torchvision's, each group sorted."""
+    if not _loaded_registry:
+        _ensure_teaching()
+        indexed = quick_model_names()
+        # The index holds the full registry's names; a name registered in this process beyond them (a test's,
+        # a notebook's) needs the registry itself.
+        if indexed is not None and set(registered()) <= set(indexed):
+            return indexed
     _ensure_registry()
     entries = registered().values()
     return sorted(e.name for e in entries if e.source not in ("torchvision", "timm")) + sorted(
@@ -85,6 +108,13 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    if not _loaded_registry:
+        _ensure_teaching()
+        entry = registered().get(name)
+        # Without the operator's files (which could not replace a teaching network anyway: names are unique),
+        # a teaching network needs nothing more.
+        if entry is not None and quick_model_names() is not None:
+            return entry
     _ensure_registry()
     try:
         return registered()[name]

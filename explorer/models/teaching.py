@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.resnet import ResNet
 
 from explorer.models.registry import register_model
 
@@ -236,7 +235,9 @@ class PlainBlock(nn.Module):
         return self.relu2(self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))))
 
 
-def _plain(layers: list[int], num_classes: int) -> ResNet:
+def _plain(layers: list[int], num_classes: int) -> nn.Module:
+    from torchvision.models.resnet import ResNet  # here: importing torchvision costs ~1 s, and only these need it
+
     return ResNet(PlainBlock, layers, num_classes=num_classes)  # type: ignore[arg-type]
 
 
@@ -309,7 +310,9 @@ class OptionABlock(PlainBlock):
         return self.relu2(residual + identity)
 
 
-def _option_a(layers: list[int], num_classes: int) -> ResNet:
+def _option_a(layers: list[int], num_classes: int) -> nn.Module:
+    from torchvision.models.resnet import ResNet
+
     return ResNet(OptionABlock, layers, num_classes=num_classes)  # type: ignore[arg-type]
 
 

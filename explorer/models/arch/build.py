@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch.nn as nn
 
 from explorer.core import GLOBAL_RNG_LOCK
 from explorer.models.arch.grammar import ArchSpecError, LayerSpec, format_arch, parse_arch, split_input
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
 
@@ -221,6 +224,8 @@ def build_arch(spec: str) -> tuple[nn.Module, tuple[int, int, int]]:
 
 def describe_arch(spec: str) -> pd.DataFrame:
     """Per-module plan (name, token, position, input/output shape, params, mult-adds), no weights built."""
+    import pandas as pd  # here: the first page builds networks but draws no table (pandas costs ~0.3 s)
+
     _shape, planned = plan_arch(spec)
     return pd.DataFrame([{
         "name": step.name, "token": "" if step.implied else (step.layer.token or step.layer.format()),

@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-
-import pandas as pd
+if TYPE_CHECKING:  # imported where a table is made: the first page builds networks but draws no table
+    import pandas as pd
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (3, 32, 32)
 DEFAULT_DROPOUT = 0.5
@@ -272,6 +273,8 @@ def split_input(layers: list[LayerSpec]) -> tuple[tuple[int, int, int], list[Lay
 
 def spec_to_table(spec: str) -> pd.DataFrame:
     """The layers of a spec (without the input token) as an editable table, one row per token."""
+    import pandas as pd
+
     _shape, body = split_input(parse_arch(spec))
     rows = [{"layer": layer.kind, "out": layer.out, "kernel": layer.kernel, "stride": layer.stride,
              "padding": layer.padding, "groups": layer.groups if layer.kind == "conv" else None, "p": layer.p}
@@ -285,6 +288,8 @@ def spec_to_table(spec: str) -> pd.DataFrame:
 
 
 def _cell(row: pd.Series, column: str) -> object:
+    import pandas as pd
+
     value = row.get(column)
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
