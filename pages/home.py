@@ -1,8 +1,10 @@
 """Welcome page: the current choice, the image as the model sees it, and a map of the course concepts."""
-import numpy as np
 import streamlit as st
 
+from explorer.imaging import input_picture
+
 from ui.common import loaded_model, model_input, run_through_app, selection, show_weights_note, t
+from ui.present import wrap_page_links
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -18,19 +20,21 @@ with left:
     st.caption(t("home.original", w=sel.image.width, h=sel.image.height))
     st.image(sel.image, width="stretch")
 with right:
-    tensor = model_input()[0].numpy()
-    lo, hi = float(tensor.min()), float(tensor.max())
-    # Per channel: Normalize is an affine map per channel, so stretching each channel undoes it (a grey
-    # photo stays grey); one range for the whole tensor tinted it.
-    c_lo, c_hi = tensor.min(axis=(1, 2), keepdims=True), tensor.max(axis=(1, 2), keepdims=True)
-    view = (tensor - c_lo) / np.where(c_hi > c_lo, c_hi - c_lo, 1)
-    view = (view.transpose(1, 2, 0) * 255).astype(np.uint8)
+    tensor = model_input()[0]
+    mean, std = loaded.normalization
     st.caption(t("home.input_title"))
-    # A built network may take 2-16 channels: show the first three (or the first, as grey), as st.image needs.
-    st.image(view[..., :3] if view.shape[2] >= 3 else view[..., 0], width="stretch", clamp=True)
-    st.caption(t("home.input_caption", shape="×".join(map(str, tensor.shape)), lo=lo, hi=hi, mean=float(tensor.mean())))
+    # Normalisation undone with the transform's own mean and std: the colours the network receives, resized and
+    # cropped (a per-channel stretch turned an orange star black). A built network may take 2-16 channels: the
+    # picture shows the first three, or the first as grey.
+    st.image(input_picture(tensor, mean, std), width="stretch")
+    st.caption(t("home.input_caption", shape="×".join(map(str, tensor.shape)), lo=float(tensor.min()),
+                 hi=float(tensor.max()), mean=float(tensor.mean())))
+    if mean is not None and std is not None:
+        st.caption(t("home.input_normalization", mean=", ".join(f"{v:.3f}" for v in mean),
+                     std=", ".join(f"{v:.3f}" for v in std)))
 
 st.subheader(t("home.concepts"))
+wrap_page_links()
 for stem in ("architecture", "receptive_field", "conv_arithmetic", "feature_maps", "gradcam", "filters",
              "augmentation", "training", "compare", "papers", "build"):
     try:

@@ -10,6 +10,9 @@ def test_home_runs_with_default_sample(app_factory):
     assert not at.exception
     assert at.title[0].value
     assert at.selectbox(key="sel_model").value == "tiny_vgg"  # a trained teaching network (issue 13)
+    # The input picture undoes the transform's own normalisation, and says which (the built-in weights' statistics).
+    captions = " ".join(c.value for c in at.caption)
+    assert "Normalised per channel" in captions and "0.498" in captions  # tiny_vgg's shapes mean (0.4965, 0.4981, ...)
 
 
 def test_architecture_page_shows_totals(app_factory):

@@ -46,7 +46,7 @@ def cam_and_predictions(name: str, weights_key: str, device: str, image_hash: st
     x = _loaded.preprocess(_image).to(_loaded.device)  # predict() feeds x to the model as it is
     layer = default_cam_layer(_loaded.model, tuple(_loaded.input_shape))
     cam = grad_cam(_loaded.model, x, layer)
-    shown = input_picture(x)  # the image as the network saw it (resized and centre-cropped)
+    shown = input_picture(x, *_loaded.normalization)  # the image as the network saw it (resized and centre-cropped)
     predictions = predict(_loaded.model, x, k=5, categories=_loaded.categories)
     return {"layer": layer, "overlay": overlay(shown, cam, alpha=0.5),
             "predictions": None if predictions is None else [(p.label, p.probability) for p in predictions]}

@@ -30,6 +30,21 @@ html {{ font-size: {BASE_FONT_PX}px; }}
 """
 
 
+# Page links in the main area wrap instead of ending in "…": at 150 % zoom (or in Korean) a concept's one-line
+# description is longer than the column. The sidebar's navigation keeps Streamlit's own single lines.
+WRAPPING_LINKS_CSS = """
+<style>
+[data-testid="stMain"] [data-testid="stPageLink-NavLink"] span,
+[data-testid="stMain"] [data-testid="stPageLink-NavLink"] p { white-space: normal; overflow: visible; }
+</style>
+"""
+
+
+def wrap_page_links() -> None:
+    """Let this page's links in the main area wrap onto more lines (CSS for this run only)."""
+    st.html(WRAPPING_LINKS_CSS)
+
+
 def inject_presentation_css() -> None:
     """Turn presentation mode on for this run (call it once per run while the toggle is on)."""
     st.html(CSS)

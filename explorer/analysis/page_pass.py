@@ -46,7 +46,7 @@ def page_analysis(loaded: LoadedModel, image: Image.Image, max_bytes: int | None
         "top1": result.target,
         "cams": result.cam_raw,
         "default_layer": default_layer,
-        "picture": input_picture(x),
+        "picture": input_picture(x, *loaded.normalization),  # undone exactly: the colours the network saw
         "first_conv": first_conv.name if first_conv else None,
         "filters": filters,
         "skipped": result.skipped,

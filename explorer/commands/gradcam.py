@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         heat = grad_cam(loaded.model, x, layer, target)
     else:
         heat = attribute(loaded.model, x, args.method, layer=layer, target=target)
-    args.png.write_bytes(to_png(overlay(input_picture(x), heat, args.alpha, args.cmap)))
+    args.png.write_bytes(to_png(overlay(input_picture(x, *loaded.normalization), heat, args.alpha, args.cmap)))
     if args.npy:
         np.save(args.npy, heat.astype(np.float32))
     names = loaded.class_names or []

@@ -14,7 +14,7 @@ from typing import Any
 _SUBMODULES = ("augment", "filter_display", "filters")
 # submodule -> the public names it defines
 _MODULES: dict[str, tuple[str, ...]] = {
-    "images": ("ALLOWED_FORMATS", "MAX_BYTES", "MAX_SIDE", "SAMPLES", "ImageLoadError", "basic_transform",
+    "images": ("ALLOWED_FORMATS", "MAX_BYTES", "MAX_SIDE", "SAMPLES", "ImageLoadError", "InputTransform", "basic_transform",
                "channel_planes", "image_to_png", "load_image", "sample_image", "to_channels"),
     "teaching_samples": ("DIGIT_SAMPLE_INDEX", "FITTING_SAMPLE", "SAMPLE_KINDS", "SHAPE_NAMES", "digit_picture",
                          "draw_single_shape", "fitting_sample", "sample_kind", "sample_label", "sklearn_digits"),

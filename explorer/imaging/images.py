@@ -159,8 +159,25 @@ def channel_planes(img: Image.Image, channels: int, size: tuple[int, int]) -> np
     return np.ascontiguousarray(planes)
 
 
+class InputTransform:
+    """An image → model-input function together with the per-channel normalisation it applies (``mean``/``std``;
+    None: the values stay in [0, 1]), so a picture of the input can undo it exactly
+    (:func:`explorer.imaging.input_picture`) instead of guessing it from the values."""
+
+    __slots__ = ("fn", "mean", "std")
+
+    def __init__(self, fn: Callable[[Image.Image], "torch.Tensor"], mean: tuple[float, ...] | None = None,
+                 std: tuple[float, ...] | None = None) -> None:
+        self.fn = fn
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
+
+    def __call__(self, img: Image.Image) -> "torch.Tensor":
+        return self.fn(img)
+
+
 def basic_transform(input_shape: tuple[int, int, int], mean: tuple[float, ...] | None = None,
-                    std: tuple[float, ...] | None = None) -> Callable[[Image.Image], "torch.Tensor"]:
+                    std: tuple[float, ...] | None = None) -> InputTransform:
     """Resize to the model's input (H, W), convert channels, scale to [0, 1] and optionally normalise."""
     import torch
 
@@ -173,7 +190,8 @@ def basic_transform(input_shape: tuple[int, int, int], mean: tuple[float, ...] |
             tensor = (tensor - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
         return tensor
 
-    return transform
+    normalised = mean is not None and std is not None
+    return InputTransform(transform, mean if normalised else None, std if normalised else None)
 
 
 def image_to_png(img: Image.Image) -> bytes:

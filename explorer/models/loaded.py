@@ -32,5 +32,10 @@ class LoadedModel:
         return self.transform(image).unsqueeze(0)
 
     @property
+    def normalization(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """(mean, std) the transform normalises with; (None, None) when it does not, or does not say."""
+        return getattr(self.transform, "mean", None), getattr(self.transform, "std", None)
+
+    @property
     def is_random(self) -> bool:
         return self.categories is None

@@ -18,7 +18,7 @@ from explorer.core import device_of
 from explorer.core import pick_device
 from explorer.core import model_lock
 from explorer.core import seeded_global
-from explorer.imaging import basic_transform
+from explorer.imaging import InputTransform, basic_transform
 from explorer.models.arch.build import build_arch
 from explorer.models.arch.grammar import input_shape_of, spec_with_input
 from explorer.models.builtin import builtin_weights
@@ -174,7 +174,7 @@ def _transform_for(shape: tuple[int, int, int], natural: tuple[int, int, int], w
         def transform(img: Image.Image) -> torch.Tensor:
             return preset(img if img.mode == "RGB" else img.convert("RGB"))  # the preset copies anyway
 
-        return transform
+        return InputTransform(transform, tuple(preset.mean), tuple(preset.std))
     return basic_transform(shape, tuple(preset.mean), tuple(preset.std))
 
 
