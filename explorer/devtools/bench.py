@@ -393,6 +393,16 @@ def app_start_text(start: AppStart, floor: AppStart | None = None) -> str:
     return text
 
 
+def fresh_process_seconds(python_args: Sequence[str], repeats: int = 3) -> float:
+    """Wall seconds (median over ``repeats``) of ``python *python_args`` in a fresh process, from the repository."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *python_args], cwd=REPO_ROOT, capture_output=True, timeout=300)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 IMPORT_CASES = (("streamlit", "import streamlit"), ("torch", "import torch"),
                 ("torch + torchvision", "import torch, torchvision"),
                 # A meta-device pass (the memory estimate behind the sidebar's largest input) imports this.
@@ -402,15 +412,7 @@ IMPORT_CASES = (("streamlit", "import streamlit"), ("torch", "import torch"),
 def measure_imports(repeats: int = 3) -> dict[str, float]:
     """Wall seconds (median) of a fresh ``python -c "import ..."`` for each of :data:`IMPORT_CASES`: what the
     first page's imports cost (it needs streamlit, torch and torch._dynamo; torchvision only other models)."""
-    results = {}
-    for label, code in IMPORT_CASES:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, timeout=300)
-            times.append(time.perf_counter() - start)
-        results[label] = statistics.median(times)
-    return results
+    return {label: fresh_process_seconds(["-c", code], repeats) for label, code in IMPORT_CASES}
 
 
 def imports_text(times: dict[str, float]) -> str:
@@ -423,15 +425,7 @@ CLI_CASES = (("models", ["models"]), ("--help", ["--help"]), ("unknown model", [
 
 def measure_cli(repeats: int = 3) -> dict[str, float]:
     """Wall seconds (median) of ``python -m explorer`` answering each of :data:`CLI_CASES`, a fresh process each."""
-    results = {}
-    for label, argv in CLI_CASES:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "explorer", *argv], cwd=REPO_ROOT, capture_output=True, timeout=300)
-            times.append(time.perf_counter() - start)
-        results[label] = statistics.median(times)
-    return results
+    return {label: fresh_process_seconds(["-m", "explorer", *argv], repeats) for label, argv in CLI_CASES}
 
 
 def cli_text(times: dict[str, float]) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from explorer.models.names import quick_model_names, unknown_model
+from explorer.models.names import quick_model_names, registry_is_indexed, unknown_model
 from explorer.models.registry import ModelEntry, register_model, registered
 from explorer.models.timm_models import register_timm
 from explorer.models.user_models import load_user_models
@@ -112,8 +112,8 @@ def get_entry(name: str) -> ModelEntry:
         _ensure_teaching()
         entry = registered().get(name)
         # Without the operator's files (which could not replace a teaching network anyway: names are unique),
-        # a teaching network needs nothing more.
-        if entry is not None and quick_model_names() is not None:
+        # a teaching network needs nothing more; no need to read the name index for that.
+        if entry is not None and registry_is_indexed():
             return entry
     _ensure_registry()
     try:

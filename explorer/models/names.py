@@ -40,7 +40,9 @@ def _has_model_entry_points() -> bool:
         return True
 
 
-def _registry_is_the_indexed_one() -> bool:
+def registry_is_indexed() -> bool:
+    """Whether the registry holds only the indexed networks: no ``$EXPLORER_MODELS`` files, no timm, no packages
+    with ``explorer.models`` entry points (the torchvision version is :func:`quick_model_names`'s other check)."""
     if os.environ.get(_USER_MODELS_ENV, "").strip():
         return False
     if importlib.util.find_spec("timm") is not None:
@@ -64,7 +66,7 @@ def read_index(path: Path = INDEX_FILE) -> dict | None:
 def quick_model_names(path: Path = INDEX_FILE) -> list[str] | None:
     """Every registered name, in :func:`list_models`'s order, or None when only the registry can say."""
     index = read_index(path)
-    if index is None or index.get("torchvision") != torchvision_version() or not _registry_is_the_indexed_one():
+    if index is None or index.get("torchvision") != torchvision_version() or not registry_is_indexed():
         return None
     return [str(name) for name in index["names"]]
 
