@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, is_leaf_module
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
-from explorer.core import device_of, hooked
+from explorer.core import device_of, hooked, named_module_tree
 
 
 # ------------------------------------------------------------------------------------- hook plumbing
@@ -181,6 +181,57 @@ class _ForwardPatch:
         self.module.__dict__.pop("forward", None)
 
 
+# Module classes whose stock ``forward`` is a pure function of the input and the module's parameters and buffers
+# in eval mode (no randomness, no state written): an output of theirs can be computed again, bit for bit.
+_PURE_FORWARDS = {cls: cls.forward for cls in (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)}
+SOURCE_SUFFIX = "\x00source"  # in a clone plan: "this call's input is rewritten too: do not recompute from it"
+
+
+def _recomputable(module: nn.Module) -> bool:
+    forward = _PURE_FORWARDS.get(type(module))
+    return (forward is not None and not module.training and type(module).forward is forward
+            and not module._forward_hooks and not module._forward_pre_hooks)
+
+
+class Recompute:
+    """A recorded output kept as the call that made it instead of as a copy: ``module(source)`` again.
+
+    A BatchNorm's output that ``ReLU(inplace=True)`` overwrites next (or a VGG conv's) needs a copy to show its
+    own values; the module's input is kept anyway (a conv output: by reference, never rewritten, watched like
+    every reference), so the values are computed again only if a page draws that layer, and the pass copies
+    nothing. Only stock Conv/Linear/BatchNorm modules in eval mode: their forward is a pure function, so
+    :meth:`compute` gives the very values of the pass. It reads parameters, not the module's hooks (the class's
+    own ``forward``), so it needs no model lock; parameters changed since the pass are refused.
+    """
+
+    __slots__ = ("module", "source", "shape", "dtype", "device", "_versions")
+
+    def __init__(self, module: nn.Module, source: torch.Tensor, output: torch.Tensor) -> None:
+        self.module = module
+        self.source = source.detach() if source.requires_grad else source  # the object the store keeps, if it does
+        self.shape = output.shape
+        self.dtype = output.dtype
+        self.device = output.device
+        self._versions = self._state_versions()
+
+    def _state_versions(self) -> tuple[int, ...]:
+        # The module's own tensors, read from its dicts (``parameters()`` walks generators: ~25 µs a call)
+        return tuple(t._version for t in (*self.module._parameters.values(), *self.module._buffers.values())
+                     if t is not None)
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def compute(self) -> torch.Tensor:
+        """The module's output in the pass, computed again."""
+        if self._state_versions() != self._versions:
+            raise RuntimeError(f"the {type(self.module).__name__} layer's weights changed after this analysis was "
+                               "recorded: analyse the image again")
+        with torch.no_grad():
+            return _PURE_FORWARDS[type(self.module)](self.module, self.source)
+
+
 class _CpuStore:
     """Recorded tensors: clones where the forward pass later rewrites a tensor in place, references elsewhere.
 
@@ -197,21 +248,26 @@ class _CpuStore:
     """
 
     def __init__(self, max_bytes: int | None = None, clone_only: frozenset[str] | None = None) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
+        self.tensors: dict[str, torch.Tensor | Recompute] = {}
         self.skipped: list[str] = []  # names not kept because the byte budget was spent
         self.max_bytes = max_bytes
         self.bytes = 0
         self.clone_only = clone_only
-        self._seen: list[tuple[weakref.ref, int, torch.Tensor]] = []
+        # id(forward pass's tensor) -> (weak reference to it, its version when stored, what was stored): a lookup
+        # per stored call instead of a scan (googlenet stores ~350 a pass)
+        self._seen: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
         # (name, the forward pass's own tensor, its version when stored): originals of clones while learning,
         # the references themselves otherwise
         self._watched: list[tuple[str, torch.Tensor, int]] = []
 
-    def put(self, name: str, tensor: torch.Tensor) -> None:
-        for ref, version, stored in self._seen:
-            if ref() is tensor and tensor._version == version:
-                self.tensors[name] = stored
-                return
+    def put(self, name: str, tensor: torch.Tensor, module: nn.Module | None = None,
+            source: torch.Tensor | None = None) -> None:
+        """Keep ``tensor`` as ``name``. ``module``/``source``: a call of a module whose output can be computed again
+        from its input (see :class:`Recompute`; only given when the caller reads the store lazily)."""
+        seen = self._seen.get(id(tensor))
+        if seen is not None and seen[0]() is tensor and tensor._version == seen[1]:
+            self.tensors[name] = seen[2]
+            return
         size = tensor.numel() * tensor.element_size()
         if self.max_bytes is not None and self.bytes + size > self.max_bytes:
             self.skipped.append(name)
@@ -223,8 +279,16 @@ class _CpuStore:
             self._watched.append((name, tensor, tensor._version))
             self._remember(tensor, kept)
             return
-        if self.clone_only is None:  # learning: would a reference have survived?
+        if self.clone_only is None:  # learning: would a reference have survived? would the call's input?
             self._watched.append((name, tensor, tensor._version))
+            if source is not None:
+                self._watched.append((name + SOURCE_SUFFIX, source, source._version))
+        elif source is not None and name + SOURCE_SUFFIX not in self.clone_only:
+            recipe = Recompute(module, source, tensor)
+            self.tensors[name] = recipe
+            self._watched.append((name + SOURCE_SUFFIX, source, source._version))
+            self._remember(tensor, recipe)
+            return
         # Clone on the tensor's own device: a device-to-host copy inside the hook would synchronise the GPU
         # once per layer (~45 % of an analysis on CUDA); ``to_cpu`` moves them all at the end in one batch.
         clone = tensor.detach().clone()
@@ -265,10 +329,8 @@ class _CpuStore:
         if clone is not None:
             self._remember(tensor, clone)
 
-    def _remember(self, tensor: torch.Tensor, clone: torch.Tensor) -> None:
-        self._seen.append((weakref.ref(tensor), tensor._version, clone))
-        if len(self._seen) > 8:  # only recent tensors can be seen again
-            self._seen.pop(0)
+    def _remember(self, tensor: torch.Tensor, clone: "torch.Tensor | Recompute") -> None:
+        self._seen[id(tensor)] = (weakref.ref(tensor), tensor._version, clone)
 
 
 # Per model (weakly: a model that is dropped takes its plans with it) and per pass shape: the recorded names
@@ -335,14 +397,15 @@ def run_pass(
     module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
     ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``). ``on_device=True``
     leaves the recorded tensors on the model's device (see ``explorer.analysis.host_arrays``); by default they are
-    moved to the CPU in one batch.
+    moved to the CPU in one batch; it also lets an output that would need a copy be kept as a :class:`Recompute`
+    of its call (a stock Conv/Linear/BatchNorm in eval mode whose input survives the pass).
 
     Recorded tensors are copied only where the pass rewrites them in place afterwards: the first pass of a kind
     (model, input shape, what is recorded) clones everything and learns which names need it; later passes keep
     the rest by reference, and if one of those was rewritten after all, the pass is redone cloning everything.
     """
     key = (tuple(x.shape), x.dtype, str(device_of(model)), None if record is None else tuple(map(str, record)),
-           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes)
+           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device)
     plan = _plan_for(model, key)
     result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan)
     if plan is None:
@@ -356,7 +419,8 @@ def run_pass(
 def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | None, cam_specs: Sequence[CallSpec],
               list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
               clone_only: frozenset[str] | None) -> tuple[_Pass, set[str]]:
-    all_modules = {n: m for n, m in model.named_modules() if n}
+    all_modules = named_module_tree(model)
+    del all_modules[""]
     record_all = record is None
     specs = list(record or [])
     # Names that are no module are functional calls (``layer1.0.add``, ``relu#2``): checked after the pass.
@@ -390,9 +454,17 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
+    # Inputs of calls whose output can be computed again (``Recompute``): only for a caller that reads the kept
+    # tensors lazily (``on_device``: the pages' HostActivations), which then needs no copy of an output that the
+    # pass overwrites in place.
+    sources: dict[tuple[str, int], torch.Tensor] = {}
+
     def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
         if list_calls or record_all:
             started.append((name, module, k))
+        if (on_device and type(module) in _PURE_FORWARDS and len(args) == 1 and not kwargs
+                and isinstance(args[0], torch.Tensor) and _recomputable(module)):
+            sources[(name, k)] = args[0]
         if record_all:
             key = call_name(name, k) + INPUT_SUFFIX if kind_of(module)[2] else None
         else:
@@ -407,8 +479,12 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         if list_calls or record_all:
             shapes[(name, k)] = tuple(tensor.shape[1:]) if tensor is not None else None
         key = call_name(name, k) if record_all else wanted_out.get((name, k))
+        source = sources.pop((name, k), None) if sources else None
         if key is not None and tensor is not None:
-            store.put(key, tensor)
+            if source is not None and output is tensor:
+                store.put(key, tensor, module, source)
+            else:
+                store.put(key, tensor)
         cam_key = cam_keys.get((name, k))
         if cam_key is None and cam_all and tensor is not None and tensor.dim() == 4:
             if kind_of(module)[1] or not kind_of(module)[0]:

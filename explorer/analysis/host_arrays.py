@@ -5,7 +5,9 @@ analysis was 2.8-3.4x its floor, the copies dominating). :class:`HostActivations
 their device and turns one layer into a numpy array the first time it is read: one pinned, asynchronous copy
 for that layer, then the same read-only array for every later reader (and for every name that aliases the
 same tensor: a block's output is its last layer's). On the CPU the "copy" is a zero-copy view, so the same
-code path runs, and is tested, on every machine.
+code path runs, and is tested, on every machine. An output the pass overwrote in place (a BatchNorm's before
+``ReLU(inplace=True)``) may be kept as its call (:class:`explorer.analysis.hooks.Recompute`): it is computed
+again, once, when first read, instead of being copied during every pass.
 """
 from __future__ import annotations
 
@@ -15,16 +17,18 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import torch
 
+from explorer.analysis.hooks import Recompute
+
 
 class HostActivations(Mapping):
     """``name -> float32 numpy array`` without the batch dimension, converted from ``tensors`` on first read.
 
-    ``tensors`` maps call names to recorded tensors ``[1, ...]`` (or ``[...]``) on any device; names that share
-    one tensor object share one array. Arrays are read-only: the mapping is shared by every session.
+    ``tensors`` maps call names to recorded tensors ``[1, ...]`` (or ``[...]``) on any device, or to the
+    :class:`Recompute` of the call that made one; names that share one object share one array. Arrays are read-only: the mapping is shared by every session.
     ``converted`` counts the layers copied so far (what a page drew), ``device_bytes`` the memory held.
     """
 
-    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+    def __init__(self, tensors: Mapping[str, "torch.Tensor | Recompute"]) -> None:
         self._tensors = dict(tensors)
         self._distinct = {id(t): t for t in self._tensors.values()}  # aliases (a block and its last layer) once
         self._arrays: dict[int, np.ndarray] = {}
@@ -38,7 +42,8 @@ class HostActivations(Mapping):
             with self._lock:
                 array = self._arrays.get(id(tensor))
                 if array is None:
-                    array = self._arrays[id(tensor)] = _to_host(tensor)
+                    value = tensor.compute() if isinstance(tensor, Recompute) else tensor
+                    array = self._arrays[id(tensor)] = _to_host(value)
                     self.converted += 1
         return array
 
@@ -51,20 +56,29 @@ class HostActivations(Mapping):
     def __contains__(self, name: object) -> bool:
         return name in self._tensors
 
+    def is_recomputed(self, name: str) -> bool:
+        """Whether ``name`` is kept as its call (computed again when first read) rather than as a tensor."""
+        return isinstance(self._tensors[name], Recompute)
+
     def shape_of(self, name: str) -> tuple[int, ...]:
         """The array's shape without converting it."""
         tensor = self._tensors[name]
         return tuple(tensor.shape[1:]) if tensor.dim() > 1 else tuple(tensor.shape)
 
     def held_arrays(self) -> list:
-        """What this mapping keeps alive, each object once: the recorded tensors, and the host copies of those
-        not on the CPU (a CPU array is a view of its tensor). ``explorer.core.nbytes_of`` counts these."""
-        host_copies = [array for key, array in list(self._arrays.items()) if self._distinct[key].device.type != "cpu"]
-        return [*self._distinct.values(), *host_copies]
+        """What this mapping keeps alive, each object once: the recorded tensors (a recomputed call's input among
+        them), and the host arrays that are no view of one of those (copies from a GPU, recomputed layers).
+        ``explorer.core.nbytes_of`` counts these."""
+        tensors = [t for t in self._distinct.values() if not isinstance(t, Recompute)]
+        sources = [t.source for t in self._distinct.values() if isinstance(t, Recompute)]
+        own = [array for key, array in list(self._arrays.items())
+               if isinstance(self._distinct[key], Recompute) or self._distinct[key].device.type != "cpu"]
+        return [*tensors, *sources, *own]
 
     @property
     def device_bytes(self) -> int:
-        return sum(t.element_size() * t.nelement() for t in self._distinct.values())
+        """Bytes of the recorded tensors (a layer kept as its call, not computed yet, holds none of its own)."""
+        return sum(t.element_size() * t.nelement() for t in self._distinct.values() if not isinstance(t, Recompute))
 
 
 def _to_host(tensor: torch.Tensor) -> np.ndarray:

@@ -15,12 +15,31 @@ import torch.nn as nn
 from explorer.core.locks import model_lock
 
 
+def named_module_tree(model: nn.Module) -> dict[str, nn.Module]:
+    """``dict(model.named_modules())``: the model as ``""`` first, then every submodule in the same order, a module
+    reached twice kept under its first name; walked with one stack instead of a generator per depth level
+    (googlenet: ~2,000 generator resumptions, every pass)."""
+    found: dict[str, nn.Module] = {"": model}
+    visited = {id(model)}
+    stack = [(name, child) for name, child in reversed(model._modules.items()) if child is not None]
+    while stack:
+        name, module = stack.pop()
+        if id(module) in visited:
+            continue
+        visited.add(id(module))
+        found[name] = module
+        if module._modules:
+            stack.extend((f"{name}.{child_name}", child) for child_name, child in reversed(module._modules.items())
+                         if child is not None)
+    return found
+
+
 @contextmanager
 def hooked(model: nn.Module) -> Iterator[Callable[[Any], None]]:
     """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``."""
     handles: list[Any] = []
     with model_lock(model):
-        modules = list(model.modules())
+        modules = list(named_module_tree(model).values())
         modes = [(module, module.training) for module in modules]
         # Each module's own parameters, from the list above (``model.parameters()`` walks the tree again); a
         # parameter shared by two modules is restored twice, to the same value.

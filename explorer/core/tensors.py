@@ -18,7 +18,10 @@ def flat_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (list, tuple)):
         out: list[torch.Tensor] = []
         for item in value:
-            out.extend(flat_tensors(item))
+            if isinstance(item, torch.Tensor):  # the usual case, without a call (hooks run this on every module call)
+                out.append(item)
+            else:
+                out.extend(flat_tensors(item))
         return out
     return []
 
