@@ -419,8 +419,8 @@ def run_pass(
 def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | None, cam_specs: Sequence[CallSpec],
               list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
               clone_only: frozenset[str] | None) -> tuple[_Pass, set[str]]:
-    all_modules = named_module_tree(model)
-    del all_modules[""]
+    tree = named_module_tree(model)
+    all_modules = {name: module for name, module in tree.items() if name}
     record_all = record is None
     specs = list(record or [])
     # Names that are no module are functional calls (``layer1.0.add``, ``relu#2``): checked after the pass.
@@ -522,10 +522,10 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             store.same_values(downstream, key)
         return downstream
 
-    with hooked(model) as add, torch.no_grad():
+    with hooked(model, tree) as add, torch.no_grad():
         x_model = x.to(device_of(model))
         recorder = (FunctionalRecorder(model, on_function_enter, on_function_exit, keep_tensors=False,
-                                       module_paths={"", *all_modules})
+                                       module_paths=set(tree))
                     if functional else None)
         # Every module hooked anyway: the counting hooks also keep the recorder's frames (one pair per module).
         merged = recorder is not None and modules is all_modules

@@ -35,11 +35,12 @@ def named_module_tree(model: nn.Module) -> dict[str, nn.Module]:
 
 
 @contextmanager
-def hooked(model: nn.Module) -> Iterator[Callable[[Any], None]]:
-    """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``."""
+def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None) -> Iterator[Callable[[Any], None]]:
+    """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``.
+    ``tree``: the model's :func:`named_module_tree` when the caller has just walked it."""
     handles: list[Any] = []
     with model_lock(model):
-        modules = list(named_module_tree(model).values())
+        modules = list((tree or named_module_tree(model)).values())
         modes = [(module, module.training) for module in modules]
         # Each module's own parameters, from the list above (``model.parameters()`` walks the tree again); a
         # parameter shared by two modules is restored twice, to the same value.
