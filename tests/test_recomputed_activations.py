@@ -143,3 +143,22 @@ def test_weights_changed_after_the_pass_are_refused_not_shown():
     with pytest.raises(RuntimeError, match="weights changed"):
         acts["layer1.0.bn1"]
     assert acts["layer1.0.conv1"].shape[0] == 64  # layers kept as tensors still read
+
+
+def test_a_model_switched_to_train_mode_after_the_pass_changes_nothing():
+    """Another session may put a shared model in train mode: reading a kept BatchNorm call must neither use batch
+    statistics nor update the running ones."""
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
+    loaded = _loaded(model, 64)
+    image = sample_image("grace_hopper")
+    page_analysis(loaded, image)
+    acts = page_analysis(loaded, image)["activations"]
+    expected = plain_outputs(model, loaded.preprocess(image), ["layer2.0.bn1"])["layer2.0.bn1"][0].numpy()
+    running = model.layer2[0].bn1.running_mean.clone()
+    model.train()
+    try:
+        np.testing.assert_array_equal(acts["layer2.0.bn1"], expected)
+    finally:
+        model.eval()
+    assert torch.equal(model.layer2[0].bn1.running_mean, running)

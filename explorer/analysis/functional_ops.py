@@ -214,7 +214,8 @@ class FunctionalRecorder(TorchFunctionMode):
 def is_leaf_module(name: str, module: nn.Module) -> bool:
     """A module without children, other than the model itself (a network with no submodules is all
     functional calls, so the root is never a leaf)."""
-    return bool(name) and next(module.children(), None) is None
+    # Read from the module's dict: ``children()`` is two nested generators, and hooks ask this of every module per pass.
+    return bool(name) and all(child is None for child in module._modules.values())
 
 
 def _replace_first(obj: Any, new: torch.Tensor) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, is_leaf_module
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
@@ -126,6 +127,7 @@ def _call_codes() -> frozenset[types.CodeType]:
 
 
 _CALL_CODES = _call_codes()  # hooks fire only for calls from these frames
+_SCRIPT_MODULE = torch.jit.ScriptModule
 # PyTorch's torch-function mode stack (private API, present since 2.0): without it leaves keep the mode.
 _MODE_STACK = all(hasattr(torch._C, n) for n in ("_len_torch_function_stack", "_get_function_stack_at",
                                                  "_pop_torch_function_stack", "_push_on_torch_function_stack"))
@@ -151,7 +153,7 @@ class _ForwardPatch:
         """``quiet_mode``: a torch-function mode (the functional recorder) that has nothing to do inside this module
         (a leaf: its ops belong to it); while it is the innermost mode it is set aside for the module's forward,
         so its ops skip the Python dispatch entirely."""
-        if (not _CALL_CODES or "forward" in module.__dict__ or isinstance(module, torch.jit.ScriptModule)
+        if (not _CALL_CODES or "forward" in module.__dict__ or isinstance(module, _SCRIPT_MODULE)
                 or module._forward_hooks or module._forward_pre_hooks):
             return None
         forward = module.forward
@@ -201,8 +203,9 @@ class Recompute:
     own values; the module's input is kept anyway (a conv output: by reference, never rewritten, watched like
     every reference), so the values are computed again only if a page draws that layer, and the pass copies
     nothing. Only stock Conv/Linear/BatchNorm modules in eval mode: their forward is a pure function, so
-    :meth:`compute` gives the very values of the pass. It reads parameters, not the module's hooks (the class's
-    own ``forward``), so it needs no model lock; parameters changed since the pass are refused.
+    :meth:`compute` gives the very values of the pass. It calls the class's own ``forward`` (BatchNorm's eval-mode
+    formula), never the module's hooks, and writes nothing, so it needs no model lock; parameters or statistics
+    changed since the pass are refused.
     """
 
     __slots__ = ("module", "source", "shape", "dtype", "device", "_versions")
@@ -228,8 +231,14 @@ class Recompute:
         if self._state_versions() != self._versions:
             raise RuntimeError(f"the {type(self.module).__name__} layer's weights changed after this analysis was "
                                "recorded: analyse the image again")
+        module = self.module
         with torch.no_grad():
-            return _PURE_FORWARDS[type(self.module)](self.module, self.source)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                # What BatchNorm's forward did in eval mode, written out so that a shared model another session
+                # has switched to train mode meanwhile cannot change the result or its running statistics.
+                return F.batch_norm(self.source, module.running_mean, module.running_var, module.weight, module.bias,
+                                    module.running_mean is None, 0.0, module.eps)
+            return _PURE_FORWARDS[type(module)](module, self.source)  # conv, linear: no mode, no state
 
 
 class _CpuStore:
@@ -361,7 +370,7 @@ def _module_kind(module: nn.Module) -> tuple[bool, bool, bool]:
     """(leaf, conv, activation) of ``module``; ``is_conv`` of a non-conv costs four failed attribute look-ups."""
     found = _kinds.get(module)
     if found is None:
-        found = (next(module.children(), None) is None, is_conv(module), is_activation(module))
+        found = (all(child is None for child in module._modules.values()), is_conv(module), is_activation(module))
         with _kinds_lock:
             _kinds[module] = found
     return found
