@@ -1,7 +1,7 @@
 """Outputs that the pass overwrites in place are kept as their call and computed again when read (issue 19).
 
-A BatchNorm's output that ``ReLU(inplace=True)`` overwrites next, or a VGG conv's, used to be copied during every
-pass; the pages' shared pass now keeps the call (module + its input) instead. The values a page reads must be
+A BatchNorm's output that ``ReLU(inplace=True)`` overwrites next used to be copied during every pass; the pages'
+shared pass now keeps the call (its input and the BatchNorm's own tensors) instead. The values a page reads must be
 exactly those of the pass: checked against plain forward hooks that clone every output (tests/hook_reference.py).
 """
 import numpy as np
@@ -72,7 +72,8 @@ def _randomise_batchnorm(model: nn.Module) -> nn.Module:
 
 MODELS = {
     "resnet18 (BatchNorm, ReLU(inplace), out += identity)": lambda: torchvision.models.resnet18(num_classes=7),
-    "vgg11 (conv then ReLU(inplace))": lambda: torchvision.models.vgg11(num_classes=7),
+    "vgg11_bn (conv, BatchNorm, ReLU(inplace))": lambda: torchvision.models.vgg11_bn(num_classes=7),
+    "vgg11 (conv then ReLU(inplace): copied)": lambda: torchvision.models.vgg11(num_classes=7),
     "mobilenet_v2 (ReLU6(inplace))": lambda: torchvision.models.mobilenet_v2(num_classes=7),
     "functional in-place ReLU": lambda: nn.Sequential(ConvBnRelu(3, 6), ConvBnRelu(6, 8), nn.AdaptiveAvgPool2d(1),
                                                       nn.Flatten(), nn.Linear(8, 5)),
@@ -98,7 +99,9 @@ def test_every_layer_equals_a_plain_forward_exactly(label):
             compared += 1
     assert compared >= len(reference) - 1  # every layer but possibly the model's own output
     recomputed = [n for n in acts if acts.is_recomputed(n)]
-    if label == "a rewritten source":
+    if "copied" in label:
+        assert not recomputed  # no BatchNorm: the conv outputs the ReLUs overwrite are copies
+    elif label == "a rewritten source":
         assert not any(n.startswith("bn") for n in recomputed)  # its input was rewritten: copied instead
         model.passes = 0
         page_analysis(loaded, image)
@@ -131,7 +134,7 @@ def test_a_recomputed_layer_holds_no_copy_until_read():
     assert (bn1 < 0).any()  # the values before the in-place ReLU, not after it
 
 
-def test_weights_changed_after_the_pass_are_refused_not_shown():
+def test_statistics_changed_in_place_after_the_pass_are_refused_not_shown():
     torch.manual_seed(0)
     model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
     loaded = _loaded(model, 64)
@@ -140,7 +143,7 @@ def test_weights_changed_after_the_pass_are_refused_not_shown():
     acts = page_analysis(loaded, image)["activations"]
     with torch.no_grad():
         model.layer1[0].bn1.weight.mul_(3.0)
-    with pytest.raises(RuntimeError, match="weights changed"):
+    with pytest.raises(RuntimeError, match="changed after this analysis"):
         acts["layer1.0.bn1"]
     assert acts["layer1.0.conv1"].shape[0] == 64  # layers kept as tensors still read
 
@@ -162,3 +165,47 @@ def test_a_model_switched_to_train_mode_after_the_pass_changes_nothing():
     finally:
         model.eval()
     assert torch.equal(model.layer2[0].bn1.running_mean, running)
+
+
+def test_a_replaced_parameter_does_not_change_what_was_recorded():
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
+    loaded = _loaded(model, 64)
+    image = sample_image("grace_hopper")
+    page_analysis(loaded, image)
+    acts = page_analysis(loaded, image)["activations"]
+    expected = plain_outputs(model, loaded.preprocess(image), ["layer1.0.bn1"])["layer1.0.bn1"][0].numpy()
+    model.layer1[0].bn1.weight = nn.Parameter(torch.full((64,), 3.0))  # a new tensor, version 0 like the old
+    np.testing.assert_array_equal(acts["layer1.0.bn1"], expected)
+
+
+def test_an_analysis_does_not_keep_a_dropped_models_weights():
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=7)
+    loaded = _loaded(model, 64)
+    image = sample_image("grace_hopper")
+    page_analysis(loaded, image)
+    acts = page_analysis(loaded, image)["activations"]
+    weight = weakref.ref(model.layer4[1].conv2.weight)
+    assert acts.is_recomputed("layer4.1.bn2")
+    del model, loaded
+    gc.collect()
+    assert weight() is None  # 2.4 MB of conv weights: not held by the kept BatchNorm calls
+    assert acts["layer4.1.bn2"].shape == (512, 2, 2)
+
+
+def test_a_batchnorm_whose_input_is_not_recorded_is_copied_not_kept_as_its_call():
+    """Keeping the call would keep alive a tensor the analysis does not hold otherwise (here the model's input)."""
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(inplace=True), nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 2))
+    _randomise_batchnorm(model)
+    loaded = _loaded(model, 32)
+    image = sample_image("grace_hopper")
+    for _ in range(3):
+        acts = page_analysis(loaded, image)["activations"]
+    assert not acts.is_recomputed("0")
+    reference = plain_outputs(model, loaded.preprocess(image), ["0"])["0"][0].numpy()
+    np.testing.assert_array_equal(acts["0"], reference)

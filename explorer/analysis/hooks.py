@@ -183,62 +183,66 @@ class _ForwardPatch:
         self.module.__dict__.pop("forward", None)
 
 
-# Module classes whose stock ``forward`` is a pure function of the input and the module's parameters and buffers
-# in eval mode (no randomness, no state written): an output of theirs can be computed again, bit for bit.
-_PURE_FORWARDS = {cls: cls.forward for cls in (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)}
+# BatchNorm in eval mode is a pure function of its input and four small tensors of its own: an output of one can be
+# computed again, bit for bit, from those (kept, not the module: an evicted model's weights are not held).
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 SOURCE_SUFFIX = "\x00source"  # in a clone plan: "this call's input is rewritten too: do not recompute from it"
 
 
 def _recomputable(module: nn.Module) -> bool:
-    forward = _PURE_FORWARDS.get(type(module))
-    return (forward is not None and not module.training and type(module).forward is forward
+    return (type(module) in _BATCH_NORMS and not module.training
+            and type(module).forward is nn.modules.batchnorm._BatchNorm.forward
             and not module._forward_hooks and not module._forward_pre_hooks)
 
 
 class Recompute:
-    """A recorded output kept as the call that made it instead of as a copy: ``module(source)`` again.
+    """A recorded BatchNorm output kept as the call that made it instead of as a copy.
 
-    A BatchNorm's output that ``ReLU(inplace=True)`` overwrites next (or a VGG conv's) needs a copy to show its
-    own values; the module's input is kept anyway (a conv output: by reference, never rewritten, watched like
-    every reference), so the values are computed again only if a page draws that layer, and the pass copies
-    nothing. Only stock Conv/Linear/BatchNorm modules in eval mode: their forward is a pure function, so
-    :meth:`compute` gives the very values of the pass. It calls the class's own ``forward`` (BatchNorm's eval-mode
-    formula), never the module's hooks, and writes nothing, so it needs no model lock; parameters or statistics
-    changed since the pass are refused.
+    A BatchNorm's output that ``ReLU(inplace=True)`` overwrites next (resnet, googlenet, densenet, mobilenet,
+    efficientnet) needs a copy to show its own values. Its input — a conv output the store keeps anyway, by
+    reference — and the BatchNorm's own statistics and affine parameters (the very tensor objects) are enough:
+    the values are computed again only if a page draws that layer, and the pass copies nothing. :meth:`compute`
+    applies BatchNorm's eval-mode formula (what its forward did in the pass, whatever mode the shared model is in
+    now) and writes nothing, so it needs no model lock; an input or statistic changed in place since the pass
+    is refused. ``element_size``/``nelement`` describe the float32 array it becomes, so a byte budget counts a
+    layer not read yet as if it were (``explorer.core.nbytes_of``).
     """
 
-    __slots__ = ("module", "source", "shape", "dtype", "device", "_versions")
+    __slots__ = ("source", "shape", "dtype", "device", "eps", "_tensors", "_versions")
 
     def __init__(self, module: nn.Module, source: torch.Tensor, output: torch.Tensor) -> None:
-        self.module = module
-        self.source = source.detach() if source.requires_grad else source  # the object the store keeps, if it does
+        self.source = source
         self.shape = output.shape
         self.dtype = output.dtype
         self.device = output.device
-        self._versions = self._state_versions()
+        self.eps = module.eps
+        self._tensors = (module.running_mean, module.running_var, module.weight, module.bias)
+        self._versions = self._current_versions()
 
-    def _state_versions(self) -> tuple[int, ...]:
-        # The module's own tensors, read from its dicts (``parameters()`` walks generators: ~25 µs a call)
-        return tuple(t._version for t in (*self.module._parameters.values(), *self.module._buffers.values())
-                     if t is not None)
+    def _current_versions(self) -> tuple[int, ...]:
+        return tuple(t._version for t in (self.source, *self._tensors) if t is not None)
 
     def dim(self) -> int:
         return len(self.shape)
 
+    def element_size(self) -> int:
+        return 4  # float32, as HostActivations returns it
+
+    def nelement(self) -> int:
+        count = 1
+        for size in (self.shape[1:] if len(self.shape) > 1 else self.shape):  # without the batch dimension
+            count *= int(size)
+        return count
+
     def compute(self) -> torch.Tensor:
-        """The module's output in the pass, computed again."""
-        if self._state_versions() != self._versions:
-            raise RuntimeError(f"the {type(self.module).__name__} layer's weights changed after this analysis was "
-                               "recorded: analyse the image again")
-        module = self.module
+        """The BatchNorm's output in the pass, computed again."""
+        if self._current_versions() != self._versions:
+            raise RuntimeError("the BatchNorm layer's input or statistics changed after this analysis was recorded: "
+                               "analyse the image again")
+        running_mean, running_var, weight, bias = self._tensors
         with torch.no_grad():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                # What BatchNorm's forward did in eval mode, written out so that a shared model another session
-                # has switched to train mode meanwhile cannot change the result or its running statistics.
-                return F.batch_norm(self.source, module.running_mean, module.running_var, module.weight, module.bias,
-                                    module.running_mean is None, 0.0, module.eps)
-            return _PURE_FORWARDS[type(module)](module, self.source)  # conv, linear: no mode, no state
+            return F.batch_norm(self.source, running_mean, running_var, weight, bias, running_mean is None, 0.0,
+                                self.eps)
 
 
 class _CpuStore:
@@ -292,7 +296,7 @@ class _CpuStore:
             self._watched.append((name, tensor, tensor._version))
             if source is not None:
                 self._watched.append((name + SOURCE_SUFFIX, source, source._version))
-        elif source is not None and name + SOURCE_SUFFIX not in self.clone_only:
+        elif source is not None and name + SOURCE_SUFFIX not in self.clone_only and self._keeps(source):
             recipe = Recompute(module, source, tensor)
             self.tensors[name] = recipe
             self._watched.append((name + SOURCE_SUFFIX, source, source._version))
@@ -303,6 +307,12 @@ class _CpuStore:
         clone = tensor.detach().clone()
         self.tensors[name] = clone
         self._remember(tensor, clone)
+
+    def _keeps(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor`` itself, unchanged, is stored by reference (so keeping it costs nothing more; a tensor
+        the byte budget skipped, a clone's original or one that needs grad is not)."""
+        seen = self._seen.get(id(tensor))
+        return seen is not None and seen[2] is tensor and seen[0]() is tensor and seen[1] == tensor._version
 
     def rewritten(self) -> set[str]:
         """Names whose tensor the forward pass changed in place after it was stored."""
@@ -406,8 +416,8 @@ def run_pass(
     module, and every block (non-leaf module) with a (C, H, W) output, a CAM call too. With
     ``max_bytes``, tensors that would push the kept bytes past it are not kept (``skipped``). ``on_device=True``
     leaves the recorded tensors on the model's device (see ``explorer.analysis.host_arrays``); by default they are
-    moved to the CPU in one batch; it also lets an output that would need a copy be kept as a :class:`Recompute`
-    of its call (a stock Conv/Linear/BatchNorm in eval mode whose input survives the pass).
+    moved to the CPU in one batch; it also lets a BatchNorm output that would need a copy be kept as a
+    :class:`Recompute` of its call (eval mode, its input stored by reference and unchanged).
 
     Recorded tensors are copied only where the pass rewrites them in place afterwards: the first pass of a kind
     (model, input shape, what is recorded) clones everything and learns which names need it; later passes keep
@@ -471,8 +481,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
         if list_calls or record_all:
             started.append((name, module, k))
-        if (on_device and type(module) in _PURE_FORWARDS and len(args) == 1 and not kwargs
-                and isinstance(args[0], torch.Tensor) and _recomputable(module)):
+        if (on_device and type(module) in _BATCH_NORMS and len(args) == 1 and not kwargs
+                and isinstance(args[0], torch.Tensor) and not torch.is_grad_enabled() and _recomputable(module)):
             sources[(name, k)] = args[0]
         if record_all:
             key = call_name(name, k) + INPUT_SUFFIX if kind_of(module)[2] else None

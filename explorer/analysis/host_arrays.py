@@ -66,14 +66,20 @@ class HostActivations(Mapping):
         return tuple(tensor.shape[1:]) if tensor.dim() > 1 else tuple(tensor.shape)
 
     def held_arrays(self) -> list:
-        """What this mapping keeps alive, each object once: the recorded tensors (a recomputed call's input among
-        them), and the host arrays that are no view of one of those (copies from a GPU, recomputed layers).
-        ``explorer.core.nbytes_of`` counts these."""
-        tensors = [t for t in self._distinct.values() if not isinstance(t, Recompute)]
-        sources = [t.source for t in self._distinct.values() if isinstance(t, Recompute)]
-        own = [array for key, array in list(self._arrays.items())
-               if isinstance(self._distinct[key], Recompute) or self._distinct[key].device.type != "cpu"]
-        return [*tensors, *sources, *own]
+        """What this mapping keeps alive, each object once: the recorded tensors, the host arrays that are no view of
+        one of those (copies from a GPU, recomputed layers), and each recomputed layer not read yet as the array it
+        will become (a byte budget counts it now). ``explorer.core.nbytes_of`` counts these."""
+        held: list = []
+        for key, item in list(self._distinct.items()):
+            array = self._arrays.get(key)
+            if isinstance(item, Recompute):
+                held.append(item.source)  # a recorded tensor too: counted once
+                held.append(item if array is None else array)
+            else:
+                held.append(item)
+                if array is not None and item.device.type != "cpu":
+                    held.append(array)
+        return held
 
     @property
     def device_bytes(self) -> int:

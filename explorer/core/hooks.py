@@ -20,13 +20,13 @@ def named_module_tree(model: nn.Module) -> dict[str, nn.Module]:
     reached twice kept under its first name; walked with one stack instead of a generator per depth level
     (googlenet: ~2,000 generator resumptions, every pass)."""
     found: dict[str, nn.Module] = {"": model}
-    visited = {id(model)}
+    visited = {model}  # a set of modules, as torch's own walk keeps (a module's __hash__/__eq__ decide)
     stack = [(name, child) for name, child in reversed(model._modules.items()) if child is not None]
     while stack:
         name, module = stack.pop()
-        if id(module) in visited:
+        if module in visited:
             continue
-        visited.add(id(module))
+        visited.add(module)
         found[name] = module
         if module._modules:
             stack.extend((f"{name}.{child_name}", child) for child_name, child in reversed(module._modules.items())
