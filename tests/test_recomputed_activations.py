@@ -110,18 +110,24 @@ def test_every_layer_equals_a_plain_forward_exactly(label):
         assert recomputed, "no layer was kept as its call"
 
 
-def test_a_recomputed_layer_holds_no_copy_until_read():
+def _resnet18_analysis() -> tuple[nn.Module, LoadedModel, object, object]:
+    """resnet18 (7 classes, 64×64) analysed twice: the second pass uses the learnt plan, so its BatchNorm outputs
+    are kept as their calls. Returns (model, loaded, image, activations)."""
     torch.manual_seed(0)
     model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
     loaded = _loaded(model, 64)
     image = sample_image("grace_hopper")
     page_analysis(loaded, image)
-    acts = page_analysis(loaded, image)["activations"]
+    return model, loaded, image, page_analysis(loaded, image)["activations"]
+
+
+def test_a_recomputed_layer_holds_no_copy_until_read():
+    model, loaded, image, acts = _resnet18_analysis()
     assert acts.is_recomputed("bn1") and acts.is_recomputed("layer1.0.bn2")
     assert not acts.is_recomputed("conv1")  # never rewritten: kept by reference
     before = acts.device_bytes
     conv1 = acts["conv1"]
-    # bn1 is 64 channels at 32x32 (the conv1 output's size): it is not among the bytes the analysis holds.
+    # Reading conv1 (a view of a kept tensor on the CPU) adds no bytes; bn1 was never among them.
     assert before == acts.device_bytes
     bn1 = acts["bn1"]
     assert bn1.shape == conv1.shape and acts.converted == 2
@@ -135,12 +141,7 @@ def test_a_recomputed_layer_holds_no_copy_until_read():
 
 
 def test_statistics_changed_in_place_after_the_pass_are_refused_not_shown():
-    torch.manual_seed(0)
-    model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
-    loaded = _loaded(model, 64)
-    image = sample_image("grace_hopper")
-    page_analysis(loaded, image)
-    acts = page_analysis(loaded, image)["activations"]
+    model, loaded, image, acts = _resnet18_analysis()
     with torch.no_grad():
         model.layer1[0].bn1.weight.mul_(3.0)
     with pytest.raises(RuntimeError, match="changed after this analysis"):
@@ -151,12 +152,7 @@ def test_statistics_changed_in_place_after_the_pass_are_refused_not_shown():
 def test_a_model_switched_to_train_mode_after_the_pass_changes_nothing():
     """Another session may put a shared model in train mode: reading a kept BatchNorm call must neither use batch
     statistics nor update the running ones."""
-    torch.manual_seed(0)
-    model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
-    loaded = _loaded(model, 64)
-    image = sample_image("grace_hopper")
-    page_analysis(loaded, image)
-    acts = page_analysis(loaded, image)["activations"]
+    model, loaded, image, acts = _resnet18_analysis()
     expected = plain_outputs(model, loaded.preprocess(image), ["layer2.0.bn1"])["layer2.0.bn1"][0].numpy()
     running = model.layer2[0].bn1.running_mean.clone()
     model.train()
@@ -168,12 +164,7 @@ def test_a_model_switched_to_train_mode_after_the_pass_changes_nothing():
 
 
 def test_a_replaced_parameter_does_not_change_what_was_recorded():
-    torch.manual_seed(0)
-    model = _randomise_batchnorm(torchvision.models.resnet18(num_classes=7))
-    loaded = _loaded(model, 64)
-    image = sample_image("grace_hopper")
-    page_analysis(loaded, image)
-    acts = page_analysis(loaded, image)["activations"]
+    model, loaded, image, acts = _resnet18_analysis()
     expected = plain_outputs(model, loaded.preprocess(image), ["layer1.0.bn1"])["layer1.0.bn1"][0].numpy()
     model.layer1[0].bn1.weight = nn.Parameter(torch.full((64,), 3.0))  # a new tensor, version 0 like the old
     np.testing.assert_array_equal(acts["layer1.0.bn1"], expected)
