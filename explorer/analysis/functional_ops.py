@@ -211,11 +211,16 @@ class FunctionalRecorder(TorchFunctionMode):
         return out
 
 
+def has_children(module: nn.Module) -> bool:
+    """Whether ``module`` has a submodule. Read from its dict: ``children()`` is two nested generators, and hooks ask
+    this of every module, every pass."""
+    return any(child is not None for child in module._modules.values())
+
+
 def is_leaf_module(name: str, module: nn.Module) -> bool:
     """A module without children, other than the model itself (a network with no submodules is all
     functional calls, so the root is never a leaf)."""
-    # Read from the module's dict: ``children()`` is two nested generators, and hooks ask this of every module per pass.
-    return bool(name) and all(child is None for child in module._modules.values())
+    return bool(name) and not has_children(module)
 
 
 def _replace_first(obj: Any, new: torch.Tensor) -> Any:

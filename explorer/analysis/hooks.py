@@ -8,6 +8,7 @@ conv followed by ``ReLU(inplace=True)`` would otherwise show post-ReLU values as
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 import types
 import threading
@@ -20,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, is_leaf_module
+from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, has_children, is_leaf_module
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
 from explorer.core import device_of, hooked, named_module_tree
 
@@ -186,7 +187,7 @@ class _ForwardPatch:
 # BatchNorm in eval mode is a pure function of its input and four small tensors of its own: an output of one can be
 # computed again, bit for bit, from those (kept, not the module: an evicted model's weights are not held).
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-SOURCE_SUFFIX = "\x00source"  # in a clone plan: "this call's input is rewritten too: do not recompute from it"
+_SOURCE_SUFFIX = "\x00source"  # in a clone plan: "this call's input is rewritten too: do not recompute from it"
 
 
 def _recomputable(module: nn.Module) -> bool:
@@ -229,10 +230,7 @@ class Recompute:
         return 4  # float32, as HostActivations returns it
 
     def nelement(self) -> int:
-        count = 1
-        for size in (self.shape[1:] if len(self.shape) > 1 else self.shape):  # without the batch dimension
-            count *= int(size)
-        return count
+        return math.prod(self.shape[1:] if len(self.shape) > 1 else self.shape)  # without the batch dimension
 
     def compute(self) -> torch.Tensor:
         """The BatchNorm's output in the pass, computed again."""
@@ -295,11 +293,11 @@ class _CpuStore:
         if self.clone_only is None:  # learning: would a reference have survived? would the call's input?
             self._watched.append((name, tensor, tensor._version))
             if source is not None:
-                self._watched.append((name + SOURCE_SUFFIX, source, source._version))
-        elif source is not None and name + SOURCE_SUFFIX not in self.clone_only and self._keeps(source):
+                self._watched.append((name + _SOURCE_SUFFIX, source, source._version))
+        elif source is not None and name + _SOURCE_SUFFIX not in self.clone_only and self._keeps(source):
             recipe = Recompute(module, source, tensor)
             self.tensors[name] = recipe
-            self._watched.append((name + SOURCE_SUFFIX, source, source._version))
+            self._watched.append((name + _SOURCE_SUFFIX, source, source._version))
             self._remember(tensor, recipe)
             return
         # Clone on the tensor's own device: a device-to-host copy inside the hook would synchronise the GPU
@@ -380,7 +378,7 @@ def _module_kind(module: nn.Module) -> tuple[bool, bool, bool]:
     """(leaf, conv, activation) of ``module``; ``is_conv`` of a non-conv costs four failed attribute look-ups."""
     found = _kinds.get(module)
     if found is None:
-        found = (all(child is None for child in module._modules.values()), is_conv(module), is_activation(module))
+        found = (not has_children(module), is_conv(module), is_activation(module))
         with _kinds_lock:
             _kinds[module] = found
     return found
@@ -481,8 +479,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
         if list_calls or record_all:
             started.append((name, module, k))
-        if (on_device and type(module) in _BATCH_NORMS and len(args) == 1 and not kwargs
-                and isinstance(args[0], torch.Tensor) and not torch.is_grad_enabled() and _recomputable(module)):
+        if (on_device and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)
+                and not torch.is_grad_enabled() and _recomputable(module)):
             sources[(name, k)] = args[0]
         if record_all:
             key = call_name(name, k) + INPUT_SUFFIX if kind_of(module)[2] else None
@@ -500,10 +498,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         key = call_name(name, k) if record_all else wanted_out.get((name, k))
         source = sources.pop((name, k), None) if sources else None
         if key is not None and tensor is not None:
-            if source is not None and output is tensor:
-                store.put(key, tensor, module, source)
-            else:
-                store.put(key, tensor)
+            store.put(key, tensor, module, source)
         cam_key = cam_keys.get((name, k))
         if cam_key is None and cam_all and tensor is not None and tensor.dim() == 4:
             if kind_of(module)[1] or not kind_of(module)[0]:
