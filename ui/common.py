@@ -224,6 +224,43 @@ def _trained_dataset(name: str) -> str:
         return ""
 
 
+def weights_key_of(chosen: str, choices: tuple[str, ...], is_run: bool = False) -> str:
+    """The model cache's weights key for the sidebar's choice. "none" on a model with no trained weights loads as
+    "pretrained", which says so honestly (no_pretrained)."""
+    if chosen in ("pretrained", "builtin", "run") or (chosen == "none" and not choices and not is_run):
+        return "pretrained"
+    return "none"
+
+
+def warm_default_selection() -> list[tuple[str, float]]:
+    """What a new session's first page reads, for the default selection, put into the shared caches now (the
+    server's warm-up, ``ui.warmup``): the model as the sidebar loads it, its sample image and its largest input
+    side. The same keys as :func:`render_sidebar` derives, so the first visitor finds them. Returns the seconds
+    since the start at the end of each step."""
+    import time
+
+    started = time.perf_counter()
+    steps: list[tuple[str, float]] = []
+
+    def done(step: str) -> None:
+        steps.append((step, round(time.perf_counter() - started, 3)))
+
+    from explorer.core import pick_device
+    from explorer.imaging import fitting_sample
+    from ui.memory_budget import model_largest_side
+
+    done("imports")
+    choices = _weights_choices(DEFAULT_MODEL)
+    weights_key = weights_key_of(choices[0] if choices else "none", choices)
+    cached_model(DEFAULT_MODEL, weights_key, str(pick_device("auto")), None, version=0.0)
+    done("model")
+    _sample(fitting_sample(_trained_dataset(DEFAULT_MODEL), DEFAULT_SAMPLE))
+    done("image")
+    model_largest_side(DEFAULT_MODEL)  # the meta-device estimate: its first call imports torch._dynamo (~1 s)
+    done("memory cap")
+    return steps
+
+
 def render_sidebar() -> Selection:
     """Draw the shared sidebar and remember the selection for the pages of this run."""
     import torch
@@ -274,10 +311,7 @@ def render_sidebar() -> Selection:
         st.session_state["sel_weights"] = weight_options[0]
     sb.selectbox(t("sidebar.weights"), weight_options, key="sel_weights",
                  format_func=formatter("sidebar.weights."))
-    chosen = st.session_state["sel_weights"]
-    # "none" on a model with no trained weights loads as "pretrained", which says so honestly (no_pretrained).
-    weights_key = "pretrained" if chosen in ("pretrained", "builtin", "run") or (chosen == "none" and not choices
-                                                                                 and not is_run) else "none"
+    weights_key = weights_key_of(st.session_state["sel_weights"], choices, is_run)
     weights_bytes = None
     if st.session_state["sel_weights"] == "upload":
         ckpt = sb.file_uploader(t("sidebar.checkpoint"), type=["pt", "pth", "bin"], key="sel_checkpoint",

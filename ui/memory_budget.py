@@ -18,14 +18,21 @@ def largest_side(name: str, budget: int, max_bytes: int) -> int:
     return largest_input_side(name, budget=budget, max_bytes=max_bytes)
 
 
+def model_largest_side(name: str) -> int:
+    """:func:`largest_side` for this server's budget per request and what the pages' shared pass keeps."""
+    from explorer.analysis import request_budget_bytes
+    from ui import analysis_cache
+
+    return largest_side(name, request_budget_bytes(), analysis_cache.ANALYSIS_BUDGET_BYTES)
+
+
 def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, int]:
     """``hw`` scaled down (aspect kept) to the model's largest side, saying so in the sidebar ``sb``."""
     from explorer.analysis import MAX_INPUT_SIDE, request_budget_bytes
-    from ui import analysis_cache
     from ui.common import t
 
     budget = request_budget_bytes()
-    side = largest_side(name, budget, analysis_cache.ANALYSIS_BUDGET_BYTES)  # what the shared pass keeps
+    side = model_largest_side(name)
     megabytes = budget // 2**20
     if max(hw) > side:
         sb.warning(t("security.input_capped", text=text, side=side, budget=megabytes))

@@ -27,7 +27,13 @@ class AppStart:
     title_s: float | None = None  # → the first page's title is visible in the browser
     complete_s: float | None = None  # → the first page has drawn its model-dependent content
     warm_session_s: float | None = None  # a new browser session's first page, complete, on the now warm server
+    warm_up_s: float | None = None  # a second start: ``streamlit run`` → its log says the warm-up is over
+    warmed_first_s: float | None = None  # → then the first visitor opens the app: seconds to the page complete
     error: str = ""
+
+
+# The app server's log line when its own warm-up (ui.warmup) is over.
+WARM_UP_DONE = "explorer warm-up done"
 
 
 # ------------------------------------------------------------------------------ reading a Streamlit page
@@ -199,10 +205,14 @@ st.write(f"torch {torch.__version__} is imported")
 """
 
 
-def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None, floor: bool = False) -> AppStart:
-    """``streamlit run`` → health → the home page's title → the home page complete, in seconds.
+def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None, floor: bool = False,
+                      warmed: bool = False) -> AppStart:
+    """``streamlit run`` → health → the home page's title → the home page complete, in seconds, the browser
+    opening the app as soon as the server answers.
 
     ``floor``: the same for :data:`FLOOR_SCRIPT` (a bare Streamlit page that imports torch) instead of the app.
+    ``warmed``: also start the app a second time and open it only once the server's log says its warm-up is
+    over (a lecturer starts the server before class): ``warm_up_s`` and ``warmed_first_s``.
     The browser is launched *before* the server starts, so its own start-up is not counted.
     """
     import tempfile
@@ -248,7 +258,38 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
                 result.warm_session_s = time.perf_counter() - opened
         except Exception as exc:  # report what was measured, and why the rest was not
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if warmed and not floor and page is not None and not result.error:
+            try:
+                _measure_warmed_visit(browser, result, complete, timeout, env)
+            except Exception as exc:
+                result.error = f"warmed start: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return result
+
+
+def _measure_warmed_visit(browser: Any, result: AppStart, complete: str, timeout: float,
+                          env: dict[str, str] | None) -> None:
+    """A fresh server; wait for its :data:`WARM_UP_DONE` log line; then the first visitor opens the app."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="explorer-warmed-") as folder:
+        log = Path(folder) / "server.log"
+        with AppServer(env=env, log_path=log) as server:
+            server.wait_healthy(timeout)
+            deadline = time.perf_counter() + timeout
+            while WARM_UP_DONE not in log.read_text(errors="replace"):
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"no {WARM_UP_DONE!r} line in the server log within {timeout:.0f} s")
+                time.sleep(0.05)
+            result.warm_up_s = time.perf_counter() - server.started_at
+            context = browser.new_context(viewport={"width": 1280, "height": 1600})
+            try:
+                page = context.new_page()
+                opened = time.perf_counter()
+                page.goto(server.url, wait_until="commit", timeout=timeout * 1000)
+                page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
+                result.warmed_first_s = time.perf_counter() - opened
+            finally:
+                context.close()
 
 
 # ------------------------------------------------------------------------------------------ output

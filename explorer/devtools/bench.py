@@ -385,6 +385,9 @@ def app_start_text(start: AppStart, floor: AppStart | None = None) -> str:
              "a new session's first page on the warm server "
              + judged(start.warm_session_s, TARGETS['warm_session_s'], floor and floor.warm_session_s)]
     text = "App start (`streamlit run` →): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
+    if start.warmed_first_s is not None:
+        text += (f"\nA visitor after the server's warm-up (ui.warmup; a second start, its log says it is done at "
+                 f"{_fmt(start.warm_up_s, ' s')}): first page complete {_fmt(start.warmed_first_s, ' s')}")
     if floor is not None:
         text += ("\nFloor (the same, for a bare Streamlit page that imports torch): "
                  f"health {_fmt(floor.health_s, ' s')}, first page complete {_fmt(floor.complete_s, ' s')}, "

@@ -1,0 +1,129 @@
+"""The server's warm-up (ui.warmup): ``streamlit run app.py`` serves app.py's ``st.App``, whose lifespan fills the
+caches of the default first page before anyone visits; the first visitor's run then computes none of them again."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import explorer.analysis
+import explorer.imaging
+import explorer.models
+from ui import warmup
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+
+
+def test_streamlit_run_serves_app_py_as_an_asgi_app_with_the_warm_up() -> None:
+    """`streamlit run app.py` decides by reading the file (no code runs): it must find ``app`` there."""
+    discovery = pytest.importorskip("streamlit.web.server.app_discovery",
+                                    reason="a Streamlit without st.App runs app.py as a plain script (no warm-up)")
+    found = discovery.discover_asgi_app(APP)
+    assert found.is_asgi_app and found.app_name == "app" and found.import_string == "app:app"
+
+
+def test_importing_app_py_builds_the_app_and_draws_nothing() -> None:
+    """The server imports app.py under its module name: an ``st.App`` over app.py itself with the warm-up
+    lifespan, and none of the navigation (which only each visitor's run, as ``__main__``, draws)."""
+    spec = importlib.util.spec_from_file_location("app_as_asgi_module", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert isinstance(module.app, st.App)
+    assert Path(module.app.script_path).resolve() == APP
+    assert not hasattr(module, "navigation") and not hasattr(module, "page")
+
+
+class _Calls:
+    """Counts calls of a library function the caches wrap, keeping its behaviour."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+        self.count = 0
+        self.threads: set[str] = set()
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            self.count += 1
+            self.threads.add(threading.current_thread().name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+
+def test_lifespan_warms_what_the_first_visitor_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    loads = _Calls(monkeypatch, explorer.models, "load_model")
+    caps = _Calls(monkeypatch, explorer.analysis, "largest_input_side")
+    samples = _Calls(monkeypatch, explorer.imaging, "sample_image")
+
+    async def serve_briefly() -> float:
+        started = time.perf_counter()
+        async with warmup.warm_start(app=None):
+            return time.perf_counter() - started  # the server is not held up by the warm-up
+
+    assert asyncio.run(serve_briefly()) < 5.0
+    thread = next(t for t in threading.enumerate() if t.name == warmup.WARM_UP_THREAD)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    for calls in (loads, caps, samples):
+        assert calls.count == 1 and calls.threads == {warmup.WARM_UP_THREAD}
+
+    at = AppTest.from_file(str(APP), default_timeout=120)  # the first visitor, default selection
+    at.run()
+    assert not at.exception
+    assert at.session_state["sel_model"] == "tiny_vgg"
+    # Nothing of it computed again: the warm-up used the keys the sidebar derives.
+    assert (loads.count, caps.count, samples.count) == (1, 1, 1)
+
+
+class _Lines(logging.Handler):
+    """Collects the messages of a logger that does not propagate (the warm-up's, Streamlit's own set-up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_failed_warm_up_is_logged_and_the_server_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.common
+
+    def broken() -> list:
+        raise RuntimeError("no disk today")
+
+    monkeypatch.setattr(ui.common, "warm_default_selection", broken)
+    handler = _Lines()
+    warmup._log.addHandler(handler)
+    try:
+        warmup.warm_in_background().join(timeout=120)
+    finally:
+        warmup._log.removeHandler(handler)
+    assert any(warmup.WARM_UP_DONE in line and "failed" in line and "no disk today" in line for line in handler.lines)
+
+
+@pytest.mark.slow
+def test_real_server_logs_its_warm_up() -> None:
+    """`streamlit run app.py` on loopback: the lifespan runs, the log says the warm-up is done."""
+    from explorer.devtools.appserver import WARM_UP_DONE, AppServer
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "server.log"
+        with AppServer(log_path=log) as server:
+            server.wait_healthy(120)
+            deadline = time.perf_counter() + 180
+            while WARM_UP_DONE not in log.read_text(errors="replace") and time.perf_counter() < deadline:
+                time.sleep(0.2)
+            text = log.read_text(errors="replace")
+    assert WARM_UP_DONE in text and "failed" not in text
+    assert "memory cap" in text  # every step ran
