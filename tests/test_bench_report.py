@@ -47,6 +47,14 @@ def test_app_start_line_sets_each_figure_beside_its_floor():
     assert "bare Streamlit page that imports torch" in text
 
 
+def test_app_start_reports_a_visitor_after_the_warm_up_only_when_measured():
+    start = AppStart(health_s=0.5, title_s=3.5, complete_s=3.5, warm_session_s=1.0)
+    assert "after the server's warm-up" not in bench.app_start_text(start)
+    start.warm_up_s, start.warmed_first_s = 2.64, 1.04
+    text = bench.app_start_text(start)
+    assert "its log says it is done at 2.6 s): first page complete 1.0 s" in text
+
+
 def test_the_floor_script_is_a_bare_page_that_imports_torch():
     import ast
 
