@@ -32,8 +32,9 @@ class AppStart:
     error: str = ""
 
 
-# The app server's log line when its own warm-up (ui.warmup) is over.
+# The app server's log lines when its own warm-up is over (ui.warmup's, copied: explorer/ does not import ui/).
 WARM_UP_DONE = "explorer warm-up done"
+WARM_UP_FAILED = "explorer warm-up failed"
 
 
 # ------------------------------------------------------------------------------ reading a Streamlit page
@@ -259,6 +260,10 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
         except Exception as exc:  # report what was measured, and why the rest was not
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         if warmed and not floor and page is not None and not result.error:
+            # The first server and its pages gone first: no background load on the second start.
+            server.stop()
+            page.context.close()
+            context.close()
             try:
                 _measure_warmed_visit(browser, result, complete, timeout, env)
             except Exception as exc:
@@ -276,7 +281,9 @@ def _measure_warmed_visit(browser: Any, result: AppStart, complete: str, timeout
         with AppServer(env=env, log_path=log) as server:
             server.wait_healthy(timeout)
             deadline = time.perf_counter() + timeout
-            while WARM_UP_DONE not in log.read_text(errors="replace"):
+            while WARM_UP_DONE not in (text := log.read_text(errors="replace")):
+                if WARM_UP_FAILED in text:
+                    raise RuntimeError(text[text.index(WARM_UP_FAILED):].splitlines()[0])
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"no {WARM_UP_DONE!r} line in the server log within {timeout:.0f} s")
                 time.sleep(0.05)
