@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.core import translate  # noqa: E402
 from explorer.devtools.appserver import (FLOOR_SCRIPT, AppServer, chromium_available,  # noqa: E402
-                                         launch_chromium)
+                                         launch_chromium, visit_seconds)
 
 # The floor page, writing when its script starts and when torch is imported (epoch seconds) to $TIMELINE_FILE.
 TIMED_FLOOR = """import os, time
@@ -90,11 +90,14 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
 
 
-def floor_timeline(browser, runs: int) -> dict[str, list[float]]:
+def cold_starts(browser, runs: int, script_text: str) -> dict[str, list[float]]:
+    """``streamlit run`` of ``script_text`` with the browser opening it as soon as the server answers, seconds after
+    the start: health, the page complete and, from a script that writes them (:data:`TIMED_FLOOR`), when its run
+    started and when torch was imported."""
     found: dict[str, list[float]] = {"health": [], "script_start": [], "torch_imported": [], "complete": []}
     with tempfile.TemporaryDirectory() as folder:
-        script, stamps = Path(folder) / "floor.py", Path(folder) / "stamps.txt"
-        script.write_text(TIMED_FLOOR)
+        script, stamps = Path(folder) / "page.py", Path(folder) / "stamps.txt"
+        script.write_text(script_text)
         for _ in range(runs):
             stamps.write_text("")
             page = browser.new_page()
@@ -106,31 +109,14 @@ def floor_timeline(browser, runs: int) -> dict[str, list[float]]:
                     page.goto(server.url, wait_until="commit")
                     page.get_by_text(FLOOR_MARKER).first.wait_for(timeout=120_000)
                     found["complete"].append(time.perf_counter() - server.started_at)
-                    script_start, imported = map(float, stamps.read_text().split()[:2])
-                    found["script_start"].append(script_start - start_epoch)
-                    found["torch_imported"].append(imported - start_epoch)
+                    written = stamps.read_text().split()
+                    if written:
+                        script_start, imported = map(float, written[:2])
+                        found["script_start"].append(script_start - start_epoch)
+                        found["torch_imported"].append(imported - start_epoch)
             finally:
                 page.close()
     return found
-
-
-def warmed_floor(browser, runs: int) -> list[float]:
-    """``streamlit run`` → :data:`WARMED_FLOOR` complete in a browser opened as soon as the server answers."""
-    seconds = []
-    with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "warmed_floor.py"
-        script.write_text(WARMED_FLOOR)
-        for _ in range(runs):
-            page = browser.new_page()
-            try:
-                with AppServer(script=script) as server:
-                    server.wait_healthy()
-                    page.goto(server.url, wait_until="commit")
-                    page.get_by_text(FLOOR_MARKER).first.wait_for(timeout=120_000)
-                    seconds.append(time.perf_counter() - server.started_at)
-            finally:
-                page.close()
-    return seconds
 
 
 def idle_visit(browser, runs: int, idle: float, warm_up: bool) -> list[float]:
@@ -140,15 +126,7 @@ def idle_visit(browser, runs: int, idle: float, warm_up: bool) -> list[float]:
         with AppServer(env=env) as server:
             server.wait_healthy()
             time.sleep(idle)
-            context = browser.new_context(viewport={"width": 1280, "height": 1600})
-            try:
-                page = context.new_page()
-                opened = time.perf_counter()
-                page.goto(server.url, wait_until="commit")
-                page.get_by_text(APP_MARKER).first.wait_for(timeout=120_000)
-                seconds.append(time.perf_counter() - opened)
-            finally:
-                context.close()
+            seconds.append(visit_seconds(browser, server.url, APP_MARKER))
     return seconds
 
 
@@ -162,10 +140,7 @@ def new_sessions(browser, runs: int, floor: bool) -> dict[str, list[float]]:
             script.write_text(FLOOR_SCRIPT)
         with AppServer(script=script) as server:
             server.wait_healthy()
-            first = browser.new_page()  # the first session warms the server
-            first.goto(server.url)
-            first.get_by_text(marker).first.wait_for(timeout=120_000)
-            first.close()
+            visit_seconds(browser, server.url, marker)  # the first session warms the server
             time.sleep(3)
             for _ in range(runs):
                 context = browser.new_context(viewport={"width": 1280, "height": 1600})
@@ -212,8 +187,8 @@ def main() -> None:
         browser = launch_chromium(pw)
         try:
             print("floor timeline…", file=sys.stderr)
-            report["floor"] = floor_timeline(browser, args.runs)
-            report["warmed_floor"] = warmed_floor(browser, args.runs)
+            report["floor"] = cold_starts(browser, args.runs, TIMED_FLOOR)
+            report["warmed_floor"] = cold_starts(browser, args.runs, WARMED_FLOOR)["complete"]
             print("visits after an idle server…", file=sys.stderr)
             report["idle_visit_warm_up"] = idle_visit(browser, args.runs, args.idle, True)
             report["idle_visit_no_warm_up"] = idle_visit(browser, args.runs, args.idle, False)

@@ -7,7 +7,6 @@ import importlib.util
 import logging
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -144,7 +143,7 @@ class _Lines(logging.Handler):
 def test_failed_warm_up_is_logged_as_failed_and_its_thread_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     import ui.common
 
-    def broken() -> list:
+    def broken(started: float | None = None) -> list:
         raise RuntimeError("no disk today")
 
     monkeypatch.setattr(ui.common, "warm_default_selection", broken)
@@ -176,9 +175,7 @@ def test_real_server_logs_its_warm_up() -> None:
         log = Path(folder) / "server.log"
         with AppServer(log_path=log) as server:
             server.wait_healthy(120)
-            deadline = time.perf_counter() + 180
-            while WARM_UP_DONE not in log.read_text(errors="replace") and time.perf_counter() < deadline:
-                time.sleep(0.2)
+            server.wait_warmed_up(180)  # raises on the failure line or without the done line
             text = log.read_text(errors="replace")
     assert WARM_UP_DONE in text and warmup.WARM_UP_FAILED not in text
     assert "memory cap" in text  # every step ran

@@ -232,14 +232,14 @@ def weights_key_of(chosen: str, choices: tuple[str, ...], is_run: bool = False) 
     return "none"
 
 
-def warm_default_selection() -> list[tuple[str, float]]:
+def warm_default_selection(started: float | None = None) -> list[tuple[str, float]]:
     """What a new session's first page reads, for the default selection, put into the shared caches now (the
     server's warm-up, ``ui.warmup``): the model as the sidebar loads it, its sample image and its largest input
     side. The same keys as :func:`render_sidebar` derives, so the first visitor finds them. Returns the seconds
-    since the start at the end of each step."""
+    since ``started`` (a ``time.perf_counter()`` value; default: now) at the end of each step."""
     import time
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     steps: list[tuple[str, float]] = []
 
     def done(step: str) -> None:

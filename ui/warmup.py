@@ -37,8 +37,7 @@ def import_torch_and_warm() -> list[tuple[str, float]]:
     imported = round(time.perf_counter() - started, 3)
     from ui.common import warm_default_selection
 
-    return [("torch", imported)] + [(step, round(imported + seconds, 3))
-                                    for step, seconds in warm_default_selection()]
+    return [("torch", imported), *warm_default_selection(started)]
 
 
 def warm_in_background() -> threading.Thread:

@@ -139,6 +139,20 @@ class AppServer:
             time.sleep(0.05)
         raise TimeoutError(f"the app server did not answer /_stcore/health within {timeout:.0f} s")
 
+    def wait_warmed_up(self, timeout: float = 120.0) -> float:
+        """Seconds from start until the server's log (``log_path``) says the app's warm-up is over; a failed
+        warm-up raises ``RuntimeError`` with its line."""
+        if self.log_path is None:
+            raise ValueError("the warm-up is read from the server's log: start the server with a log_path")
+        deadline = time.perf_counter() + timeout
+        while WARM_UP_DONE not in (text := self.log_path.read_text(errors="replace")):
+            if WARM_UP_FAILED in text:
+                raise RuntimeError(text[text.index(WARM_UP_FAILED):].splitlines()[0])
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no {WARM_UP_DONE!r} line in the server log within {timeout:.0f} s")
+            time.sleep(0.05)
+        return time.perf_counter() - self.started_at
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -169,6 +183,20 @@ def chromium_available() -> str | None:
     except ImportError:
         return "the playwright package is missing (pip install playwright)"
     return None
+
+
+def visit_seconds(browser: Any, url: str, text: str, timeout: float = 120.0) -> float:
+    """Seconds from opening ``url`` in a new browser context (a new Streamlit session, nothing cached) until
+    ``text`` is on the page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    try:
+        page = context.new_page()
+        opened = time.perf_counter()
+        page.goto(url, wait_until="commit", timeout=timeout * 1000)
+        page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+        return time.perf_counter() - opened
+    finally:
+        context.close()
 
 
 def launch_chromium(playwright: Any) -> Any:
@@ -250,20 +278,13 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
                 page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
                 result.complete_s = time.perf_counter() - server.started_at
                 # A second student arrives: a new browser context is a new Streamlit session.
-                context = browser.new_context(viewport={"width": 1280, "height": 1600})
-                stack.callback(context.close)
-                second = context.new_page()
-                opened = time.perf_counter()
-                second.goto(server.url, wait_until="commit", timeout=timeout * 1000)
-                second.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
-                result.warm_session_s = time.perf_counter() - opened
+                result.warm_session_s = visit_seconds(browser, server.url, complete, timeout)
         except Exception as exc:  # report what was measured, and why the rest was not
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         if warmed and not floor and page is not None and not result.error:
             # The first server and its pages gone first: no background load on the second start.
             server.stop()
             page.context.close()
-            context.close()
             try:
                 _measure_warmed_visit(browser, result, complete, timeout, env)
             except Exception as exc:
@@ -277,26 +298,10 @@ def _measure_warmed_visit(browser: Any, result: AppStart, complete: str, timeout
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="explorer-warmed-") as folder:
-        log = Path(folder) / "server.log"
-        with AppServer(env=env, log_path=log) as server:
+        with AppServer(env=env, log_path=Path(folder) / "server.log") as server:
             server.wait_healthy(timeout)
-            deadline = time.perf_counter() + timeout
-            while WARM_UP_DONE not in (text := log.read_text(errors="replace")):
-                if WARM_UP_FAILED in text:
-                    raise RuntimeError(text[text.index(WARM_UP_FAILED):].splitlines()[0])
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"no {WARM_UP_DONE!r} line in the server log within {timeout:.0f} s")
-                time.sleep(0.05)
-            result.warm_up_s = time.perf_counter() - server.started_at
-            context = browser.new_context(viewport={"width": 1280, "height": 1600})
-            try:
-                page = context.new_page()
-                opened = time.perf_counter()
-                page.goto(server.url, wait_until="commit", timeout=timeout * 1000)
-                page.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
-                result.warmed_first_s = time.perf_counter() - opened
-            finally:
-                context.close()
+            result.warm_up_s = server.wait_warmed_up(timeout)
+            result.warmed_first_s = visit_seconds(browser, server.url, complete, timeout)
 
 
 # ------------------------------------------------------------------------------------------ output
