@@ -61,6 +61,15 @@ def choose(page, label: str, typed: str, where: str = '[data-testid="stMain"]') 
     wait_idle(page)
 
 
+def wait_for_view(page, pattern: str) -> None:
+    """The follower's address bar names ``pattern`` within FOLLOW_WITHIN_MS; if not, say where it is instead."""
+    try:
+        page.wait_for_url(re.compile(pattern), timeout=FOLLOW_WITHIN_MS)
+    except Exception as exc:  # playwright's TimeoutError: name the page the follower is on
+        raise AssertionError(f"the follower did not show {pattern} within {FOLLOW_WITHIN_MS} ms; "
+                             f"it shows {page.url}") from exc
+
+
 def first_url(page, pattern: str, since_ms: float) -> float | None:
     return first_url_change(page, pattern, since_ms)
 
@@ -144,7 +153,7 @@ def test_students_follow_the_lecturer(server, browser) -> None:
 
         # the student's page shows the same view within a few seconds
         changed = time.perf_counter()
-        student.wait_for_url(re.compile(r"/feature_maps\?.*layer=C3"), timeout=FOLLOW_WITHIN_MS)
+        wait_for_view(student, r"/feature_maps\?.*layer=C3")
         wait_idle(student)
         print(f"follower showed the lecturer's view {time.perf_counter() - changed:.1f} s after the change")
         assert selected(student, translate("maps.layer", "en")) == lecturer_layer
@@ -157,7 +166,7 @@ def test_students_follow_the_lecturer(server, browser) -> None:
         for layer in ("C5 ", "C1 ", "C5 ", "C1 ", "C3 "):
             pattern = r"/feature_maps\?.*layer=" + layer.strip() + "(&|$)"
             clicked = choose_timed(lecturer, translate("maps.layer", "en"), layer)
-            student.wait_for_url(re.compile(pattern), timeout=FOLLOW_WITHIN_MS)
+            wait_for_view(student, pattern)
             shown, lecturer_done = first_url(student, pattern, clicked), first_url(lecturer, pattern, clicked)
             lags.append((shown - clicked) / 1000)
             print(f"follow lag {layer.strip()}: lecturer's run {(lecturer_done - clicked) / 1000:.2f} s, "

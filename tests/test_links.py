@@ -103,3 +103,23 @@ def test_join_link_follows_the_class_and_is_not_a_view_parameter():
     at = open_link("home", {CLASS_PARAM: "ZZZZ"})  # no such class
     assert not at.exception and "_class_follow" not in at.session_state
     assert any("No class with this code" in str(w.value) for w in at.warning)
+
+
+def test_a_follower_gets_a_lost_view_again():
+    """A view the poll sent but no page run took (its page switch lost to a rerun of the old page) is resent."""
+    from ui.links import CLASS_PARAM, class_store
+
+    code, token = class_store().start({"page": "home", "query": {}})
+    at = open_link("home", {CLASS_PARAM: code, "model": "mnist_cnn", "weights": "none"})
+    assert not at.exception and at.session_state["_class_follow"] == code
+    view = {"page": "feature_maps", "query": {"model": "lenet5", "weights": "none", "layer": "C3"}}
+    class_store().publish(code, token, view)
+    # the poll has sent this version (seen), but the run that should take it never ran on its page
+    at.session_state["_class_seen"] = class_store().version(code)
+    at.run()
+    assert not at.exception
+    assert at.session_state["sel_model"] == "lenet5"
+    assert dict(at.query_params).get("layer") == "C3"  # the follower's address bar: the lecturer's layer
+    assert at.session_state["_class_delivered"] == class_store().version(code)
+    at.run()  # taken: no further resend
+    assert at.session_state["_class_resent"] == 1 and dict(at.query_params).get("layer") == "C3"

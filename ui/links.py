@@ -38,6 +38,8 @@ DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empt
 # the follower's own page run; a poll of an unchanged class costs ~3 ms of server CPU, ~2.4 ms of it Streamlit's
 # own fragment-run overhead (scripts/follow_load.py): 30 students cost ~0.09 of a core at 1 s, ~0.18 at 0.5 s.
 POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 1.0)))
+# How often a follower's poll resends one lecturer's view that no page run has taken (see ``_follow``).
+RESEND_LIMIT = 5
 PRESENT_KEY = "present_mode"
 SHARE_OPEN_KEY = "share_open"  # the share popover is open (its QR code is drawn only then)
 CLASS_PARAM = "join"  # ?join=CODE joins that class (the link under the lecturer's class code; "class" is Grad-CAM's)
@@ -198,6 +200,7 @@ def begin(page: Any) -> View:
     pending = state.pop("_links_pending", None)
     if pending and pending.get("page") == stem:
         _apply(stem, pending.get("query") or {}, personal=False)
+        state["_class_delivered"] = pending.get("version")  # the poll resends a view no page run has taken
     return View(stem, st.empty())  # st.empty: nothing shows unless finish() fills it
 
 
@@ -264,7 +267,8 @@ def _join_code(text: str) -> None:
         return
     if code == st.session_state.get("_class_code"):
         return  # the lecturer's own class
-    st.session_state.update({"_class_follow": code, "class_follow_on": True, "_class_seen": None})
+    st.session_state.update({"_class_follow": code, "class_follow_on": True, "_class_seen": None,
+                             "_class_delivered": None})
     st.session_state.pop("_class_note", None)
 
 
@@ -273,7 +277,7 @@ def _join() -> None:
 
 
 def _leave() -> None:
-    for key in ("_class_follow", "_class_seen"):
+    for key in ("_class_follow", "_class_seen", "_class_delivered", "_class_resent"):
         st.session_state.pop(key, None)
     st.session_state["class_follow_on"] = False
 
@@ -290,23 +294,34 @@ def _follow(stem: str) -> None:
     Runs every ``POLL_SECONDS`` for every following student, so while nothing changes it only compares a
     version number (``ClassroomStore.version``: a dict lookup, or one ``os.stat`` with a shared folder) and
     draws nothing (no message to the browser beyond the run's own start and end).
+
+    A view sent is resent (up to ``RESEND_LIMIT`` times) until a page run has taken it: Streamlit folds a
+    rerun request that arrives while ``st.switch_page``'s is pending into one run of the *newer* request's
+    page, and that page's ``begin`` drops a view meant for another page (a follower once stayed behind in CI).
     """
-    code = st.session_state.get("_class_follow")
-    if not code or not st.session_state.get("class_follow_on"):
+    state = st.session_state
+    code = state.get("_class_follow")
+    if not code or not state.get("class_follow_on"):
         return
     version = class_store().version(code)
-    if version is not None and version == st.session_state.get("_class_seen"):
-        return
+    if version is not None and version == state.get("_class_seen"):
+        if state.get("_class_delivered") == version or state.get("_class_resent", 0) >= RESEND_LIMIT:
+            return
+        state["_class_resent"] = state.get("_class_resent", 0) + 1
+    else:
+        state["_class_resent"] = 0
     view = class_store().read(code) if version is not None else None
     if view is None:
         _leave()
-        st.session_state["_class_note"] = "links.class_ended"
+        state["_class_note"] = "links.class_ended"
         st.rerun(scope="app")
-    st.session_state["_class_seen"] = view.version
+    state["_class_seen"] = view.version
     target = str(view.state.get("page") or DEFAULT_PAGE)
     if not is_page(target):
+        state["_class_delivered"] = view.version  # nothing to show: not resent
         return
-    st.session_state["_links_pending"] = {"page": target, "query": dict(view.state.get("query") or {})}
+    state["_links_pending"] = {"page": target, "query": dict(view.state.get("query") or {}),
+                               "version": view.version}
     if target != stem:
         st.switch_page(f"pages/{target}.py")
     st.rerun(scope="app")
