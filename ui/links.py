@@ -38,7 +38,7 @@ DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empt
 # the follower's own page run; a poll of an unchanged class costs ~3 ms of server CPU, ~2.4 ms of it Streamlit's
 # own fragment-run overhead (scripts/follow_load.py): 30 students cost ~0.09 of a core at 1 s, ~0.18 at 0.5 s.
 POLL_SECONDS = min(10.0, max(0.2, float(os.environ.get("EXPLORER_CLASS_POLL_S", "") or 1.0)))
-# How often a follower's poll resends one lecturer's view that no page run has taken (see ``_follow``).
+# How many times a follower's poll resends one lecturer's view that no page run has taken (see ``_follow``).
 RESEND_LIMIT = 5
 PRESENT_KEY = "present_mode"
 SHARE_OPEN_KEY = "share_open"  # the share popover is open (its QR code is drawn only then)
@@ -295,9 +295,11 @@ def _follow(stem: str) -> None:
     version number (``ClassroomStore.version``: a dict lookup, or one ``os.stat`` with a shared folder) and
     draws nothing (no message to the browser beyond the run's own start and end).
 
-    A view sent is resent (up to ``RESEND_LIMIT`` times) until a page run has taken it: Streamlit folds a
-    rerun request that arrives while ``st.switch_page``'s is pending into one run of the *newer* request's
-    page, and that page's ``begin`` drops a view meant for another page (a follower once stayed behind in CI).
+    A view sent is resent (up to ``RESEND_LIMIT`` times) until a page run has taken it. The run that should take
+    it can be one of another page: Streamlit folds a rerun request that arrives while ``st.switch_page``'s is
+    pending into one run of the *newer* request's page, and ``st.rerun`` in a fragment-only run reruns the page
+    the browser named in that request. That page's ``begin`` drops a view meant for another page (a follower
+    once stayed behind in CI).
     """
     state = st.session_state
     code = state.get("_class_follow")
