@@ -224,6 +224,11 @@ def _trained_dataset(name: str) -> str:
         return ""
 
 
+def weight_options_of(choices: tuple[str, ...], is_run: bool = False) -> list[str]:
+    """The sidebar's weights options for a model with trained-weight ``choices``; the first is the default."""
+    return ["run"] if is_run else [*choices, "none", "upload"]
+
+
 def weights_key_of(chosen: str, choices: tuple[str, ...], is_run: bool = False) -> str:
     """The model cache's weights key for the sidebar's choice. "none" on a model with no trained weights loads as
     "pretrained", which says so honestly (no_pretrained)."""
@@ -251,7 +256,7 @@ def warm_default_selection(started: float | None = None) -> list[tuple[str, floa
 
     done("imports")
     choices = _weights_choices(DEFAULT_MODEL)
-    weights_key = weights_key_of(choices[0] if choices else "none", choices)
+    weights_key = weights_key_of(weight_options_of(choices)[0], choices)
     cached_model(DEFAULT_MODEL, weights_key, str(pick_device("auto")), None, version=0.0)
     done("model")
     _sample(fitting_sample(_trained_dataset(DEFAULT_MODEL), DEFAULT_SAMPLE))
@@ -306,7 +311,7 @@ def render_sidebar() -> Selection:
     is_run = name in runs
     # Only what exists for this model: "builtin" (teaching networks) or "pretrained" (ImageNet) when it has them.
     choices = () if is_run else _weights_choices(name)
-    weight_options = ["run"] if is_run else [*choices, "none", "upload"]
+    weight_options = weight_options_of(choices, is_run)
     if st.session_state.get("sel_weights") not in weight_options:
         st.session_state["sel_weights"] = weight_options[0]
     sb.selectbox(t("sidebar.weights"), weight_options, key="sel_weights",
