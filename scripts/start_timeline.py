@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -56,11 +57,7 @@ if __name__ != "__main__":
 
     app = st.App(__file__, lifespan=lifespan)
 else:
-    import torch
-
-    st.title("Floor")
-    st.write(f"torch {torch.__version__} is imported")
-"""
+""" + textwrap.indent(FLOOR_SCRIPT, "    ")
 APP_MARKER = translate("home.input_title", "en")
 FLOOR_MARKER = "is imported"
 BROWSER_EVENTS_JS = """
