@@ -4,7 +4,7 @@ import math
 import streamlit as st
 
 from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, upscale
-from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_order, channel_stats, pixel_zoom
+from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_stats, pixel_zoom
 from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
 from ui.common import run_through_app, t
@@ -83,7 +83,7 @@ cmap = c3.selectbox(t("maps.cmap"), list(COLORMAPS), key="maps_cmap")
 tiled = tile(key, shown, order, scale, cmap, loaded, sel.image)
 st.plotly_chart(tiled["figure"], width="stretch", key="maps_tile")
 # By mean whatever the grid's order (in index order the grid's first five are just 0…4)
-strongest = ", ".join(str(int(c)) for c in channel_order(maps, "mean")[:5])
+strongest = ", ".join(map(str, tiled["strongest"]))
 st.caption(t("maps.tile_caption", channels=channels, rows=tiled["rows"], cols=tiled["cols"], shape="×".join(
     map(str, maps.shape[1:])), strongest=strongest) + (t("maps.shrunk", factor=tiled["shrink"]) if tiled["shrink"] > 1 else ""))
 st.download_button(t("common.download_png"),

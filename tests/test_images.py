@@ -107,3 +107,26 @@ def test_large_images_are_bounded():
 def test_missing_path():
     with pytest.raises(ImageLoadError, match="no such image"):
         load_image("/nonexistent/picture.png")
+
+
+@pytest.mark.parametrize("size,mode", [((512, 600), "RGB"), ((2000, 300), "RGB"), ((100, 80), "L"), ((900, 900), "RGBA")])
+def test_preview_picture_is_the_image_shrunk_and_encoded_once(size, mode):
+    """The sidebar's copy: at most 640 px on its long side, aspect kept, opaque pictures as JPEG, transparent ones
+    as PNG, and the same picture (against PIL's own resize of the original)."""
+    from explorer.imaging import preview_picture
+
+    rng = np.random.default_rng(3)
+    h, w = size[1], size[0]
+    cell = max(size) // 8  # colour blocks that stay ~80 px wide in the preview (JPEG blurs only their edges)
+    smooth = np.kron(rng.integers(0, 256, (h // cell + 1, w // cell + 1, 4)), np.ones((cell, cell, 1)))[:h, :w]
+    smooth = smooth.astype(np.uint8)
+    img = Image.fromarray(smooth, "RGBA").convert(mode)
+    data, kind = preview_picture(img)
+    shown = Image.open(io.BytesIO(data))
+    assert kind == ("PNG" if mode == "RGBA" else "JPEG") and shown.format == kind
+    scale = min(1.0, 640 / max(size))
+    assert max(shown.size) == round(max(size) * scale)
+    assert abs(shown.size[0] / shown.size[1] - size[0] / size[1]) < 0.02 * size[0] / size[1] + 0.02
+    expected = np.asarray(img.resize(shown.size, Image.Resampling.LANCZOS), dtype=np.float64)
+    got = np.asarray(shown.convert(mode), dtype=np.float64)
+    assert np.abs(got - expected).mean() < 8  # JPEG's loss on sharp colour edges; a wrong picture is off by ~80

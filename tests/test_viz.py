@@ -172,3 +172,32 @@ def test_upscale_is_an_exact_nearest_neighbour_enlargement():
             out = upscale(image, factor)
             assert out.dtype == image.dtype and out.shape == expected.shape
             np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("case", ["gaps", "no_gaps", "every_colour_and_gaps"])
+def test_indexed_png_has_the_pixels_of_the_coloured_grid(case):
+    """The palette PNG the screen and downloads get decodes to exactly the RGB grid: each value through matplotlib's
+    colormap (within the table's rounding), gaps in white, enlarged by a whole factor (a Kronecker product)."""
+    from matplotlib import colormaps
+
+    from explorer.imaging import colour_index, indexed_png
+
+    rng = np.random.default_rng(5)
+    values = rng.random((23, 31), dtype=np.float32)
+    if case != "no_gaps":
+        values[4, :] = np.nan
+        values[:, 7] = np.nan
+    if case == "every_colour_and_gaps":  # all 256 table rows used: no free palette slot for the gaps
+        cells = np.flatnonzero(~np.isnan(values))[:256]
+        values.ravel()[cells] = np.arange(256) / 255
+    data = indexed_png(*colour_index(values), "magma", min_side=100)
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    factor = 4  # ceil(100 / 31)
+    expected_small = (colormaps["magma"](np.nan_to_num(values))[..., :3] * 255).round()
+    expected_small[np.isnan(values)] = 255
+    expected = np.kron(expected_small, np.ones((factor, factor, 1)))
+    assert decoded.shape == (23 * factor, 31 * factor, 3)
+    assert np.abs(decoded - expected).max() <= 6
+    gaps = np.kron(np.isnan(values), np.ones((factor, factor), bool))
+    assert (decoded[gaps] == 255).all()
+    assert Image.open(io.BytesIO(data)).mode == ("RGB" if case == "every_colour_and_gaps" else "P")

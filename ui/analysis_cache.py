@@ -129,54 +129,60 @@ def feature_activation_chain(key: Key, layer: str, _loaded: Any, _image: Any) ->
 def layer_tiling(key: Key, layer: str, order: str, scale: str, _loaded: Any, _image: Any):
     """The layer's channels in one grid (``explorer.imaging.viz.Tiling``, values in [0, 1]) and its colormap rows,
     before any colormap."""
-    from explorer.imaging import DISPLAY_TILE_SIDE, colour_index, tile_channels
+    from explorer.imaging import DISPLAY_TILE_SIDE, channel_order, colour_index, tile_channels
 
     maps = layer_maps(key, layer, _loaded, _image)
     # Drawn at most 1024 px (the page shows it ~900 px wide): a 1799² vgg16 tile costs ~100 ms of figure
     # serialisation on every rerun. The download is full resolution (``full_tile_png``).
     tiling = tile_channels(maps, order=order, scale=scale, max_side=DISPLAY_TILE_SIDE)
     index, gaps = colour_index(tiling.image)  # so another colormap is one table lookup
-    return {"tiling": tiling, "index": index, "gaps": gaps}
+    # The five strongest channels by mean, whatever the grid's order (the caption names them): once per layer
+    strongest = tiling.channels[:5] if order == "mean" else channel_order(maps, "mean")[:5]
+    return {"tiling": tiling, "index": index, "gaps": gaps, "strongest": [int(c) for c in strongest]}
 
 
 @shared(max_entries=48)
 def tile(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> dict[str, Any]:
     """The layer's channels tiled and coloured (as a JPEG and the figure embedding it) with the grid layout;
     another colormap re-colours the cached grid without tiling again."""
-    from explorer.imaging import colorize_index
-
     grid = layer_tiling(key, layer, order, scale, _loaded, _image)
     tiling = grid["tiling"]
-    rgb = colorize_index(grid["index"], grid["gaps"], cmap)
     # Encoded once here, not on every rerun; the figure embeds the same bytes.
-    shown, picture, kind = screen_picture(rgb)
-    return {"picture": picture, "format": kind, "figure": image_figure(shown, encoded=(picture, kind)),
+    shown, picture, kind = screen_picture(grid["index"], grid["gaps"], cmap)
+    return {"picture": picture, "format": kind, "figure": image_figure(None, encoded=(picture, kind), shape=shown),
+            "strongest": grid["strongest"],
             "channels": tiling.channels, "rows": tiling.rows, "cols": tiling.cols, "shrink": tiling.shrink}
 
 
 SMALL_PICTURE_SIDE = 256  # up to this long side a picture is sent as PNG: exact pixels, blocks compress well
 
 
-def screen_picture(rgb: np.ndarray) -> tuple[np.ndarray, bytes, str]:
-    """A coloured grid for the screen: enlarged by whole pixels to ``SCREEN_MIN_SIDE`` (a 28×28 input's maps
-    are drawn as pixels, not smoothed by the browser), encoded as PNG when it was small (no JPEG artefacts
-    on 12-px maps) and as JPEG otherwise (~7x smaller for big grids). Returns (pixels, bytes, "png"|"jpeg")."""
-    from explorer.imaging import SCREEN_MIN_SIDE, as_pixels, to_jpeg, to_png
+def screen_picture(index: np.ndarray, gaps: np.ndarray | None, cmap: str) -> tuple[tuple[int, int], bytes, str]:
+    """A coloured grid for the screen, from its colour index (``explorer.imaging.colour_index``).
 
-    shown = as_pixels(rgb, SCREEN_MIN_SIDE)
-    if max(rgb.shape[:2]) <= SMALL_PICTURE_SIDE:
-        return shown, to_png(shown), "png"
-    return shown, to_jpeg(shown), "jpeg"
+    Small grids (a 28×28 input's maps) are enlarged by whole pixels to ``SCREEN_MIN_SIDE``, so the browser does not
+    smooth them into a blur, and sent as a palette PNG: exact pixels, ~3 ms. Larger ones are JPEG (~7x smaller for
+    big grids), enlarged only when the browser would otherwise stretch them 2x or more: doubling a 798-px grid to
+    1596 px cost ~9 ms more to encode, and looks the same once the browser fits it to the page. Returns
+    ((height, width) as sent, bytes, "png"|"jpeg")."""
+    from explorer.imaging import SCREEN_MIN_SIDE, colorize_index, indexed_png, pixel_zoom, to_jpeg, upscale
+
+    long_side = max(index.shape[:2])
+    zoom = pixel_zoom(index.shape, SCREEN_MIN_SIDE) if long_side * 2 <= SCREEN_MIN_SIDE else 1
+    shape = (index.shape[0] * zoom, index.shape[1] * zoom)
+    if long_side <= SMALL_PICTURE_SIDE:
+        return shape, indexed_png(index, gaps, cmap, SCREEN_MIN_SIDE), "png"
+    return shape, to_jpeg(upscale(colorize_index(index, gaps, cmap), zoom)), "jpeg"
 
 
 @shared(max_entries=4)
 def full_tile_png(key: Key, layer: str, order: str, scale: str, cmap: str, _loaded: Any, _image: Any) -> bytes:
     """The channel grid at full resolution as PNG (computed when the download is clicked), enlarged by whole
     pixels to at least ``DOWNLOAD_MIN_SIDE`` on its long side (a 28×28 input's grid is ~40 px otherwise)."""
-    from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, colorize, tile_channels, to_png
+    from explorer.imaging import DOWNLOAD_MIN_SIDE, colour_index, indexed_png, tile_channels
 
     maps = layer_maps(key, layer, _loaded, _image)
-    return to_png(as_pixels(colorize(tile_channels(maps, order=order, scale=scale).image, cmap), DOWNLOAD_MIN_SIDE))
+    return indexed_png(*colour_index(tile_channels(maps, order=order, scale=scale).image), cmap, DOWNLOAD_MIN_SIDE)
 
 
 @shared(max_entries=48)
@@ -187,7 +193,7 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
 
     ``same_as_grid``: the page's channel grid shows the first conv in index order on one shared scale (its
     default), so the maps picture is that grid's JPEG, not a second tiling."""
-    from explorer.imaging import colorize, tile_channels
+    from explorer.imaging import colour_index, tile_channels
 
     info = overview(key, _loaded, _image)
     grid = tile(key, info["first_conv"], "index", "shared", cmap, _loaded, _image) if same_as_grid else None
@@ -197,7 +203,7 @@ def first_layer_pictures(key: Key, cols: int, cmap: str, _loaded: Any, _image: A
         first = layer_maps(key, info["first_conv"], _loaded, _image)
         # Shown half the page wide: 512 px is enough, and a quarter of the encoding of a full grid.
         _, maps, maps_format = screen_picture(
-            colorize(tile_channels(first, cols=cols, max_side=SIDE_PICTURE_SIDE).image, cmap))
+            *colour_index(tile_channels(first, cols=cols, max_side=SIDE_PICTURE_SIDE).image), cmap)
     # Encoded once: st.image re-encodes a numpy array on every rerun (~10 ms for the 900 px grid), while
     # bytes in the format it is told are only stored. PNG keeps the kernels' single pixels exact (a small
     # picture, ``first_filters_png``); the maps grid is a JPEG (PNG of 900 px took ~30 ms, for the screen).
@@ -350,13 +356,14 @@ def channel_figure(key: Key, layer: str, channel: int, cmap: str, title: str, _v
     return heatmap_figure(_values, cmap, 360, title=title)
 
 
-def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None = None,
-                 encoded: tuple[bytes, str] | None = None):
+def image_figure(rgb: np.ndarray | None, height: int | None = None, jpeg: bytes | None = None,
+                 encoded: tuple[bytes, str] | None = None, shape: tuple[int, int] | None = None):
     """A plotly figure of an RGB picture sent as one JPEG, without axes (zoom and pan still work).
 
     plotly's own ``px.imshow(binary_string=True)`` encodes PNG: 190 ms and 1.4 MB for vgg16's 64-channel grid,
     sent to every browser and hashed on every rerun; a quality-90 JPEG is ~10 ms and ~0.2 MB. ``jpeg``: the
-    picture already encoded; ``encoded``: (bytes, "png"|"jpeg"), a picture already encoded in either format."""
+    picture already encoded; ``encoded``: (bytes, "png"|"jpeg"), a picture already encoded in either format,
+    whose (height, width) is ``shape`` when no ``rgb`` is given."""
     import base64
 
     import plotly.graph_objects as go
@@ -365,7 +372,8 @@ def image_figure(rgb: np.ndarray, height: int | None = None, jpeg: bytes | None 
 
     picture, kind = encoded or (jpeg or to_jpeg(rgb), "jpeg")
     source = f"data:image/{kind};base64," + base64.b64encode(picture).decode("ascii")
-    h = height or int(min(900, max(220, rgb.shape[0] * 700 / max(rgb.shape[1], 1))))
+    rows, cols = shape or rgb.shape[:2]
+    h = height or int(min(900, max(220, rows * 700 / max(cols, 1))))
     return go.Figure(go.Image(source=source, hovertemplate="x: %{x}<br>y: %{y}<extra></extra>"),
                      layout=dict(height=h, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False),
                                  yaxis=dict(visible=False)))

@@ -92,6 +92,14 @@ def _decode_image(_data: bytes, digest: str):
     return load_image(_data)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _sidebar_picture(image_hash: str, _image) -> tuple[bytes, str]:
+    """The sidebar's copy of the chosen image, encoded once per image (``explorer.imaging.preview_picture``)."""
+    from explorer.imaging import preview_picture
+
+    return preview_picture(_image)
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def _sample(name: str):
     from explorer.imaging import sample_image
@@ -370,7 +378,8 @@ def render_sidebar() -> Selection:
         image, image_hash, image_name = _sample(sample), f"sample:{sample}", sample
     if note:
         sb.caption(t("sidebar.image_note", note=note))
-    sb.image(image, width="stretch")
+    picture, picture_format = _sidebar_picture(image_hash, image)
+    sb.image(picture, width="stretch", output_format=picture_format)
 
     sb.markdown(f"**{t('sidebar.device')}**")
     choices = ["auto", "cpu"]

@@ -15,11 +15,11 @@ _SUBMODULES = ("augment", "filter_display", "filters")
 # submodule -> the public names it defines
 _MODULES: dict[str, tuple[str, ...]] = {
     "images": ("ALLOWED_FORMATS", "MAX_BYTES", "MAX_SIDE", "SAMPLES", "ImageLoadError", "InputTransform", "basic_transform",
-               "channel_planes", "image_to_png", "load_image", "sample_image", "to_channels"),
+               "channel_planes", "image_to_png", "load_image", "preview_picture", "sample_image", "to_channels"),
     "teaching_samples": ("DIGIT_SAMPLE_INDEX", "FITTING_SAMPLE", "SAMPLE_KINDS", "SHAPE_NAMES", "digit_picture",
                          "draw_single_shape", "fitting_sample", "sample_kind", "sample_label", "sklearn_digits"),
     "viz": ("COLORMAPS", "DISPLAY_TILE_SIDE", "Tiling", "channel_order", "channel_stats", "colorize", "colorize_index",
-            "colour_index", "filter_grid", "filter_images", "input_picture", "normalize", "overlay", "resize_map",
+            "colour_index", "filter_grid", "indexed_png", "filter_images", "input_picture", "normalize", "overlay", "resize_map",
             "tile_channels", "to_jpeg", "to_png", "to_rgb_uint8", "upscale", "DOWNLOAD_MIN_SIDE", "SCREEN_MIN_SIDE",
             "as_pixels", "pixel_zoom"),
 }

@@ -200,6 +200,24 @@ def image_to_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def preview_picture(img: Image.Image, max_side: int = 640) -> tuple[bytes, str]:
+    """``img`` shrunk to at most ``max_side`` pixels on its long side (aspect kept), encoded once for the screen:
+    ``(bytes, "JPEG")`` for opaque pictures, ``(bytes, "PNG")`` for those with transparency or a palette.
+
+    The sidebar shows the chosen image on every page; handed a PIL image, ``st.image`` encodes it again on every
+    rerun (~2 ms for the 512×600 sample, more for a large upload that it must also shrink)."""
+    shown = img.copy()
+    shown.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    if shown.mode in ("RGBA", "LA", "P", "PA"):
+        shown.save(buf, format="PNG")
+        return buf.getvalue(), "PNG"
+    if shown.mode not in ("RGB", "L"):
+        shown = shown.convert("RGB")
+    shown.save(buf, format="JPEG", quality=92)
+    return buf.getvalue(), "JPEG"
+
+
 # --- built-in samples (no upload, no network) -------------------------------------------------
 
 def _grace_hopper() -> Image.Image:

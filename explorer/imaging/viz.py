@@ -5,6 +5,7 @@ image in milliseconds, drawn as a single picture rather than 512 plot traces.
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -69,8 +70,8 @@ def colorize_index(index: np.ndarray, gaps: np.ndarray | None, cmap: str = "viri
         rgb = cv2.LUT(cv2.merge([index, index, index]), lut.reshape(256, 1, 3))
     else:
         rgb = lut[index]
-    if gaps is not None:
-        rgb[gaps] = pad_colour
+    if gaps is not None:  # by flat index: ~8x faster than a boolean mask on a 900² grid
+        rgb.reshape(-1, 3)[np.flatnonzero(gaps)] = pad_colour
     return rgb
 
 
@@ -143,11 +144,16 @@ def _block_mean(maps: np.ndarray, factor: int) -> np.ndarray:
     c, h, w = maps.shape
     fh, fw = min(factor, h), min(factor, w)
     h2, w2 = h // fh, w // fw
-    # Sum of fh·fw strided views: ~8x faster than reshape(...).mean(axis=(2, 4)) on a 64×224×224 layer.
+    kept = np.ascontiguousarray(maps[:, : h2 * fh, : w2 * fw], dtype=np.float32)
+    if c * h2 * fh < 2**31 and w2 * fw < 2**31:
+        # The channels stacked as one tall picture (whole blocks never cross a channel's edge): OpenCV's area
+        # resampling at a whole factor is the block mean, ~8x faster than numpy on vgg16's 64×224×224 layer.
+        stacked = cv2.resize(kept.reshape(c * h2 * fh, w2 * fw), (w2, c * h2), interpolation=cv2.INTER_AREA)
+        return stacked.reshape(c, h2, w2)
     total = np.zeros((c, h2, w2), dtype=np.float32)
     for i in range(fh):
         for j in range(fw):
-            total += maps[:, i: h2 * fh: fh, j: w2 * fw: fw]
+            total += kept[:, i::fh, j::fw]
     total /= fh * fw
     return total
 
@@ -176,7 +182,8 @@ def tile_channels(
     chosen = channel_order(arr, order)
     if limit is not None:
         chosen = chosen[:limit]
-    arr = arr[chosen]
+    if order != "index" or len(chosen) < arr.shape[0]:  # in index order the layer itself: no 13 MB copy for vgg16
+        arr = arr[chosen]
     count, height, width = arr.shape
     cols = cols or max(1, math.ceil(math.sqrt(count * height / max(width, 1))))
     cols = min(cols, count)
@@ -292,6 +299,33 @@ def to_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:  # pragma: no cover - OpenCV only fails on unsupported shapes
         raise ValueError(f"cannot encode an image of shape {arr.shape} as JPEG")
     return buffer.tobytes()
+
+
+def indexed_png(index: np.ndarray, gaps: np.ndarray | None, cmap: str = "viridis", min_side: int = 0,
+                pad_colour: tuple[int, int, int] = PAD_COLOUR) -> bytes:
+    """PNG of ``colorize_index(index, gaps, cmap)`` enlarged by whole pixels to ``min_side`` (``as_pixels``), the
+    same pixels stored as a palette image: the colormap's 256 colours as its palette, the gaps in a palette slot
+    no map pixel uses. A third of the bytes to compress: ~3 ms and ~60 kB instead of ~11 ms and ~540 kB for a
+    900-px grid of 7×7 maps. Falls back to an RGB PNG when all 256 colours are used and there are gaps."""
+    lut = _LUTS.get(cmap)
+    if lut is None:
+        lut = _LUTS[cmap] = _lut(cmap)
+    index = np.asarray(index, dtype=np.uint8)
+    palette = lut.copy()
+    if gaps is not None and gaps.any():
+        free = np.flatnonzero(np.bincount(index[~gaps], minlength=256) == 0)
+        if not free.size:
+            return to_png(as_pixels(colorize_index(index, gaps, cmap, pad_colour), min_side))
+        index = index.copy()
+        index[gaps] = free[0]
+        palette[free[0]] = pad_colour
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(as_pixels(index, min_side)))
+    picture.putpalette(palette.ravel().tolist())  # "L" becomes "P": the values are palette rows
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)  # zlib's fastest: 6 costs 2-5x more for ~20 % fewer bytes
+    return buffer.getvalue()
 
 
 def to_png(image: np.ndarray) -> bytes:
