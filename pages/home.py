@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.imaging import input_picture
 
-from ui.common import loaded_model, model_input, run_through_app, selection, show_weights_note, t
+from ui.common import image_preview, loaded_model, model_input, run_through_app, selection, show_weights_note, t
 from ui.present import wrap_page_links
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -18,7 +18,8 @@ show_weights_note(loaded)
 left, right = st.columns(2)
 with left:
     st.caption(t("home.original", w=sel.image.width, h=sel.image.height))
-    st.image(sel.image, width="stretch")
+    picture, picture_format = image_preview(sel)
+    st.image(picture, width="stretch", output_format=picture_format)
 with right:
     tensor = model_input()[0]
     mean, std = loaded.normalization

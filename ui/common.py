@@ -93,11 +93,20 @@ def _decode_image(_data: bytes, digest: str):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _sidebar_picture(image_hash: str, _image) -> tuple[bytes, str]:
-    """The sidebar's copy of the chosen image, encoded once per image (``explorer.imaging.preview_picture``)."""
+def _preview(image_hash: str, _image) -> tuple[bytes, str]:
     from explorer.imaging import preview_picture
 
-    return preview_picture(_image)
+    return preview_picture(_image, PREVIEW_SIDE)
+
+
+PREVIEW_SIDE = 1024  # half a projected page at 150 % zoom
+
+
+def image_preview(sel: "Selection") -> tuple[bytes, str]:
+    """(bytes, "JPEG"|"PNG") of the chosen image for ``st.image``, encoded once per image
+    (``explorer.imaging.preview_picture``): the sidebar and the Home page show the same bytes, so a browser
+    fetches them once, and no rerun encodes the picture again."""
+    return _preview(sel.image_hash, sel.image)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -378,7 +387,7 @@ def render_sidebar() -> Selection:
         image, image_hash, image_name = _sample(sample), f"sample:{sample}", sample
     if note:
         sb.caption(t("sidebar.image_note", note=note))
-    picture, picture_format = _sidebar_picture(image_hash, image)
+    picture, picture_format = _preview(image_hash, image)
     sb.image(picture, width="stretch", output_format=picture_format)
 
     sb.markdown(f"**{t('sidebar.device')}**")
