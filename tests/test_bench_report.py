@@ -55,6 +55,15 @@ def test_app_start_reports_a_visitor_after_the_warm_up_only_when_measured():
     assert "its log says it is done at 2.6 s): first page complete 1.0 s" in text
 
 
+def test_app_start_reports_a_restart_beside_the_target_and_floor_only_when_measured():
+    start = AppStart(health_s=0.5, title_s=3.5, complete_s=3.5, warm_session_s=1.0)
+    floor = AppStart(health_s=0.5, title_s=2.4, complete_s=2.4, warm_session_s=1.0)
+    assert "A restart" not in bench.app_start_text(start, floor)
+    start.restart_s = 2.52
+    text = bench.app_start_text(start, floor)
+    assert "A restart" in text and "2.5 s (target ≤ 2 s: MISSED; floor 2.4 s, 1.05× it)" in text  # 2.52 / 2.4
+
+
 def test_the_floor_script_is_a_bare_page_that_imports_torch():
     import ast
 

@@ -42,3 +42,46 @@ def test_the_cap_is_explained_in_korean_too(app_factory, monkeypatch):
     at = app_factory("architecture", lang="ko", sel_model="efficientnet_b0", sel_weights="none", sel_input="1024x1024")
     assert not at.exception
     assert any("메모리 예산" in w for w in sidebar_texts(at, "warning"))
+
+
+def test_the_cap_is_kept_across_restarts_only_for_shipped_code(tmp_path, monkeypatch):
+    """The cap's disk key (``largest_side_key``) exists for shipped networks and typed architectures, names the
+    versions it depends on, and is None for an operator's file, a training run or an unknown name: their code can
+    change under the same name."""
+    import importlib.metadata
+
+    import explorer
+    from explorer.analysis import largest_side_key
+
+    key = largest_side_key("tiny_vgg")
+    assert key is not None and torch.__version__ in key and importlib.metadata.version("torchvision") in key
+    assert largest_side_key("arch:C3-16,P2,FC10") == key == largest_side_key("resnet18")
+    assert largest_side_key("runs/some_run") is None
+    assert largest_side_key("no_such_network") is None
+
+    source = tmp_path / "my_cnn.py"
+    source.write_text("import torch.nn as nn\n"
+                      "class MyCNN(nn.Module):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__(); self.conv = nn.Conv2d(3, 4, 3); self.fc = nn.Linear(4, 2)\n"
+                      "    def forward(self, x):\n"
+                      "        return self.fc(self.conv(x).mean((2, 3)))\n")
+    monkeypatch.setenv("EXPLORER_MODELS", str(source))
+    names = explorer.models.list_models()
+    user = next(n for n in names if "mycnn" in n.lower() or "my_cnn" in n.lower())
+    assert largest_side_key(user) is None
+
+
+def test_a_cap_that_cannot_be_kept_on_disk_is_measured_anyway(monkeypatch):
+    """A read-only home or a file half written by another replica: the sidebar still gets the measured side."""
+    from explorer.analysis import largest_input_side
+    from ui import memory_budget
+
+    def broken(*args, **kwargs):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(memory_budget, "_kept_largest_side", broken)
+    memory_budget.largest_side.clear()
+    budget, max_bytes = 64 * 2**20, 256 * 2**20
+    assert memory_budget.largest_side("tiny_vgg", budget, max_bytes) == largest_input_side(
+        "tiny_vgg", budget=budget, max_bytes=max_bytes)

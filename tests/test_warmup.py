@@ -179,3 +179,27 @@ def test_real_server_logs_its_warm_up() -> None:
             text = log.read_text(errors="replace")
     assert WARM_UP_DONE in text and warmup.WARM_UP_FAILED not in text
     assert "memory cap" in text  # every step ran
+
+
+@pytest.mark.slow
+def test_a_restarted_server_reads_the_memory_cap_it_kept() -> None:
+    """Two `streamlit run app.py` in one home folder: the first start measures the default model's memory cap and
+    keeps it in Streamlit's disk cache; the restart's warm-up finds it there and writes nothing (a measured value
+    would be written again)."""
+    from explorer.devtools.appserver import AppServer
+
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as folder:
+        cache = Path(home) / ".streamlit" / "cache"
+        kept = {}
+        for start in ("first", "restart"):
+            log = Path(folder) / f"{start}.log"
+            with AppServer(env={"HOME": home}, log_path=log) as server:
+                server.wait_healthy(120)
+                server.wait_warmed_up(180)
+            files = {path.name: path.stat().st_mtime_ns for path in cache.glob("*.memo")}
+            if start == "first":
+                assert len(files) == 1, files  # the default model's cap, for this server's budgets
+                kept = files
+            else:
+                assert files == kept  # read, not measured and written again
+            assert "memory cap" in log.read_text(errors="replace") and "not kept on disk" not in log.read_text()

@@ -8,11 +8,32 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.logger import get_logger
+
+_log = get_logger("explorer.memory_budget")  # Streamlit's format, in the server's log
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def largest_side(name: str, budget: int, max_bytes: int) -> int:
-    """The model's largest input side for this budget (cached: measuring costs a few passes on the meta device)."""
+    """The model's largest input side for this budget (cached: measuring costs a few passes on the meta device, and
+    the first of them in a process imports ``torch._dynamo``, ~1 s). A model that is shipped code is also kept on
+    disk, under the versions it depends on (``explorer.analysis.largest_side_key``), so a restarted server does
+    not measure it again before its first page."""
+    from explorer.analysis import largest_input_side, largest_side_key
+
+    code_key = largest_side_key(name)
+    if code_key is not None:
+        try:
+            return _kept_largest_side(name, budget, max_bytes, code_key)
+        except Exception as exc:  # ~/.streamlit not writable, a file another replica is writing: measured here
+            _log.warning("largest input side of %s not kept on disk (%s: %s)", name, type(exc).__name__, exc)
+    return largest_input_side(name, budget=budget, max_bytes=max_bytes)
+
+
+@st.cache_data(max_entries=512, show_spinner=False, persist="disk")
+def _kept_largest_side(name: str, budget: int, max_bytes: int, code_key: str) -> int:
+    """:func:`largest_side` in Streamlit's disk cache (``~/.streamlit/cache``): one small file per (model, budgets,
+    versions), shared by the replicas of one machine and read again after a restart."""
     from explorer.analysis import largest_input_side
 
     return largest_input_side(name, budget=budget, max_bytes=max_bytes)

@@ -11,6 +11,7 @@ server-wide budget (``explorer.core.memory_gate``), so concurrency cannot multip
 """
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
@@ -188,6 +189,56 @@ def reserved_pass(model: nn.Module, input_shape: Sequence[int], kind: str = "cam
                                    needed, budget)
     with (gate or server_gate()).reserve(needed) as held:
         yield held
+
+
+# Sources whose models are code that ships with the installed packages: a given name is the same network until torch,
+# torchvision, timm or this project changes (an operator's file or a training run can change under the same name).
+_SHIPPED_SOURCES = ("project", "torchvision", "timm")
+
+
+def largest_side_key(name: str) -> str | None:
+    """What :func:`largest_input_side` of ``name`` depends on besides the budgets, as text, when that is only shipped
+    code: the versions of torch, torchvision and timm and a digest of this project's ``explorer.analysis`` and
+    ``explorer.models`` sources. None for an operator's model file, a training run or an unknown name.
+
+    A cache kept across server restarts stores the side under this text (``ui.memory_budget``): measuring it runs the
+    model on the meta device, whose first use imports ``torch._dynamo`` (~1 s, most of a cold start's first page),
+    and a new version of any of these measures again."""
+    from explorer.models import ModelRef, get_entry
+
+    ref = ModelRef.parse(name)
+    if ref.kind == "registry":
+        try:
+            source = get_entry(ref.value).source
+        except Exception:  # an unknown name: reported where the model loads
+            return None
+        if source not in _SHIPPED_SOURCES:
+            return None
+    elif ref.kind != "arch":
+        return None
+    return _shipped_code_key()
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_code_key() -> str:
+    import hashlib
+    import importlib.metadata
+    from pathlib import Path
+
+    import torch
+
+    versions = [f"torch {torch.__version__}"]
+    for package in ("torchvision", "timm"):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package} -")
+    digest = hashlib.sha1()
+    root = Path(__file__).resolve().parents[1]
+    for folder in ("analysis", "models"):
+        for path in sorted((root / folder).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return " | ".join([*versions, f"explorer {digest.hexdigest()[:16]}"])
 
 
 def largest_input_side(name: str, budget: int | None = None, max_bytes: int | None = ANALYSIS_BUDGET_BYTES) -> int:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     imports = ""
     if not args.no_app_start:
         log("app start…")
-        start = appserver.measure_app_start(warmed=True)
+        start = appserver.measure_app_start(warmed=True, restart=True)
         floor = appserver.measure_app_start(floor=True)
         imports = bench.imports_text(bench.measure_imports())
     reruns = ""

@@ -29,6 +29,7 @@ class AppStart:
     warm_session_s: float | None = None  # a new browser session's first page, complete, on the now warm server
     warm_up_s: float | None = None  # a second start: ``streamlit run`` → its log says the warm-up is over
     warmed_first_s: float | None = None  # → then the first visitor opens the app: seconds to the page complete
+    restart_s: float | None = None  # a restart (Streamlit's disk cache kept from the first start) → page complete
     error: str = ""
 
 
@@ -235,13 +236,16 @@ st.write(f"torch {torch.__version__} is imported")
 
 
 def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None, floor: bool = False,
-                      warmed: bool = False) -> AppStart:
+                      warmed: bool = False, restart: bool = False) -> AppStart:
     """``streamlit run`` → health → the home page's title → the home page complete, in seconds, the browser
     opening the app as soon as the server answers.
 
     ``floor``: the same for :data:`FLOOR_SCRIPT` (a bare Streamlit page that imports torch) instead of the app.
     ``warmed``: also start the app a second time and open it only once the server's log says its warm-up is
     over (a lecturer starts the server before class): ``warm_up_s`` and ``warmed_first_s``.
+    ``restart``: the app's servers get a new, empty home folder (``$HOME``: no ``~/.streamlit/cache`` from earlier
+    runs, so the first start is a first start on this machine), and one more start with the same folder measures a
+    restart, the browser opening at once (``restart_s``: what Streamlit's disk cache kept is read, not measured).
     The browser is launched *before* the server starts, so its own start-up is not counted.
     """
     import tempfile
@@ -253,6 +257,8 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
     title, complete = ("Floor", "is imported") if floor else (translate("home.title", "en"),
                                                                translate("home.input_title", "en"))
     with contextlib.ExitStack() as stack:
+        if restart and not floor:
+            env = {**(env or {}), "HOME": stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-home-"))}
         script = None
         if floor:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-floor-")))
@@ -289,6 +295,18 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
                 _measure_warmed_visit(browser, result, complete, timeout, env)
             except Exception as exc:
                 result.error = f"warmed start: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if restart and not floor and page is not None and not result.error:
+            server.stop()
+            try:
+                with AppServer(env=env) as again:
+                    again.wait_healthy(timeout)
+                    tab = browser.new_page(viewport={"width": 1280, "height": 1600})
+                    tab.goto(again.url, wait_until="commit", timeout=timeout * 1000)
+                    tab.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
+                    result.restart_s = time.perf_counter() - again.started_at
+                    tab.context.close()
+            except Exception as exc:
+                result.error = f"restart: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return result
 
 

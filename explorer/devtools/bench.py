@@ -384,7 +384,11 @@ def app_start_text(start: AppStart, floor: AppStart | None = None) -> str:
              f"first page complete {judged(start.complete_s, TARGETS['first_page_s'], floor and floor.complete_s)}",
              "a new session's first page on the warm server "
              + judged(start.warm_session_s, TARGETS['warm_session_s'], floor and floor.warm_session_s)]
-    text = "App start (`streamlit run` →): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
+    where = " in a new home folder: nothing on disk from earlier runs" if start.restart_s is not None else ""
+    text = f"App start (`streamlit run` →{where}): " + ", ".join(parts) + (f" — {start.error}" if start.error else "")
+    if start.restart_s is not None:
+        text += ("\nA restart (the same home folder: Streamlit's disk cache keeps the memory cap of the first start): "
+                 f"first page complete {judged(start.restart_s, TARGETS['first_page_s'], floor and floor.complete_s)}")
     if start.warmed_first_s is not None:
         text += (f"\nA visitor after the server's warm-up (ui.warmup; a second start, its log says it is done at "
                  f"{_fmt(start.warm_up_s, ' s')}): first page complete {_fmt(start.warmed_first_s, ' s')}")
