@@ -245,3 +245,38 @@ def test_cli_activations_writes_the_channel_grid(tmp_path, capsys):
     assert main(["activations", "mnist_cnn", str(image), "--list"]) == 0
     assert "relu1" in capsys.readouterr().out
     assert main(["activations", "mnist_cnn", str(image), "--layer", "nope", "--png", str(out)]) == 2
+
+
+def test_a_later_pass_lists_the_same_calls_and_another_size_its_own_shapes():
+    """The call list a pass returns is remembered per model: the same input again gives the very same (frozen) call
+    objects; another input size gives calls whose shapes are that size's (against a plain forward hook), and a model
+    with a replaced head lists the new module's type."""
+    model = SharedReluNet().eval()
+    first = analyze(model, torch.randn(1, 3, 16, 16), None, layers=None).calls
+    again = analyze(model, torch.randn(1, 3, 16, 16), None, layers=None).calls
+    assert [c.name for c in first] == [c.name for c in again]
+    assert all(a is b for a, b in zip(first, again))
+
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def shape_hook(name):
+        def hook(module, args, out):
+            seen.setdefault(name, tuple(out.shape[1:]))  # the first call's output; returns None
+        return hook
+
+    handles = [m.register_forward_hook(shape_hook(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, 24, 20))
+    finally:
+        for handle in handles:
+            handle.remove()
+    bigger = analyze(model, torch.randn(1, 3, 24, 20), None, layers=None).calls
+    for call in bigger:
+        if not call.is_function and call.call == 1:
+            assert call.shape == seen[call.module], call.name
+    assert any(c.shape != d.shape for c, d in zip(first, bigger) if c.name == d.name)
+    model.fc = nn.Sequential(nn.Linear(4, 3))  # a new head: its calls, not the remembered ones
+    replaced = analyze(model, torch.randn(1, 3, 16, 16), None, layers=None).calls
+    assert next(c for c in replaced if c.name == "fc").module_type == "Sequential"
+    assert any(c.name == "fc.0" and c.module_type == "Linear" for c in replaced)

@@ -72,3 +72,18 @@ def test_the_floor_script_is_a_bare_page_that_imports_torch():
     tree = ast.parse(FLOOR_SCRIPT)
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert imported == {"streamlit", "torch"}
+
+
+def test_a_server_in_a_new_home_folder_keeps_finding_this_user_s_caches(monkeypatch, tmp_path):
+    """The bench's first start gets an empty home folder for Streamlit's disk cache only: downloaded weights, data
+    sets and matplotlib's settings stay where torch, the app and matplotlib look for them in the real one."""
+    from explorer.devtools.appserver import kept_caches_env
+
+    for name in ("TORCH_HOME", "EXPLORER_DATA_DIR", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env = kept_caches_env()
+    assert env["TORCH_HOME"] == str(tmp_path / ".cache" / "torch")  # torch.hub's own default under the real home
+    assert env["EXPLORER_DATA_DIR"] == str(tmp_path / ".cache" / "cnn-explorer" / "data")
+    monkeypatch.setenv("TORCH_HOME", "/elsewhere/torch")
+    assert kept_caches_env()["TORCH_HOME"] == "/elsewhere/torch"

@@ -111,8 +111,9 @@ def test_missing_path():
 
 @pytest.mark.parametrize("size,mode", [((512, 600), "RGB"), ((2000, 300), "RGB"), ((100, 80), "L"), ((900, 900), "RGBA")])
 def test_preview_picture_is_the_image_shrunk_and_encoded_once(size, mode):
-    """The sidebar's copy: at most 640 px on its long side, aspect kept, opaque pictures as JPEG, transparent ones
-    as PNG, and the same picture (against PIL's own resize of the original)."""
+    """A picture encoded once for the screen (the app's sidebar and Home use ``max_side=1024``): at most the default
+    640 px on its long side, aspect kept, opaque pictures as JPEG, transparent ones as PNG, and the same picture
+    (against PIL's own resize of the original)."""
     from explorer.imaging import preview_picture
 
     rng = np.random.default_rng(3)

@@ -45,9 +45,8 @@ def test_the_cap_is_explained_in_korean_too(app_factory, monkeypatch):
 
 
 def test_the_cap_is_kept_across_restarts_only_for_shipped_code(tmp_path, monkeypatch):
-    """The cap's disk key (``largest_side_key``) exists for shipped networks and typed architectures, names the
-    versions it depends on, and is None for an operator's file, a training run or an unknown name: their code can
-    change under the same name."""
+    """The cap's disk key (``largest_side_key``) exists for the registry's shipped networks and names the versions it
+    depends on; it is None for an operator's file, a training run, a typed architecture or an unknown name."""
     import importlib.metadata
 
     import explorer
@@ -55,9 +54,13 @@ def test_the_cap_is_kept_across_restarts_only_for_shipped_code(tmp_path, monkeyp
 
     key = largest_side_key("tiny_vgg")
     assert key is not None and torch.__version__ in key and importlib.metadata.version("torchvision") in key
-    assert largest_side_key("arch:C3-16,P2,FC10") == key == largest_side_key("resnet18")
-    assert largest_side_key("runs/some_run") is None
+    assert largest_side_key("resnet18") == key  # one text for all shipped code: a new version measures everything
+    assert largest_side_key("arch:C3-16,P2,FC10") is None
     assert largest_side_key("no_such_network") is None
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert explorer.models.ModelRef.parse(str(run)).kind == "run" and largest_side_key(str(run)) is None
 
     source = tmp_path / "my_cnn.py"
     source.write_text("import torch.nn as nn\n"
@@ -72,16 +75,55 @@ def test_the_cap_is_kept_across_restarts_only_for_shipped_code(tmp_path, monkeyp
     assert largest_side_key(user) is None
 
 
-def test_a_cap_that_cannot_be_kept_on_disk_is_measured_anyway(monkeypatch):
+def _budgets():
+    return 64 * 2**20, 256 * 2**20
+
+
+def test_a_cap_that_cannot_be_read_from_disk_is_measured_here(monkeypatch):
     """A read-only home or a file half written by another replica: the sidebar still gets the measured side."""
     from explorer.analysis import largest_input_side
     from ui import memory_budget
 
-    def broken(*args, **kwargs):
+    def unreadable(*args, **kwargs):
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(memory_budget, "_kept_largest_side", broken)
+    monkeypatch.setattr(memory_budget, "_kept_largest_side", unreadable)
     memory_budget.largest_side.clear()
-    budget, max_bytes = 64 * 2**20, 256 * 2**20
+    budget, max_bytes = _budgets()
     assert memory_budget.largest_side("tiny_vgg", budget, max_bytes) == largest_input_side(
         "tiny_vgg", budget=budget, max_bytes=max_bytes)
+
+
+def test_a_cap_measured_but_not_written_is_not_measured_twice(monkeypatch):
+    """Streamlit measures, then fails to write the file: the value measured is returned, not measured again."""
+    import explorer.analysis
+    from streamlit.runtime.caching.cache_errors import CacheError
+
+    from ui import memory_budget
+
+    def measured_then_unwritable(name, budget, max_bytes, code_key):
+        memory_budget._measured[(name, budget, max_bytes, code_key)] = 321
+        raise CacheError("Unable to write to cache")
+
+    def measure_again(*args, **kwargs):
+        raise AssertionError("measured a second time")
+
+    monkeypatch.setattr(memory_budget, "_kept_largest_side", measured_then_unwritable)
+    monkeypatch.setattr(explorer.analysis, "largest_input_side", measure_again)
+    memory_budget.largest_side.clear()
+    assert memory_budget.largest_side("tiny_vgg", *_budgets()) == 321
+    assert not memory_budget._measured  # nothing left behind
+
+
+def test_a_failed_measurement_is_not_reported_as_a_disk_problem(monkeypatch):
+    from ui import memory_budget
+
+    def broken_estimate(*args, **kwargs):
+        raise ValueError("the estimate itself failed")
+
+    monkeypatch.setattr(memory_budget, "_kept_largest_side", broken_estimate)
+    memory_budget.largest_side.clear()
+    import pytest
+
+    with pytest.raises(ValueError, match="estimate itself"):
+        memory_budget.largest_side("tiny_vgg", *_budgets())

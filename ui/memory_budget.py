@@ -9,6 +9,8 @@ from typing import Any
 
 import streamlit as st
 from streamlit.logger import get_logger
+from streamlit.runtime.caching.cache_errors import CacheError
+from streamlit.runtime.caching.storage.cache_storage_protocol import CacheStorageError
 
 _log = get_logger("explorer.memory_budget")  # Streamlit's format, in the server's log
 
@@ -16,18 +18,33 @@ _log = get_logger("explorer.memory_budget")  # Streamlit's format, in the server
 @st.cache_data(max_entries=128, show_spinner=False)
 def largest_side(name: str, budget: int, max_bytes: int) -> int:
     """The model's largest input side for this budget (cached: measuring costs a few passes on the meta device, and
-    the first of them in a process imports ``torch._dynamo``, ~1 s). A model that is shipped code is also kept on
-    disk, under the versions it depends on (``explorer.analysis.largest_side_key``), so a restarted server does
-    not measure it again before its first page."""
+    the first of them in a process imports ``torch._dynamo``, ~1 s). A shipped network's side is also kept on disk,
+    under the versions it depends on (``explorer.analysis.largest_side_key``), so a restarted server does not measure
+    it again before its first page."""
     from explorer.analysis import largest_input_side, largest_side_key
 
     code_key = largest_side_key(name)
-    if code_key is not None:
-        try:
-            return _kept_largest_side(name, budget, max_bytes, code_key)
-        except Exception as exc:  # ~/.streamlit not writable, a file another replica is writing: measured here
-            _log.warning("largest input side of %s not kept on disk (%s: %s)", name, type(exc).__name__, exc)
-    return largest_input_side(name, budget=budget, max_bytes=max_bytes)
+    if code_key is None:
+        return largest_input_side(name, budget=budget, max_bytes=max_bytes)
+    args = (name, budget, max_bytes, code_key)
+    try:
+        return _kept_largest_side(*args)
+    except Exception as exc:
+        measured = _measured.pop(args, None)
+        if measured is None and not isinstance(exc, DISK_CACHE_ERRORS):
+            raise  # the measurement itself failed: not a disk problem
+        # ~/.streamlit not writable, a file another replica was writing: the value measured, or measured here
+        _log.warning("largest input side of %s not kept on disk (%s: %s)", name, type(exc).__name__, exc)
+        return measured if measured is not None else largest_input_side(name, budget=budget, max_bytes=max_bytes)
+    finally:
+        _measured.pop(args, None)
+
+
+# Streamlit's errors for a disk cache it cannot read or write (its storage's, and what its data cache makes of them).
+DISK_CACHE_ERRORS: tuple[type[BaseException], ...] = (OSError, CacheError, CacheStorageError)
+# What _kept_largest_side measured, until its caller has it: a disk write that fails after the measurement raises,
+# and the caller then needs the value without measuring again (~1 s cold).
+_measured: dict[tuple, int] = {}
 
 
 @st.cache_data(max_entries=512, show_spinner=False, persist="disk")
@@ -36,7 +53,9 @@ def _kept_largest_side(name: str, budget: int, max_bytes: int, code_key: str) ->
     versions), shared by the replicas of one machine and read again after a restart."""
     from explorer.analysis import largest_input_side
 
-    return largest_input_side(name, budget=budget, max_bytes=max_bytes)
+    side = largest_input_side(name, budget=budget, max_bytes=max_bytes)
+    _measured[(name, budget, max_bytes, code_key)] = side
+    return side
 
 
 def model_largest_side(name: str) -> int:

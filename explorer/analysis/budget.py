@@ -197,9 +197,11 @@ _SHIPPED_SOURCES = ("project", "torchvision", "timm")
 
 
 def largest_side_key(name: str) -> str | None:
-    """What :func:`largest_input_side` of ``name`` depends on besides the budgets, as text, when that is only shipped
-    code: the versions of torch, torchvision and timm and a digest of this project's ``explorer.analysis`` and
-    ``explorer.models`` sources. None for an operator's model file, a training run or an unknown name.
+    """What :func:`largest_input_side` of ``name`` depends on besides the budgets, as text, when ``name`` is a shipped
+    network (a torchvision, timm or project model of the registry): the versions of torch, torchvision and timm and
+    a digest of this project's ``explorer.analysis``, ``explorer.models`` and ``explorer.core`` sources. None for
+    anything else: an operator's model file or a training run (its code can change under the same name), an
+    ``arch:`` spec (any text a student types: kept on disk, they would pile up) or an unknown name.
 
     A cache kept across server restarts stores the side under this text (``ui.memory_budget``): measuring it runs the
     model on the meta device, whose first use imports ``torch._dynamo`` (~1 s, most of a cold start's first page),
@@ -207,16 +209,13 @@ def largest_side_key(name: str) -> str | None:
     from explorer.models import ModelRef, get_entry
 
     ref = ModelRef.parse(name)
-    if ref.kind == "registry":
-        try:
-            source = get_entry(ref.value).source
-        except Exception:  # an unknown name: reported where the model loads
-            return None
-        if source not in _SHIPPED_SOURCES:
-            return None
-    elif ref.kind != "arch":
+    if ref.kind != "registry":
         return None
-    return _shipped_code_key()
+    try:
+        source = get_entry(ref.value).source
+    except Exception:  # an unknown name: reported where the model loads
+        return None
+    return _shipped_code_key() if source in _SHIPPED_SOURCES else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,9 +234,9 @@ def _shipped_code_key() -> str:
             versions.append(f"{package} -")
     digest = hashlib.sha1()
     root = Path(__file__).resolve().parents[1]
-    for folder in ("analysis", "models"):
-        for path in sorted((root / folder).glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in ("analysis", "core", "models"):  # the estimate, the hooks and locks it uses, the networks
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return " | ".join([*versions, f"explorer {digest.hexdigest()[:16]}"])
 
 

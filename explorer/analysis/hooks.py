@@ -374,7 +374,7 @@ _blocks: "weakref.WeakKeyDictionary[nn.Module, dict[str, str]]" = weakref.WeakKe
 # The CallInfo of each call a pass listed, by everything it is made of: a later pass of the same model and input
 # reuses the (frozen) objects instead of building ~300 of them (googlenet: ~0.4 ms a pass).
 _call_infos: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, CallInfo]]" = weakref.WeakKeyDictionary()
-_CALL_INFOS_MAX = 50_000  # per model: many input sizes and data-dependent paths would otherwise grow it for ever
+_CALL_INFOS_MAX = 5_000  # per model (~16 input sizes of googlenet): many sizes would otherwise grow it for ever
 _kinds_lock = threading.Lock()
 
 
@@ -473,7 +473,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         return found
     cam_acts: dict[str, torch.Tensor] = {}
     started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
-    shapes: dict[tuple[str, int], torch.Size | None] = {}  # full shapes: slicing each costs more than a lookup
+    shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
     # Inputs of calls whose output can be computed again (``Recompute``): only for a caller that reads the kept
     # tensors lazily (``on_device``: the pages' HostActivations), which then needs no copy of an output that the
@@ -498,7 +498,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     def on_exit(name: str, module: nn.Module, k: int, output: Any) -> Any:
         tensor = first_tensor(output)
         if list_calls or record_all:
-            shapes[(name, k)] = tensor.shape if tensor is not None else None  # batch dimension dropped below
+            shapes[(name, k)] = tuple(tensor.shape[1:]) if tensor is not None else None
         key = call_name(name, k) if record_all else wanted_out.get((name, k))
         source = sources.pop((name, k), None) if sources else None
         if key is not None and tensor is not None:
@@ -526,7 +526,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
 
     def on_function_exit(call: FunctionalCall) -> torch.Tensor | None:
         tensor = call.outputs[0]
-        shapes[(call.name, 0)] = tensor.shape
+        shapes[(call.name, 0)] = tuple(tensor.shape[1:])
         key = call.name if record_all else fn_out.get(call.name)
         if key is not None:
             store.put(key, tensor)
@@ -580,21 +580,19 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             info = infos.get(key)
             if info is None:
                 info = infos[key] = CallInfo(
-                    name=item.name, module=item.base, call=item.call, module_type=item.op,
-                    shape=None if shape is None else tuple(shape[1:]),
+                    name=item.name, module=item.base, call=item.call, module_type=item.op, shape=shape,
                     block=block_name(item.base), order=order, is_leaf=True, is_conv=False,
                     is_activation=item.is_activation, is_function=True)
             calls.append(info)
             continue
         name, module, k = item
         shape = shapes.get((name, k))
-        key = (order, name, k, shape, module)
+        key = (order, name, k, shape, id(module), type(module))  # the module's id: a reference would keep it alive
         info = infos.get(key)
         if info is None:
             leaf, conv, activation = kind_of(module)
             info = infos[key] = CallInfo(
-                name=call_name(name, k), module=name, call=k, module_type=type(module).__name__,
-                shape=None if shape is None else tuple(shape[1:]),
+                name=call_name(name, k), module=name, call=k, module_type=type(module).__name__, shape=shape,
                 block=block_name(name), order=order, is_leaf=leaf, is_conv=conv, is_activation=activation)
         calls.append(info)
     rewritten = store.rewritten()

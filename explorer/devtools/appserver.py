@@ -235,6 +235,18 @@ st.write(f"torch {torch.__version__} is imported")
 """
 
 
+def kept_caches_env() -> dict[str, str]:
+    """The caches a server started in another home folder should still find where this user's are: downloaded
+    weights (``$TORCH_HOME``), bundled data sets (``$EXPLORER_DATA_DIR``) and matplotlib's settings, so that only
+    Streamlit's own ``~/.streamlit`` starts empty."""
+    home = Path.home()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
+    return {"TORCH_HOME": os.environ.get("TORCH_HOME") or str(cache / "torch"),
+            "EXPLORER_DATA_DIR": os.environ.get("EXPLORER_DATA_DIR") or str(home / ".cache" / "cnn-explorer" / "data"),
+            "XDG_CACHE_HOME": str(cache),
+            "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or str(home / ".config" / "matplotlib")}
+
+
 def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None, floor: bool = False,
                       warmed: bool = False, restart: bool = False) -> AppStart:
     """``streamlit run`` → health → the home page's title → the home page complete, in seconds, the browser
@@ -258,7 +270,8 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
                                                                translate("home.input_title", "en"))
     with contextlib.ExitStack() as stack:
         if restart and not floor:
-            env = {**(env or {}), "HOME": stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-home-"))}
+            env = {**(env or {}), **kept_caches_env(),
+                   "HOME": stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-home-"))}
         script = None
         if floor:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="explorer-floor-")))
