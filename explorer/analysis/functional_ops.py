@@ -15,7 +15,6 @@ removed in ``finally``.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -54,6 +53,10 @@ def op_name(func: Any) -> str:
     if name.endswith("_") and name not in BOOKKEEPING_OPS:
         name = name[:-1]
     return name
+
+
+# op_name of each function seen (a few dozen: F.relu, torch.cat, Tensor.__add__...), asked at every functional call.
+_op_names: dict[Any, str] = {}
 
 
 def is_layer_op(name: str) -> bool:
@@ -111,7 +114,7 @@ class FunctionalRecorder(TorchFunctionMode):
         self.module_paths = {name for name, _ in model.named_modules()} if module_paths is None else module_paths
         self.tags: TensorTags[bool] = TensorTags()
         self.frames: list[_Frame] = []
-        self.counts: Counter[str] = Counter()
+        self.counts: dict[str, int] = {}
         self.calls: list[FunctionalCall] = []
 
     def attach(self, add: Callable[[Any], None]) -> None:
@@ -179,16 +182,19 @@ class FunctionalRecorder(TorchFunctionMode):
         inputs = [t for t in flat_tensors((args, kwargs)) if self.tags.get(t)]
         if not inputs:
             return func(*args, **kwargs)
-        name = op_name(func)
-        recorded = is_layer_op(name)
+        try:
+            name = _op_names.get(func)
+            if name is None:
+                name = _op_names[func] = op_name(func)
+        except TypeError:  # an unhashable callable
+            name = op_name(func)
         call = None
-        if recorded:
+        if is_layer_op(name):
             caller = frame.name if frame is not None else ""
             base = f"{caller}.{name}" if caller else name
             if base in self.module_paths:  # F.relu beside a submodule named relu
                 base += "()"
-            self.counts[base] += 1
-            k = self.counts[base]
+            k = self.counts[base] = self.counts.get(base, 0) + 1
             call = FunctionalCall(name=base if k == 1 else f"{base}#{k}", base=base, call=k, op=name, caller=caller,
                                   args=args, kwargs=kwargs, inputs=inputs)
             if self.on_enter is not None:

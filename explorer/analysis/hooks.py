@@ -36,8 +36,8 @@ class _CallCounter:
     """
 
     def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-        self.stacks: dict[int, list[int]] = {}
+        self.counts: dict[int, int] = {}  # id(module) -> calls so far in this pass
+        self.stacks: dict[int, list[int]] = {}  # id(module) -> numbers of its calls under way (real hooks only)
         self.owner = threading.get_ident()
 
     def mine(self) -> bool:
@@ -46,17 +46,6 @@ class _CallCounter:
     def reset(self) -> None:
         self.counts.clear()
         self.stacks.clear()
-
-    def enter(self, module: nn.Module) -> int:
-        key = id(module)
-        k = self.counts.get(key, 0) + 1
-        self.counts[key] = k
-        self.stacks.setdefault(key, []).append(k)
-        return k
-
-    def leave(self, module: nn.Module) -> int:
-        stack = self.stacks.get(id(module))
-        return stack.pop() if stack else 0
 
 
 def _add_counting_hooks(
@@ -84,37 +73,56 @@ def _add_counting_hooks(
     add(model.register_forward_pre_hook(root_pre))
     if frames is not None:
         add(model.register_forward_hook(root_post))
+    owner, counts, get_ident, no_torch_function = counter.owner, counter.counts, threading.get_ident, \
+        torch._C.DisableTorchFunction
     for name, module in modules.items():
-        leaf = is_leaf_module(name, module)
+        leaf = bool(name) and _module_kind(module)[0]  # is_leaf_module, remembered per module
 
         # The hooks' own tensor calls (shape, _version, clone...) are bookkeeping, not the network's ops: with the
         # functional recorder's mode off they cost no dispatch through it (googlenet: ~1,000 of its 1,400 calls).
-        def pre(mod: nn.Module, args: tuple, kwargs: dict, _name: str = name, _leaf: bool = leaf) -> None:
-            if counter.mine():
-                with torch._C.DisableTorchFunction():
-                    k = counter.enter(mod)
-                    if on_enter is not None:
-                        on_enter(_name, mod, k, args, kwargs)
-                    if frames is not None:
-                        frames.enter_module(_name, _leaf, args)
+        def enter(mod: nn.Module, args: tuple, kwargs: dict, _name: str = name, _leaf: bool = leaf) -> int | None:
+            """The patched forward's half before the call: its call number (None on another thread)."""
+            if get_ident() != owner:
+                return None
+            with no_torch_function():
+                key = id(mod)
+                k = counts[key] = counts.get(key, 0) + 1
+                if on_enter is not None:
+                    on_enter(_name, mod, k, args, kwargs)
+                if frames is not None:
+                    frames.enter_module(_name, _leaf, args)
+            return k
 
-        def post(mod: nn.Module, args: tuple, output: Any, _name: str = name) -> Any:
-            if counter.mine():
-                with torch._C.DisableTorchFunction():
-                    replacement = on_exit(_name, mod, counter.leave(mod), output)
-                    if frames is not None:
-                        if replacement is not None:
-                            frames.follow(replacement, output)  # the copy a CAM layer hands on is the same value
-                        frames.exit_module(output if replacement is None else replacement)
-                return replacement
-            return None
+        def leave(mod: nn.Module, output: Any, k: int | None, _name: str = name) -> Any:
+            """The half after it, given the call number ``enter`` returned: the output's replacement, or None."""
+            if k is None:
+                return None
+            with no_torch_function():
+                replacement = on_exit(_name, mod, k, output)
+                if frames is not None:
+                    if replacement is not None:
+                        frames.follow(replacement, output)  # the copy a CAM layer hands on is the same value
+                    frames.exit_module(output if replacement is None else replacement)
+            return replacement
 
-        patch = _ForwardPatch.wrap(module, pre, post, quiet_mode=frames if leaf else None)
+        patch = _ForwardPatch.wrap(module, enter, leave, quiet_mode=frames if leaf else None)
         if patch is not None:
             add(patch)
-        else:
-            add(module.register_forward_pre_hook(pre, with_kwargs=True))
-            add(module.register_forward_hook(post))
+            continue
+
+        # A module that keeps real hooks: PyTorch's post hook gets no value from the pre hook, so the call numbers of
+        # the calls under way wait on a stack per module (a module may be called again inside its own call).
+        def pre(mod: nn.Module, args: tuple, kwargs: dict, _enter: Callable = enter) -> None:
+            k = _enter(mod, args, kwargs)
+            if k is not None:
+                counter.stacks.setdefault(id(mod), []).append(k)
+
+        def post(mod: nn.Module, args: tuple, output: Any, _leave: Callable = leave) -> Any:
+            stack = counter.stacks.get(id(mod)) if counter.mine() else None
+            return _leave(mod, output, stack.pop() if stack else None)
+
+        add(module.register_forward_pre_hook(pre, with_kwargs=True))
+        add(module.register_forward_hook(post))
     return counter
 
 
@@ -149,11 +157,13 @@ class _ForwardPatch:
         self.module = module
 
     @classmethod
-    def wrap(cls, module: nn.Module, pre: Callable[..., None], post: Callable[..., Any],
-             quiet_mode: Any = None) -> "_ForwardPatch | None":
-        """``quiet_mode``: a torch-function mode (the functional recorder) that has nothing to do inside this module
-        (a leaf: its ops belong to it); while it is the innermost mode it is set aside for the module's forward,
-        so its ops skip the Python dispatch entirely."""
+    def wrap(cls, module: nn.Module, pre: Callable[[nn.Module, tuple, dict], Any],
+             post: Callable[[nn.Module, Any, Any], Any], quiet_mode: Any = None) -> "_ForwardPatch | None":
+        """``pre(module, args, kwargs)`` runs before the forward, ``post(module, output, what pre returned)`` after
+        it (a call number, without PyTorch's per-module stack); what ``post`` returns, unless None, replaces the
+        output. ``quiet_mode``: a torch-function mode (the functional recorder) that has nothing to do inside this
+        module (a leaf: its ops belong to it); while it is the innermost mode it is set aside for the module's
+        forward, so its ops skip the Python dispatch entirely."""
         if (not _CALL_CODES or "forward" in module.__dict__ or isinstance(module, _SCRIPT_MODULE)
                 or module._forward_hooks or module._forward_pre_hooks):
             return None
@@ -164,7 +174,7 @@ class _ForwardPatch:
         def patched(*args: Any, **kwargs: Any) -> Any:
             if called_from(1).f_code not in _CALL_CODES:  # ``.forward()`` called directly: no hook would fire
                 return forward(*args, **kwargs)
-            pre(module, args, kwargs)
+            token = pre(module, args, kwargs)
             depth = torch._C._len_torch_function_stack() if quiet_mode is not None else 0
             if depth and torch._C._get_function_stack_at(depth - 1) is quiet_mode:
                 torch._C._pop_torch_function_stack()
@@ -174,7 +184,7 @@ class _ForwardPatch:
                     torch._C._push_on_torch_function_stack(quiet_mode)
             else:
                 output = forward(*args, **kwargs)
-            replacement = post(module, args, output)
+            replacement = post(module, output, token)
             return output if replacement is None else replacement
 
         module.__dict__["forward"] = patched
