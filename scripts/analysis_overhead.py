@@ -1,7 +1,7 @@
 """The fixed cost of the pages' recording pass, apart from the network's own arithmetic: at a small input, with one
 thread (process CPU time, medians of interleaved rounds), a bare forward pass, the analysis recording only the
 Grad-CAM layer, the analysis recording every call (what the pages run, without preprocessing), and the whole
-``page_analysis`` of the image.
+``page_analysis`` of the image; and a bare pass that only keeps every module's output (what keeping costs alone).
 
     python scripts/analysis_overhead.py [--side 64] [--rounds 40] [googlenet resnet18 ...]
 """
@@ -32,8 +32,25 @@ def measure(name: str, side: int, rounds: int) -> dict[str, float]:
         with torch.inference_mode():
             model(x)
 
+    def bare_keeping_outputs() -> None:
+        """A bare pass that keeps every module's output, as the recording pass must, with hooks that do nothing
+        else: what keeping costs by itself (fresh memory for every layer instead of reused buffers)."""
+        kept: list = []
+
+        def keep(_module: torch.nn.Module, _args: tuple, output: object) -> None:
+            kept.append(output)
+
+        handles = [module.register_forward_hook(keep) for name, module in model.named_modules() if name]
+        try:
+            with torch.inference_mode():
+                model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+
     ops = {
         "bare forward": bare,
+        "bare forward keeping every output": bare_keeping_outputs,
         "analysis, Grad-CAM layer only": lambda: analyze(model, x, layer, layers=[], on_device=True),
         "analysis, every call recorded": lambda: analyze(model, x, layer, layers=None, on_device=True,
                                                          max_bytes=ANALYSIS_BUDGET_BYTES),
