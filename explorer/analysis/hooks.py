@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, has_children, is_leaf_module
+from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, has_children
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
 from explorer.core import device_of, hooked, named_module_tree
 

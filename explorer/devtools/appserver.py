@@ -239,10 +239,12 @@ def kept_caches_env() -> dict[str, str]:
     """The caches a server started in another home folder should still find where this user's are: downloaded
     weights (``$TORCH_HOME``), bundled data sets (``$EXPLORER_DATA_DIR``) and matplotlib's settings, so that only
     Streamlit's own ``~/.streamlit`` starts empty."""
+    from explorer.data import data_root
+
     home = Path.home()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
     return {"TORCH_HOME": os.environ.get("TORCH_HOME") or str(cache / "torch"),
-            "EXPLORER_DATA_DIR": os.environ.get("EXPLORER_DATA_DIR") or str(home / ".cache" / "cnn-explorer" / "data"),
+            "EXPLORER_DATA_DIR": str(data_root()),
             "XDG_CACHE_HOME": str(cache),
             "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or str(home / ".config" / "matplotlib")}
 
@@ -313,11 +315,8 @@ def measure_app_start(timeout: float = 120.0, env: dict[str, str] | None = None,
             try:
                 with AppServer(env=env) as again:
                     again.wait_healthy(timeout)
-                    tab = browser.new_page(viewport={"width": 1280, "height": 1600})
-                    tab.goto(again.url, wait_until="commit", timeout=timeout * 1000)
-                    tab.get_by_text(complete).first.wait_for(timeout=timeout * 1000)
-                    result.restart_s = time.perf_counter() - again.started_at
-                    tab.context.close()
+                    opened = time.perf_counter()
+                    result.restart_s = opened - again.started_at + visit_seconds(browser, again.url, complete, timeout)
             except Exception as exc:
                 result.error = f"restart: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return result
