@@ -13,7 +13,7 @@ if __name__ != "__main__":
 else:
     st.set_page_config(page_title="CNN Architecture Explorer", layout="wide")
 
-    from ui.common import render_sidebar, t  # after set_page_config
+    from ui.common import PageHalt, render_sidebar, t  # after set_page_config
     from ui import links
 
     # (section key, [(page file stem, title key)]); a page appears once its file exists.
@@ -42,5 +42,7 @@ else:
     links.sidebar_tools(view)  # presentation mode, share link + QR code, class session
     try:
         page.run()
-    finally:  # also after st.stop(): the URL (and a lecturer's class) then shows the view on screen
+    except PageHalt:  # the page ended early (ui.common.halt): an error shown, nothing more to draw
+        pass
+    finally:  # the URL (and a lecturer's class) then shows the view on screen
         links.finish(view)

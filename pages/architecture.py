@@ -7,7 +7,7 @@ from explorer.analysis import CSV_COLUMNS, InputTooSmallError, main_path
 from explorer.core import human_bytes
 from ui.diagram_ui import architecture_diagram
 from ui.format import metric_count, people_table
-from ui.common import (cached_layer_table, error_box, loaded_model, model_cache_key, run_through_app, show_weights_note,
+from ui.common import (cached_layer_table, error_box, halt, loaded_model, model_cache_key, run_through_app, show_weights_note,
                        t)
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -19,10 +19,10 @@ try:
     table, totals = cached_layer_table(*model_cache_key(loaded), _loaded=loaded)
 except InputTooSmallError as exc:
     st.error(t("arch.too_small", message=exc))
-    st.stop()
+    halt()
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 
 cols = st.columns(5)
 # 11.7 M fits a fifth of a projector's width where "11,689,512" was cut; the exact count is in the help

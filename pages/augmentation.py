@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from explorer.imaging import augment as A
-from ui.common import error_box, run_through_app, selection, t
+from ui.common import error_box, halt, run_through_app, selection, t
 from ui.filters_ui import cached_draws
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -55,7 +55,7 @@ try:
         draws = cached_draws(sel.image_hash, tuple(config.to_dict().items()), n, seed, PREVIEW_SIDE, _image=sel.image)
 except ValueError as exc:
     error_box(exc)
-    st.stop()
+    halt()
 
 st.subheader(t("aug.draws_title", n=n, seed=seed))
 st.caption(t("aug.draws_caption", w=sel.image.width, h=sel.image.height, side=PREVIEW_SIDE, seed=seed))

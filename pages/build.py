@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.models.arch import LAYER_KINDS, ArchSpecError, full_spec, parse_arch, spec_to_table, split_input, table_to_spec, token_spans
 from explorer.analysis import CSV_COLUMNS
 from explorer.models import ModelRef
-from ui.common import error_box, run_through_app, t
+from ui.common import error_box, halt, run_through_app, t
 from ui.compare_cache import built_tables
 from ui.format import people_table
 
@@ -54,14 +54,14 @@ else:
         seed = spec_to_table(spec)
     except ArchSpecError as exc:  # keep the user's text: the table needs a spec that parses
         st.error(t("build.table_blocked", message=exc))
-        st.stop()
+        halt()
     shape_text = st.text_input(t("build.input"), value="x".join(map(str, seed_shape)), key="build_in")
     try:
         shape = tuple(int(v) for v in shape_text.lower().replace("×", "x").split("x"))
         assert len(shape) == 3
     except (ValueError, AssertionError):
         st.error(t("build.input_bad", text=shape_text))
-        st.stop()
+        halt()
     st.caption(t("build.table_help"))
     digest = hashlib.sha256(spec.encode()).hexdigest()[:12]  # a new editor whenever the spec was rewritten
     edited = st.data_editor(seed, key=f"build_table_{digest}", num_rows="dynamic", hide_index=True, width="stretch",
@@ -78,7 +78,7 @@ else:
         new_spec = table_to_spec(edited, shape)
     except ArchSpecError as exc:
         st.error(t("build.error", message=exc))
-        st.stop()
+        halt()
     if new_spec != spec:
         st.session_state["build_current"] = new_spec
         st.session_state.pop("build_text", None)
@@ -98,10 +98,10 @@ except ArchSpecError as exc:
         line = spec[line_start:line_end if line_end >= 0 else None]
         st.caption(t("build.error_at", position=exc.position, token=exc.token))
         st.code(line + "\n" + " " * (start - line_start) + "^" * (end - start), language=None)
-    st.stop()
+    halt()
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 
 canonical = full_spec(spec)
 outputs = int(plan["output"].iloc[-1])

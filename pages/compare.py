@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer.history import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
 from explorer.models import ModelRef, list_models
-from ui.common import error_box, run_through_app, selection, show_weights_note, t
+from ui.common import error_box, halt, run_through_app, selection, show_weights_note, t
 from ui.compare_cache import cam_and_predictions, compare_model, compare_table
 from ui.teaching import is_weights_problem, prediction_note, weights_badge
 
@@ -33,14 +33,14 @@ names = st.multiselect(t("cmp.pick"), options, key="cmp_models", max_selections=
                        help=t("cmp.pick_help"))
 if len(names) < MIN_MODELS:
     st.info(t("cmp.need_two"))
-    st.stop()
+    halt()
 
 try:
     with st.spinner(t("common.computing")):
         table = compare_table(tuple(names))
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 
 st.subheader(t("cmp.table_title"))
 labels = {column: t(f"cmp.col.{column}") for column in COLUMNS}
@@ -74,7 +74,7 @@ st.caption(t("cmp.chart_caption"))
 
 st.subheader(t("cmp.cam_title"))
 if not st.toggle(t("cmp.cam_on"), value=True, key="cmp_cam_on"):
-    st.stop()
+    halt()
 weights_key = "pretrained" if sel.weights == "pretrained" else "none"
 st.caption(t("cmp.weights_note", weights=t("weights.any_trained" if weights_key == "pretrained" else "sidebar.weights.none")))
 for key, index in (("cmp_cam_a", 0), ("cmp_cam_b", 1)):

@@ -59,35 +59,36 @@ with tabs[0]:
         channel = int(c2.number_input(t("cc.bn.channel"), 0, channels - 1, key="cc_bn_channel"))
         try:
             demo = C.batchnorm(key, layer, channel, loaded, sel.image)
-        except Exception as exc:
+        except Exception as exc:  # shown in this tab; the other tabs still draw
             error_box(exc)
-            st.stop()
-        k = channel
-        cols = st.columns(4)
-        cols[0].metric("m", f"{demo.m:,}", help=t("cc.bn.m_help"))
-        cols[1].metric("μ", f"{demo.batch_mean[k]:.4g}")
-        cols[2].metric("σ²", f"{demo.batch_var[k]:.4g}")
-        cols[3].metric("σ² · m/(m − 1)", f"{demo.unbiased_var[k]:.4g}")
-        cols = st.columns(4)
-        cols[0].metric("γ", f"{demo.gamma[k]:.4g}")
-        cols[1].metric("β", f"{demo.beta[k]:.4g}")
-        cols[2].metric(t("cc.bn.running_mean"), f"{demo.running_mean[k]:.4g}",
-                       delta=f"{demo.running_mean_after[k] - demo.running_mean[k]:+.3g}")
-        cols[3].metric(t("cc.bn.running_var"), f"{demo.running_var[k]:.4g}",
-                       delta=f"{demo.running_var_after[k] - demo.running_var[k]:+.3g}")
-        momentum = demo.momentum if demo.momentum is not None else 0.0
-        st.markdown(t("cc.bn.formulas", mom=f"{momentum:g}", eps=f"{demo.eps:g}", m=demo.m))
-        st.caption(t("cc.bn.init_note"))
-        maps = st.columns(3)
-        for col, values, title in zip(maps, (demo.input_map, demo.train_map, demo.eval_map),
-                                      (t("cc.bn.map_in"), t("cc.bn.map_train"), t("cc.bn.map_eval"))):
-            col.plotly_chart(heatmap_figure(values, "viridis", 260, title=title, axes=False), width="stretch",
-                             key=f"cc_bn_{title}")
-        frame = pd.DataFrame({"channel": np.arange(len(demo.batch_mean)), "mu": demo.batch_mean,
-                              "var_biased": demo.batch_var, "var_unbiased": demo.unbiased_var, "gamma": demo.gamma,
-                              "beta": demo.beta, "running_mean": demo.running_mean, "running_var": demo.running_var,
-                              "running_mean_after": demo.running_mean_after, "running_var_after": demo.running_var_after})
-        download(frame, f"batchnorm_{layer}.csv", "cc_bn_csv")
+            demo = None
+        if demo is not None:
+            k = channel
+            cols = st.columns(4)
+            cols[0].metric("m", f"{demo.m:,}", help=t("cc.bn.m_help"))
+            cols[1].metric("μ", f"{demo.batch_mean[k]:.4g}")
+            cols[2].metric("σ²", f"{demo.batch_var[k]:.4g}")
+            cols[3].metric("σ² · m/(m − 1)", f"{demo.unbiased_var[k]:.4g}")
+            cols = st.columns(4)
+            cols[0].metric("γ", f"{demo.gamma[k]:.4g}")
+            cols[1].metric("β", f"{demo.beta[k]:.4g}")
+            cols[2].metric(t("cc.bn.running_mean"), f"{demo.running_mean[k]:.4g}",
+                           delta=f"{demo.running_mean_after[k] - demo.running_mean[k]:+.3g}")
+            cols[3].metric(t("cc.bn.running_var"), f"{demo.running_var[k]:.4g}",
+                           delta=f"{demo.running_var_after[k] - demo.running_var[k]:+.3g}")
+            momentum = demo.momentum if demo.momentum is not None else 0.0
+            st.markdown(t("cc.bn.formulas", mom=f"{momentum:g}", eps=f"{demo.eps:g}", m=demo.m))
+            st.caption(t("cc.bn.init_note"))
+            maps = st.columns(3)
+            for col, values, title in zip(maps, (demo.input_map, demo.train_map, demo.eval_map),
+                                          (t("cc.bn.map_in"), t("cc.bn.map_train"), t("cc.bn.map_eval"))):
+                col.plotly_chart(heatmap_figure(values, "viridis", 260, title=title, axes=False), width="stretch",
+                                 key=f"cc_bn_{title}")
+            frame = pd.DataFrame({"channel": np.arange(len(demo.batch_mean)), "mu": demo.batch_mean,
+                                  "var_biased": demo.batch_var, "var_unbiased": demo.unbiased_var, "gamma": demo.gamma,
+                                  "beta": demo.beta, "running_mean": demo.running_mean, "running_var": demo.running_var,
+                                  "running_mean_after": demo.running_mean_after, "running_var_after": demo.running_var_after})
+            download(frame, f"batchnorm_{layer}.csv", "cc_bn_csv")
 
 # --- dropout ----------------------------------------------------------------------------------------------
 with tabs[1]:
@@ -152,9 +153,10 @@ with tabs[3]:
     naive, reduced = C.reductions()
     frame = pd.DataFrame({
         "": [t("cc.red.weights"), t("cc.red.biases"), t("cc.red.madds"), t("cc.red.out")],
-        t("cc.red.naive"): [f"{naive.weights:,}", f"{naive.biases:,}", f"{naive.mult_adds / 1e6:.1f} M", naive.out_channels],
+        t("cc.red.naive"): [f"{naive.weights:,}", f"{naive.biases:,}", f"{naive.mult_adds / 1e6:.1f} M",
+                              f"{naive.out_channels:,}"],  # text like the rest of the column (Arrow)
         t("cc.red.reduced"): [f"{reduced.weights:,}", f"{reduced.biases:,}", f"{reduced.mult_adds / 1e6:.1f} M",
-                              reduced.out_channels],
+                              f"{reduced.out_channels:,}"],
     })
     st.dataframe(frame, hide_index=True, width="stretch")
     branches = pd.DataFrame({"branch": list(reduced.branches), t("cc.red.naive"): [naive.branches.get(b, 0) for b in reduced.branches],

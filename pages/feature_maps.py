@@ -7,7 +7,7 @@ from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, up
 from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_stats, pixel_zoom
 from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
-from ui.common import run_through_app, t
+from ui.common import halt, run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -20,7 +20,7 @@ show_predictions(info["probabilities"], loaded, t, key)
 calls = [c for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
 if not calls:
     st.warning(t("maps.no_spatial"))
-    st.stop()
+    halt()
 by_name = {c["name"]: c for c in calls}
 blocks = list(dict.fromkeys(c["block"] for c in calls))
 if st.session_state.get("maps_block") not in ["*", *blocks]:

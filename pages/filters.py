@@ -6,7 +6,7 @@ import streamlit as st
 from explorer.imaging import filter_display as D
 from explorer.imaging import filters as F
 from ui import filters_ui as ui
-from ui.common import run_through_app, selection, t
+from ui.common import halt, run_through_app, selection, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -22,7 +22,7 @@ view = st.segmented_control(t("filters.view"), ["single", "filters", "images", "
 if view == "hand":
     st.caption(t("filters.hand.intro"))
     ui.by_hand_view(sel.image)
-    st.stop()
+    halt()
 
 settings = ui.settings_controls()
 
@@ -53,7 +53,7 @@ elif view == "filters":
                             format_func=ui.labels("filters.k"))
     if not chosen:
         st.info(t("filters.compare_none"))
-        st.stop()
+        halt()
     specs = {name: ui.spec_for(name) for name in chosen}  # draws the editor/parameters the choices need
     cols = st.columns(len(chosen))
     for i, (col, name) in enumerate(zip(cols, chosen)):

@@ -5,7 +5,7 @@ from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
 from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, overlay, to_png
 from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
-from ui.common import error_box, run_through_app, t
+from ui.common import error_box, halt, run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -21,16 +21,16 @@ try:
 except RequestTooLargeError as exc:  # refused before any work: the estimate exceeds the per-request budget
     st.error(t("security.cam_too_large", needed=exc.needed // 2**20, budget=exc.budget // 2**20,
                side=cam_max_side(key, loaded, sel.image)))
-    st.stop()
+    halt()
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 if not cam_plan(key, loaded, sel.image)[1]:  # degraded: the earliest layers were left out to fit the budget
     st.info(t("security.cam_degraded", n=len(top_cams), side=cam_max_side(key, loaded, sel.image)))
 layers = sorted(top_cams, key=lambda n: order.get(n, -1))
 if not layers:
     st.warning(t("cam.no_layers"))
-    st.stop()
+    halt()
 if st.session_state.get("cam_layer") not in layers:
     st.session_state["cam_layer"] = info["default_layer"] if info["default_layer"] in layers else layers[-1]
 names = list(loaded.class_names or [])
@@ -62,7 +62,7 @@ try:
         cams = top_cams if target == top1 else cams_for_class(key, target, loaded, sel.image)
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 picture = info["picture"]
 size = picture.shape[:2]
 

@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.receptive import CSV_COLUMNS, erf_extent, field_box, growth_by_depth, summarize, table_to_csv, teaching_layer
 from explorer.receptive import erf_figure, growth_figure, image_box_figure
 from explorer.analysis import InputTooSmallError
-from ui.common import (error_box, loaded_model, model_cache_key, model_input, run_through_app, selection,
+from ui.common import (error_box, halt, loaded_model, model_cache_key, model_input, run_through_app, selection,
                        show_weights_note, t)
 from ui.receptive_cache import DEFAULT_OVERLAY, erf_map, growth_curve, overlay_options, picture, rf_table
 
@@ -25,10 +25,10 @@ try:
         table = rf_table(loaded)
 except InputTooSmallError as exc:
     st.error(t("rf.too_small", message=exc))
-    st.stop()
+    halt()
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 if table.attrs.get("error"):
     st.error(t("rf.partial", message=table.attrs["error"]))
 
@@ -107,7 +107,7 @@ st.caption(t("rf.unit_caption"))
 spatial = table[~table["unknown"] & (table["output_shape"].str.count("x") == 2)]
 if not len(spatial):
     st.warning(t("rf.no_spatial"))
-    st.stop()
+    halt()
 layers = list(spatial["layer"])
 if st.session_state.get("rf_layer") not in layers:
     opening = teaching_layer(spatial, (H, W))  # not a field covering the whole image: that teaches nothing
@@ -142,7 +142,7 @@ try:
         erf = erf_map(*key, sel.image_hash, layer, (r, c), _loaded=loaded, _x=x)
 except Exception as exc:
     error_box(exc)
-    st.stop()
+    halt()
 left, right = st.columns(2)
 left.plotly_chart(image_box_figure(picture(*key, sel.image_hash, _x=x), box, title=t("rf.box_title")),
                   width="stretch", key="rf_box")

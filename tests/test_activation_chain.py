@@ -140,3 +140,23 @@ def test_a_block_whose_output_is_a_concatenation_claims_no_addition():
     result = analyze(model, torch.rand(1, 3, 8, 8), "block.a", layers=None)
     steps = activation_chain(result.calls, "block.a", result.activations)
     assert all(step.role != "add" for step in steps)
+
+
+def test_chain_stops_where_the_output_is_reshaped():
+    """AlexNet flattens ``avgpool``'s output before its classifier's Dropout: a flat vector is no map of that
+    layer, so the chain ends at the layer (every step of a chain has the layer's own shape)."""
+    from explorer.analysis import callable_layers
+
+    model = torchvision.models.alexnet(num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    calls = callable_layers(model, x)
+    result = analyze(model, x, None)
+    shape = next(c.shape for c in calls if c.name == "avgpool")
+    chain = activation_chain(result.calls, "avgpool", result.activations)
+    assert [s.name for s in chain] == ["avgpool"]
+    for layer in ("features.0", "features.3"):  # conv -> ReLU keeps the shape: the chain still reaches the ReLU
+        steps = activation_chain(result.calls, layer, result.activations)
+        assert steps[-1].role == "activation"
+        own = tuple(result.activations[layer].shape[1:])
+        assert all(tuple(result.activations[s.name].shape[1:]) == own for s in steps)
+    assert shape == (256, 6, 6)

@@ -320,3 +320,15 @@ def test_cli_gradients_prints_one_row_per_layer():
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("layer,") and "grad_norm" in lines[0].split(",")
     assert [line.split(",")[0] for line in lines[1:]] == ["conv1", "conv2", "conv3", "fc"]
+
+
+def test_batchnorm_layers_are_the_ones_the_demo_shows():
+    """A BatchNorm1d after a fully connected layer sees one value per feature for one image (m = 1): the demo
+    cannot show it, so it is not offered (it used to be, and failed)."""
+    from explorer.analysis import batchnorm_demo, batchnorm_layers
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 8),
+                          nn.BatchNorm1d(8), nn.Linear(8, 2)).eval()
+    assert batchnorm_layers(model) == ["1"]
+    with pytest.raises(ValueError, match="not a BatchNorm2d"):
+        batchnorm_demo(model, torch.randn(1, 3, 8, 8), "5")

@@ -43,6 +43,40 @@ def test_bad_files_have_clear_messages(data, needle):
         load_image(data)
 
 
+def _jpeg_with_text_image_width() -> bytes:
+    """A JPEG whose EXIF (orientation 6) holds ImageWidth as ASCII text: Pillow's transpose fails with struct.error."""
+    exif = Image.Exif()
+    exif[0x010F] = "Cam"
+    exif[0x0112] = 6
+    data = bytearray(_encode_with(Image.new("RGB", (40, 30), (200, 100, 50)), "JPEG", exif=exif.tobytes()))
+    i = data.index(b"\x01\x0f\x00\x02")  # the Make tag (0x010F, ASCII) becomes ImageWidth (0x0100)
+    data[i + 1] = 0x00
+    return bytes(data)
+
+
+def _tiff_with_a_broken_second_page() -> bytes:
+    """A TIFF whose next-IFD offset points into its pixels: Pillow fails with TypeError."""
+    import struct
+
+    data = bytearray(_encode(Image.new("RGB", (40, 30), (200, 100, 50)), "TIFF"))
+    first = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, first)[0]
+    struct.pack_into("<I", data, first + 2 + 12 * entries, 16)
+    return bytes(data)
+
+
+def _encode_with(img: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make", [_jpeg_with_text_image_width, _tiff_with_a_broken_second_page])
+def test_crafted_files_that_break_the_decoder_are_refused_clearly(make):
+    with pytest.raises(ImageLoadError, match="corrupt or truncated"):
+        load_image(make())
+
+
 def test_decompression_bomb_is_refused_before_decoding():
     bomb = _encode(Image.new("1", (12000, 12000)), "PNG")
     assert len(bomb) < 100_000

@@ -123,3 +123,34 @@ def test_a_follower_gets_a_lost_view_again():
     assert at.session_state["_class_delivered"] == class_store().version(code)
     at.run()  # taken: no further resend
     assert at.session_state["_class_resent"] == 1 and dict(at.query_params).get("layer") == "C3"
+
+
+# --- a page that ends early (ui.common.halt) still finishes the run ---------------------------------------
+def test_a_page_that_ends_early_still_writes_its_view_to_the_url_and_the_class():
+    """The Filters page's "by hand" view ends the page early: the address bar and a lecturer's class must still get
+    the new view (after ``st.stop()`` Streamlit refused every further message of the run, so both kept the old one)."""
+    from ui.links import class_store
+
+    at = open_link("filters", BASE)
+    at.button(key="class_start").click().run()
+    code = at.session_state["_class_code"]
+    assert class_store().read(code).state["query"].get("view") == "single"
+    at.segmented_control(key="flt_view").set_value("hand").run()
+    assert not at.exception
+    assert at.query_params["view"] == "hand"
+    assert class_store().read(code).state["query"].get("view") == "hand"
+
+
+def test_an_error_that_ends_the_page_still_updates_the_url():
+    at = open_link("architecture", {"model": "alexnet", "weights": "none"})
+    at.text_input(key="sel_input").set_value("32x32").run()  # too small for AlexNet: an error, then the page ends
+    assert not at.exception
+    assert any("does not fit" in e.value for e in at.error)
+    assert at.query_params["input"] == "32x32"  # the view on screen, error included
+
+
+def test_a_bad_link_to_a_page_that_ends_early_is_named_as_the_link_wrote_it():
+    at = open_link("compare", {"models": "nosuch,alexnet"})  # fewer than two usable models: the page ends early
+    assert not at.exception
+    messages = [w.value for w in at.warning if "link" in w.value]
+    assert len(messages) == 1 and "models=nosuch,alexnet" in messages[0], messages

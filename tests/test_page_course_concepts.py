@@ -34,3 +34,24 @@ def test_gradient_tab_computes_plain_and_residual(app_factory):
     assert not at.exception, at.exception
     chart = [c for c in at.get("plotly_chart") if "plain18" in c.proto.spec]
     assert chart and "resnet18_a" in chart[0].proto.spec
+
+
+def test_a_built_network_with_batchnorm1d_draws_every_tab(app_factory):
+    """A BatchNorm1d after FC (the Build grammar allows it) is not offered to the BatchNorm demo, which shows
+    BatchNorm2d layers; the tabs after it are all drawn (an error there used to end the whole page)."""
+    from explorer.models import ModelRef
+    from explorer.models.arch import full_spec
+
+    spec = full_spec("in-3x32x32 conv3-8 BN M FC-16 BN FC-10")
+    at = app_factory("course_concepts", custom_archs=[spec], sel_model=ModelRef.arch(spec).key)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    from explorer.models import build_model
+    import torch.nn as nn
+
+    model = build_model(ModelRef.arch(spec))
+    kinds = {name: type(m) for name, m in model.named_modules()}
+    assert sorted(kinds.values(), key=str).count(nn.BatchNorm1d) == 1
+    assert at.selectbox(key="cc_bn_layer").options == [n for n, k in kinds.items() if k is nn.BatchNorm2d]
+    subheaders = [s.value for s in at.subheader]
+    assert len(subheaders) >= 8, subheaders  # BN, dropout, gradients, reductions, pooling, residual, LeNet, AlexNet

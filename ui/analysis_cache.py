@@ -387,7 +387,7 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     stale label. Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows
     an error and stops the page when the analysis cannot run (input too small, out of memory...).
     """
-    from ui.common import input_too_small, error_box, loaded_model, model_cache_key, selection, show_weights_note, t
+    from ui.common import error_box, halt, input_too_small, loaded_model, model_cache_key, selection, show_weights_note, t
 
     st.title(t(f"{area}.title"))
     st.caption(t(f"{area}.intro"))
@@ -405,13 +405,13 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer
     if too_small:
         st.error(t("arch.too_small", message=too_small))
-        st.stop()
+        halt()
     try:
         with spinner_once(("overview", key), t(f"{area}.computing")):
             info = overview(key, loaded, sel.image)
     except Exception as exc:
         error_box(exc)
-        st.stop()
+        halt()
     safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in loaded.name)[:40]
     return loaded, sel, key, info, safe_name
 

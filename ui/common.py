@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -47,6 +47,19 @@ def _on_lang_change() -> None:
 
 
 # --- entry ---------------------------------------------------------------------------------------
+
+class PageHalt(BaseException):
+    """Raised by :func:`halt`; ``app.py`` catches it around the page (a BaseException, like Streamlit's own
+    StopException, so that no page's ``except Exception`` swallows it)."""
+
+
+def halt() -> NoReturn:
+    """End the page here, the way ``st.stop()`` would, but let ``app.py`` finish the run: after ``st.stop()``
+    Streamlit refuses every further message of the run, so the address bar kept the previous view, a bad link's
+    warning was lost and a lecturer's class was not told about the new view."""
+    raise PageHalt
+
+
 
 def run_through_app() -> None:
     """The first line of every page: make sure ``app.py`` (sidebar, navigation) runs around this page.
@@ -439,7 +452,7 @@ def loaded_model():
                                   version=_run_version(sel.model_name))
     except Exception as exc:
         error_box(exc, prefix="common.model_error")
-        st.stop()
+        halt()
     return with_input_shape(loaded, sel.input_shape)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import streamlit as st
 
 from explorer.core import (LANGUAGES, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
-                           normalise_code, parse_query, shared_dir_from_env)
+                           encode_value, normalise_code, parse_query, shared_dir_from_env)
 from ui.common import t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +211,8 @@ def finish(view: View) -> None:
     state.pop("_links_pinned", None)
     if applied and applied[0] == stem:
         names = {p.target: p for p in params_of(stem)}
-        rejected = [(names[target].name, str(value)) for target, value in applied[1].items()
+        rejected = [(names[target].name, encode_value(names[target], value) or "")  # as the link wrote it
+                    for target, value in applied[1].items()
                     if target in names and target in state and state[target] != value]
         if rejected:
             _, old = state.get("_links_message") or (stem, [])

@@ -18,12 +18,11 @@ import torch.nn.functional as F
 from explorer.analysis.activations import capture
 from explorer.core import model_lock
 
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
 def batchnorm_layers(model: nn.Module) -> list[str]:
-    """Names of the model's BatchNorm layers, in definition order."""
-    return [name for name, m in model.named_modules() if isinstance(m, _BATCH_NORMS) and name]
+    """Names of the model's BatchNorm2d layers, in definition order: the ones :func:`batchnorm_demo` shows. A
+    BatchNorm1d after a fully connected layer normalises each feature over the batch, and one image is a batch
+    of one (m = 1: no variance to show; PyTorch refuses it in training mode)."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d) and name]
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,8 @@ def activation_chain(
             continue  # the layer's own children, or a container whose first leaf decides
         if nxt.is_function and not nxt.is_activation:
             continue  # `out += identity` between a conv and its ReLU, as module hooks never saw it
+        if nxt.shape != info.shape:
+            break  # reshaped on the way (AlexNet's torch.flatten before its classifier's Dropout): no map of it
         if nxt.is_activation:
             activation = nxt
             break

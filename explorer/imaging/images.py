@@ -69,15 +69,17 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
                 notes.append(f"only the first of {frames} frames is used")
             img.load()
             img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError("the image is a decompression bomb (far more pixels than its file size suggests)") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError("the file is not an image this app can read (PNG, JPEG, BMP, WebP, TIFF, GIF)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageLoadError(f"the image is corrupt or truncated ({exc})") from exc
-    rgb = _to_rgb(img)
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's decoders also fail with struct.error, TypeError... on crafted files
+        raise ImageLoadError(f"the image is corrupt or truncated ({type(exc).__name__}: {exc})") from exc
     rgb = _bound_size(rgb, notes)
     if notes:
         rgb.info["explorer_note"] = "; ".join(notes)
