@@ -176,3 +176,15 @@ def test_the_checks_catch_a_circle_and_a_private_import(tmp_path, monkeypatch):
     graph, offences = import_graph(modules)
     assert cycles(graph) == [["explorer.a.one", "explorer.a.two"]]
     assert len(offences) == 1 and "_hidden" in offences[0]
+
+
+def test_pages_end_early_with_halt_not_st_stop():
+    """After ``st.stop()`` Streamlit refuses every further message of the run, so ``app.py`` could not update the
+    URL or the class (docs/CONVENTIONS.md); the one ``st.stop()`` left ends a page that already ran inside app.py."""
+    calls = []
+    for path in sorted([ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "stop"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "st"):
+                calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert len(calls) == 1 and calls[0].startswith("ui/common.py"), calls
