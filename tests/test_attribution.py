@@ -315,3 +315,43 @@ def test_cli_gradcam_saves_overlay_and_map(tmp_path, capsys):
     expected = grad_cam(loaded.model, loaded.preprocess(load_image(image)), "block2.0", target=3)
     np.testing.assert_allclose(np.load(raw), expected, rtol=1e-5, atol=1e-6)
     assert main(["gradcam", "tiny_vgg", str(image), "--method", "saliency", "--png", str(png)]) == 0
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_analysis_inside_the_callers_no_grad_or_inference_mode(mode):
+    """A caller's torch.no_grad() used to crash analyze(); inference_mode() gave an all-zero Grad-CAM and made
+    capture() fail on the missing version counter. The results equal the hand formula either way."""
+    model = small_cnn()
+    x = torch.randn(1, 3, 7, 9, generator=torch.Generator().manual_seed(2))
+    expected = gradcam_by_hand(model, x, None)
+    context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        inside = x.clone()  # under inference_mode: an inference tensor
+        cam = analyze(model, inside, "2").cam()
+        kept = capture(model, inside, ["2", "2:in"])
+    np.testing.assert_allclose(cam, expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        by_hand = model[2](model[1](model[0](x)))
+    torch.testing.assert_close(kept["2"], by_hand)
+    assert_no_hooks(model)
+
+
+@pytest.mark.parametrize("method", ["guided_gradcam", "saliency", "integrated_gradients", "occlusion"])
+@pytest.mark.parametrize("target", [-1, 4])
+def test_a_target_outside_the_classes_is_refused_by_every_method(method, target):
+    model = small_cnn(classes=4)
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ValueError, match=f"target class {target} is outside 0..3"):
+        attribute(model, x, method, "2", target=target)
+    assert_no_hooks(model)
+
+
+def test_layer_methods_name_a_vector_layer_and_a_call_that_never_happens():
+    model = small_cnn()
+    x = torch.randn(1, 3, 8, 8)
+    for run in (lambda layer: grad_cam(model, x, layer), lambda layer: guided_gradcam(model, x, layer)):
+        with pytest.raises(ValueError, match="no spatial output"):
+            run("6")  # the Linear layer
+        with pytest.raises(ValueError, match="not called in the forward pass"):
+            run("1#2")  # the first ReLU runs once
+    assert_no_hooks(model)

@@ -165,3 +165,21 @@ def test_preview_picture_is_the_image_shrunk_and_encoded_once(size, mode):
     expected = np.asarray(img.resize(shown.size, Image.Resampling.LANCZOS), dtype=np.float64)
     got = np.asarray(shown.convert(mode), dtype=np.float64)
     assert np.abs(got - expected).mean() < 8  # JPEG's loss on sharp colour edges; a wrong picture is off by ~80
+
+
+@pytest.mark.parametrize("level, grey", [(65535, 255), (40000, 156), (0, 0)])
+def test_a_uniform_sixteen_bit_image_keeps_its_level(level, grey):
+    """No range to stretch: the level's place on the 16-bit scale (it used to load all black)."""
+    img = load_image(_encode(Image.fromarray(np.full((20, 20), level, np.uint16)), "PNG"))
+    assert np.unique(np.asarray(img)).tolist() == [grey] == [round(level / 257)]
+
+
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0)])
+def test_a_png_colour_key_is_composited_on_white(mode, key):
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = (255, 0, 0)  # top red, bottom black: black is the transparent colour
+    img = Image.fromarray(rgb, "RGB") if mode == "RGB" else Image.fromarray(rgb[..., 0], "L")
+    data = _encode_with(img, "PNG", transparency=key)
+    src = Image.open(io.BytesIO(data))
+    reference = Image.alpha_composite(Image.new("RGBA", src.size, (255, 255, 255, 255)), src.convert("RGBA"))
+    np.testing.assert_array_equal(np.asarray(load_image(data)), np.asarray(reference.convert("RGB")))

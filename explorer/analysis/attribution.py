@@ -78,11 +78,27 @@ class _Logits(nn.Module):
 
 
 def resolve_target(model: nn.Module, x: torch.Tensor, target: int | None) -> int:
-    """``target``, or the top-1 class for ``x`` (one no-grad forward pass)."""
-    if target is not None:
-        return int(target)
+    """``target`` checked against the model's classes (``ValueError`` outside them), or the top-1 class for ``x``:
+    one no-grad forward pass either way (a negative index would silently explain the last classes)."""
     with hooked(model), torch.no_grad():
-        return int(logits_of(model(_single_image(x, model)))[0].argmax())
+        scores = logits_of(model(_single_image(x, model)))
+    if target is None:
+        return int(scores[0].argmax())
+    if not 0 <= int(target) < scores.shape[1]:
+        raise ValueError(f"target class {int(target)} is outside 0..{scores.shape[1] - 1}")
+    return int(target)
+
+
+def _spatial_probe(layer: str, probe: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What ``route_call`` passes ``layer``'s output through: the probe captum hooks, after a check that the output
+    is a map (a vector, e.g. ``fc``'s, made captum's upsampling fail with an IndexError)."""
+
+    def through(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dim() != 4:
+            raise ValueError(f"layer {layer!r} has no spatial output (Grad-CAM needs a [C,H,W] map)")
+        return probe(tensor)
+
+    return through
 
 
 def _unit(values: torch.Tensor | np.ndarray, percentile: float = 99.5) -> np.ndarray:
@@ -129,7 +145,7 @@ def guided_gradcam(model: nn.Module, x: torch.Tensor, layer: str, target: int | 
     x = _single_image(x, model, requires_grad=True)
     target = resolve_target(model, x, target)
     probe = nn.Identity()
-    with hooked(model), route_call(model, layer, probe), torch.enable_grad():
+    with hooked(model), route_call(model, layer, _spatial_probe(layer, probe)), torch.enable_grad():
         attr = GuidedGradCam(_Logits(model), probe).attribute(x, target=target)
     return _unit(attr[0].abs().amax(0))
 

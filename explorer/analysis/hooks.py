@@ -438,12 +438,18 @@ def run_pass(
     key = (tuple(x.shape), x.dtype, str(device_of(model)), None if record is None else tuple(map(str, record)),
            tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device)
     plan = _plan_for(model, key)
-    result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan)
-    if plan is None:
-        _learn_plan(model, key, rewritten)
-    elif rewritten:  # a reference was changed after all (a path that depends on the data): clone everything
-        result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, None)
-        _learn_plan(model, key, rewritten)
+    # Also from a caller inside torch.inference_mode(): its tensors have no version counter (which tells the store
+    # what was rewritten in place) and cannot start a Grad-CAM graph.
+    with torch.inference_mode(False):
+        if x.is_inference():
+            x = x.clone()
+        result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan)
+        if plan is None:
+            _learn_plan(model, key, rewritten)
+        elif rewritten:  # a reference was changed after all (a path that depends on the data): clone everything
+            result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device,
+                                          None)
+            _learn_plan(model, key, rewritten)
     return result
 
 
@@ -640,6 +646,7 @@ def route_call(model: nn.Module, layer: str, fn: Callable[[torch.Tensor], torch.
             raise KeyError(f"the model has no layer named {layer!r}")
         return
     modules = resolve_modules(model, [spec])
+    routed: list[bool] = []
 
     def on_exit(name: str, module: nn.Module, k: int, output: Any) -> Any:
         if k != spec.call:
@@ -647,8 +654,15 @@ def route_call(model: nn.Module, layer: str, fn: Callable[[torch.Tensor], torch.
         tensor = first_tensor(output)
         if tensor is None:
             raise TypeError(f"layer {layer!r} returned no tensor")
+        routed.append(True)
         return replace_first_tensor(output, fn(tensor))
 
     with hooked(model) as add:
         _add_counting_hooks(model, add, modules, None, on_exit)
-        yield
+        try:
+            yield
+        except AssertionError as exc:  # captum's "Forward hook did not obtain any outputs": say which name was wrong
+            if not routed:
+                raise ValueError(f"layer {layer!r} is not called in the forward pass "
+                                 f"(module {spec.module!r} ran fewer than {spec.call} times)") from exc
+            raise

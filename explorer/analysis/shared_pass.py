@@ -116,7 +116,8 @@ def analyze(
     if any(s.want_input for s in cam_specs):
         raise ValueError("Grad-CAM explains layer outputs: drop the ':in' suffix")
     record = None if layers is None else [parse_call(n) for n in layers]
-    with model_lock(model):
+    # Grad mode on for the class score's graph, whatever the caller's (no_grad, inference_mode) around this call.
+    with model_lock(model), torch.inference_mode(False), torch.enable_grad():
         result = run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes,
                           on_device=on_device)
         scores = logits_of(result.output)

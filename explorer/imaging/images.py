@@ -92,7 +92,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         # A plain convert('RGB') saturates these: scale by the real range first. In bands of rows and in
         # float32: a float64 copy of a 6300² 16-bit image (and its temporaries) once took 1.6 GB.
         return Image.fromarray(_scaled_to_uint8(img), "L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+    # Alpha, or a PNG colour key (tRNS: one transparent value in P, L or RGB): composited on white.
+    if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -106,6 +107,17 @@ def _row_bands(img: Image.Image):
         yield top, np.asarray(img.crop((0, top, w, min(h, top + step))), dtype=np.float32)
 
 
+def _nominal_top(mode: str, value: float) -> float:
+    """The white of a 16-bit, 32-bit or float grey image holding ``value``: 65535 for 16-bit, else the smallest of
+    1 (floats in [0, 1]), 255 and 65535 that holds it."""
+    if mode.startswith("I;16"):
+        return 65535.0
+    for top in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if value <= top:
+            return top
+    return max(value, 1.0)
+
+
 def _scaled_to_uint8(img: Image.Image) -> np.ndarray:
     """A 16-bit, 32-bit or float grey image as uint8, scaled by its finite range (NaN as the minimum)."""
     lo, hi = np.inf, -np.inf
@@ -116,7 +128,8 @@ def _scaled_to_uint8(img: Image.Image) -> np.ndarray:
     if not np.isfinite(lo):
         lo, hi = 0.0, 1.0
     out = np.zeros((img.height, img.width), dtype=np.uint8)
-    if hi <= lo:
+    if hi <= lo:  # one level everywhere: no range to stretch, so its place on the format's own scale
+        out[:] = round(255 * min(max(lo, 0.0) / _nominal_top(img.mode, lo), 1.0))
         return out
     scale = 255.0 / (hi - lo)
     for top, band in _row_bands(img):
