@@ -212,3 +212,12 @@ def test_bad_table_rows_are_named(row, words):
 def test_empty_table_refused():
     with pytest.raises(ArchSpecError, match="no layers"):
         table_to_spec(pd.DataFrame([{"layer": None}]), (3, 32, 32))
+
+
+@pytest.mark.parametrize("p", [0.00001, 0.1234567, 0.25, 0.999])
+def test_a_dropout_probability_survives_the_round_trip(p):
+    """``dropout-1e-05`` (Python's :g) is not a token the grammar reads; 0.1234567 was rounded to 0.123457."""
+    spec = canonical_spec(f"conv3-8 dropout-{p:.7f} FC-10")
+    layers = parse_arch(spec)
+    assert [layer.p for layer in layers if layer.kind == "dropout"] == [round(p, 7)]
+    assert parse_arch(format_arch(layers)) == layers

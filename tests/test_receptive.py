@@ -437,3 +437,23 @@ def test_cli_csv_and_pretty_table(capsys) -> None:
     assert main(["rf", "mnist_cnn", "--input", "1x28x28"]) == 0
     out = capsys.readouterr().out
     assert "last convolution conv3: field 21x21" in out and "input 1x28x28" in out
+
+
+class _OnlyFunctional(nn.Module):
+    """No submodules at all: every layer is an F.* call on parameters of the model itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.w2 = nn.Parameter(torch.randn(4, 4, 3, 3))
+
+    def forward(self, x):
+        return F.conv2d(F.max_pool2d(F.relu(F.conv2d(x, self.w1)), 2), self.w2)
+
+
+def test_a_model_without_submodules_gets_one_row_per_op():
+    """It used to be one row named after the class (the root was taken for a leaf). Fields by the hand rule
+    r ← r + (k − 1)·j, j ← j·s: conv3 3, pool2/2 4, conv3 4 + 2·2 = 8."""
+    table = receptive_field_table(_OnlyFunctional().eval(), (3, 32, 32)).set_index("layer")
+    assert table.loc["conv2d", "rf_h"] == 3 and table.loc["max_pool2d", "rf_h"] == 4
+    assert table.loc["conv2d#2", "rf_h"] == 8 and table.loc["conv2d#2", "jump_h"] == 2

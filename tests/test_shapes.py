@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchinfo
 
 from explorer import models
@@ -105,3 +106,65 @@ def test_hooks_are_removed_even_after_failure():
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     layer_table(model, (3, 224, 224))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def _evaluate(expression: str) -> int:
+    """The number a formula cell's left-hand side evaluates to, read as plain arithmetic (⌊x⌋, ⌈x⌉, ·, −)."""
+    text = (expression.replace("·", "*").replace("−", "-").replace("⌊", "math.floor(").replace("⌋", ")")
+            .replace("⌈", "math.ceil(").replace("⌉", ")"))
+    return int(eval(text, {"math": math}))  # noqa: S307 - our own table's arithmetic
+
+
+@pytest.mark.parametrize("layer, side", [
+    (nn.Conv2d(3, 4, 3, dilation=(1, 2)), 20),  # dilation differs per axis
+    (nn.Conv2d(3, 4, 3, dilation=3, padding=2), 21),
+    (nn.MaxPool2d(2, 2, padding=1, ceil_mode=True), 5),  # the last window would start in the padding
+    (nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), 8),
+    (nn.AvgPool2d(3, 2, ceil_mode=True), 10),
+    (nn.ConvTranspose2d(3, 4, 4, stride=2, padding=1), 19),
+    (nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, dilation=2), 9),
+])
+def test_every_formula_cell_evaluates_to_the_real_output(layer, side):
+    """Each axis's formula, read as arithmetic, gives the size torch produces (independent of the table)."""
+    model = nn.Sequential(layer).eval()
+    out = model(torch.zeros(1, 3, side, side)).shape[2:]
+    formula = layer_table(model, (3, side, side)).iloc[0]["formula"]
+    parts = formula.split(" ; ")
+    for axis, size in enumerate(out):
+        lhs, rhs = parts[min(axis, len(parts) - 1)].rsplit(" = ", 1)
+        assert int(rhs) == size and _evaluate(lhs) == size, (formula, tuple(out))
+
+
+class _FunctionalPools(nn.Module):
+    def forward(self, x):
+        x = F.avg_pool2d(x, 2, 2, 0, True)  # ceil_mode by position
+        x = F.lp_pool2d(x, 2, 3, 3)  # norm_type 2, kernel 3, stride 3
+        return F.conv2d(x, torch.ones(2, 3, 3, 3), padding="same")
+
+
+def test_functional_pools_and_string_padding_read_their_own_arguments():
+    model = _FunctionalPools().eval()
+    table = layer_table(model, (3, 11, 11)).set_index("layer")
+    assert table.loc["avg_pool2d", "output_shape"] == "3x6x6" and "⌈" in table.loc["avg_pool2d", "formula"]
+    assert table.loc["lp_pool2d", ["kernel", "stride"]].tolist() == ["3x3", "3x3"]
+    assert table.loc["lp_pool2d", "output_shape"] == "3x2x2"  # ⌊(6 − 3)/3⌋ + 1
+    for layer in ("avg_pool2d", "lp_pool2d"):
+        lhs, rhs = table.loc[layer, "formula"].rsplit(" = ", 1)
+        assert _evaluate(lhs) == int(rhs)
+    assert table.loc["conv2d", ["padding", "formula"]].tolist() == ["same", ""]
+
+
+def test_a_float64_network_gets_a_float64_input():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).double().eval()
+    table = layer_table(model, (3, 8, 8))
+    assert table["output_shape"].tolist() == ["4x6x6", "4x6x6"]
+
+
+def test_a_model_that_does_not_fit_for_another_reason_is_not_called_too_small():
+    """A classifier sized for another input, or the wrong channel count: no advice to try a larger input."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).eval()
+    with pytest.raises(InputTooSmallError) as error:
+        layer_table(net, (1, 16, 16))
+    assert "larger input" not in str(error.value) and "mat1 and mat2" in str(error.value)
+    with pytest.raises(InputTooSmallError, match="larger input"):
+        layer_table(nn.Sequential(nn.Conv2d(1, 2, 5)).eval(), (1, 3, 3))

@@ -266,17 +266,32 @@ def functional_geometry(call: FunctionalCall) -> dict[str, tuple[int, ...]]:
         weight = _arg(args, kwargs, 1, "weight")
         if not isinstance(weight, torch.Tensor):
             return {}
+        padding = _arg(args, kwargs, 4, "padding")
         return {"kernel": tuple(int(d) for d in weight.shape[2:]), "stride": _tuple(_arg(args, kwargs, 3, "stride"), n, 1),
-                "padding": _tuple(_arg(args, kwargs, 4, "padding"), n, 0),
+                "padding": padding if isinstance(padding, str) else _tuple(padding, n, 0),  # "same", "valid"
                 "dilation": _tuple(_arg(args, kwargs, 5, "dilation"), n, 1)}
     if op in _POOL_OPS:
         n = _POOL_OPS[op]
-        kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), n, 1)
-        stride = _arg(args, kwargs, 2, "stride")
+        # lp_pool2d(input, norm_type, kernel_size, stride, ceil_mode): no padding, no dilation
+        first = 2 if op.startswith("lp_") else 1
+        kernel = _tuple(_arg(args, kwargs, first, "kernel_size"), n, 1)
+        stride = _arg(args, kwargs, first + 1, "stride")
         return {"kernel": kernel, "stride": _tuple(stride, n, 1) if stride not in (None, [], ()) else kernel,
-                "padding": _tuple(_arg(args, kwargs, 3, "padding"), n, 0),
+                "padding": (0,) * n if op.startswith("lp_") else _tuple(_arg(args, kwargs, 3, "padding"), n, 0),
                 "dilation": _tuple(_arg(args, kwargs, 4, "dilation"), n, 1) if op.startswith("max") else (1,) * n}
     return {}
+
+
+# Where each pooling op takes ``ceil_mode`` by position (after input): max_pool(kernel, stride, padding, dilation,
+# ceil_mode), avg_pool(kernel, stride, padding, ceil_mode), lp_pool(norm_type, kernel, stride, ceil_mode).
+_CEIL_MODE_INDEX = {"max": 5, "avg": 4, "lp_": 4}
+
+
+def functional_ceil_mode(call: FunctionalCall) -> bool:
+    """Whether a functional pooling call rounds its output size up (``ceil_mode``, by keyword or by position)."""
+    if call.op not in _POOL_OPS:
+        return False
+    return bool(_arg(call.args, call.kwargs, _CEIL_MODE_INDEX[call.op[:3]], "ceil_mode", False))
 
 
 def functional_mult_adds(call: FunctionalCall) -> int:

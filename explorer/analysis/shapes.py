@@ -1,6 +1,7 @@
 """Layer-by-layer shape tables: one record per module call, in forward order (torchinfo-like, as data)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -8,12 +9,18 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, functional_geometry, functional_mult_adds
-from explorer.core import device_of
+from explorer.analysis.functional_ops import (FunctionalCall, FunctionalRecorder, functional_ceil_mode, functional_geometry,
+                                              functional_mult_adds)
+from explorer.core import model_device_dtype
 from explorer.core import hooked
 
 CSV_COLUMNS = ["layer", "type", "depth", "input_shape", "output_shape", "kernel", "stride", "padding",
                "dilation", "params", "trainable_params", "mult_adds"]
+
+
+# PyTorch's messages for a window larger than its input (conv, pooling, adaptive pooling, padding).
+_SIZE_ERROR = re.compile(r"too small|smaller than kernel|greater than actual input|non-positive|output size|"
+                         r"padding size|should be at most half|non-empty", re.IGNORECASE)
 
 
 class InputTooSmallError(ValueError):
@@ -155,7 +162,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
         inputs = call.inputs[0] if len(call.inputs) == 1 else tuple(call.inputs)
         geometry = functional_geometry(call)
         shape = SimpleNamespace(kernel_size=geometry["kernel"], stride=geometry["stride"], padding=geometry["padding"],
-                                dilation=geometry["dilation"], ceil_mode=bool(call.kwargs.get("ceil_mode", False))
+                                dilation=geometry["dilation"], ceil_mode=functional_ceil_mode(call)
                                 ) if geometry else SimpleNamespace()
         row = _Row(layer=call.name, type=call.op, depth=(call.caller.count(".") + 2) if call.caller else 1,
                    module=shape, is_leaf=True, call=call.call, input_shape=_fmt_shape(inputs))  # type: ignore[arg-type]
@@ -176,8 +183,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
         for parent in stack:
             parent.mult_adds += row.mult_adds
 
-    device = device_of(model)
-    x = torch.zeros(1, *input_shape, device=device)
+    device, dtype = model_device_dtype(model)
+    x = torch.zeros(1, *input_shape, device=device, dtype=dtype)  # a float64 network gets a float64 input
     with hooked(model) as add:
         try:
             for module, name in names.items():
@@ -197,10 +204,14 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
         except RuntimeError as exc:
             failing = next((r for r in reversed(rows) if not r.done and r.is_leaf), None)
             where = f"layer {failing.layer} ({failing.type}, input {failing.input_shape})" if failing else "the model"
+            reason = str(exc).splitlines()[0][:160]
+            # Only PyTorch's size complaints mean "too small"; a wrong channel count or a classifier sized for
+            # another input (mat1 and mat2 shapes...) is said as it is.
+            advice = (" — most likely its output would be empty. Try a larger input." if _SIZE_ERROR.search(reason)
+                      else ".")
             raise InputTooSmallError(
-                f"the input {'×'.join(map(str, input_shape))} does not fit this model: {where} fails — "
-                f"most likely its output would be empty. Try a larger input. ({str(exc).splitlines()[0][:160]})",
-                failing.layer if failing else None) from exc
+                f"the input {'×'.join(map(str, input_shape))} does not fit this model: {where} fails{advice} "
+                f"({reason})", failing.layer if failing else None) from exc
     # Containers: parameters counted once over their subtree.
     records = []
     for row in rows:
@@ -233,7 +244,11 @@ def _as_pair(value) -> tuple[int, int]:
 
 
 def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> str:
-    """The output-size formula with the layer's numbers, e.g. ``(224 − 7 + 2·3)/2 + 1 = 112``."""
+    """The output-size formula with the layer's numbers, e.g. ``(224 − 7 + 2·3)/2 + 1 = 112``.
+
+    Rounded down (``⌊…⌋``) where the division is not exact, up (``⌈…⌉``) for ``ceil_mode`` pooling, which also
+    drops a last window that would start in the right padding (``… − 1``, PyTorch's rule); a transposed
+    convolution inverts it: ``(N − 1)·S − 2P + D·(F − 1) + output_padding + 1``."""
     ins, outs = _spatial(input_shape), _spatial(output_shape)
     if len(ins) != 2 or len(outs) != 2 or isinstance(getattr(module, "padding", 0), str):
         return ""
@@ -241,20 +256,30 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
     s = _as_pair(getattr(module, "stride", None) or module.kernel_size)
     p = _as_pair(getattr(module, "padding", 0))
     d = _as_pair(getattr(module, "dilation", 1))
+    transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+    extra = _as_pair(getattr(module, "output_padding", 0)) if transposed else (0, 0)
     parts = []
     for axis in range(2):
         n, f, pad, st, dil = ins[axis], k[axis], p[axis], s[axis], d[axis]
-        span = f"{dil}·({f} − 1) + 1" if dil > 1 else f"{f}"
+        span = f"({dil}·({f} − 1) + 1)" if dil > 1 else f"{f}"  # the dilated kernel's extent
         eff = dil * (f - 1) + 1
+        if transposed:
+            grow = f"{dil}·({f} − 1)" if dil > 1 else f"({f} − 1)"
+            tail = f" + {extra[axis]}" if extra[axis] else ""
+            parts.append(f"({n} − 1)·{st} − 2·{pad} + {grow}{tail} + 1 = {outs[axis]}")
+            continue
         exact = (n - eff + 2 * pad) % st == 0
-        body = f"({n} − {span} + 2·{pad})/{st} + 1"
+        body = f"({n} − {span} + 2·{pad})/{st}"
         if getattr(module, "ceil_mode", False) and not exact:
-            parts.append(f"⌈{body[:-4]}⌉ + 1 = {outs[axis]}")
+            rounded_up = -(-(n - eff + 2 * pad) // st) + 1
+            dropped = " − 1" if (rounded_up - 1) * st >= n + pad else ""  # the last window starts in the padding
+            parts.append(f"⌈{body}⌉ + 1{dropped} = {outs[axis]}")
         elif exact:
-            parts.append(f"{body} = {outs[axis]}")
+            parts.append(f"{body} + 1 = {outs[axis]}")
         else:
-            parts.append(f"⌊({n} − {span} + 2·{pad})/{st}⌋ + 1 = {outs[axis]}")
-    return parts[0] if ins[0] == ins[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] else " ; ".join(parts)
+            parts.append(f"⌊{body}⌋ + 1 = {outs[axis]}")
+    same = ins[0] == ins[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1] and extra[0] == extra[1]
+    return parts[0] if same else " ; ".join(parts)
 
 
 @dataclass(frozen=True)

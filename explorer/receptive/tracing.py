@@ -81,7 +81,7 @@ class _Tracer(TorchFunctionMode):
     def attach(self, add: Any) -> None:
         """Register the module hooks through ``add`` (:func:`explorer.core.hooks.hooked` removes them)."""
         for name, module in self.model.named_modules():
-            leaf = next(module.children(), None) is None
+            leaf = bool(name) and next(module.children(), None) is None  # a root without children: its ops are rows
             add(module.register_forward_pre_hook(self._pre_hook(name, module, leaf)))
             add(module.register_forward_hook(self._post_hook()))
 

@@ -74,6 +74,15 @@ _CONV = re.compile(r"conv(\d+)-(\d+)((?:/[a-z]\d+)*)")
 _POOL = re.compile(r"(max|avg)(\d+)((?:/[a-z]\d+)*)")
 _FC = re.compile(r"fc-(\d+)")
 # Unambiguous (each digit can be matched one way only), so a long digit run cannot backtrack.
+def _plain_decimal(value: float) -> str:
+    """``value`` as the grammar reads it back exactly: no exponent (``1e-05`` → ``0.00001``), every digit kept
+    (``:g`` rounded 0.1234567 to 0.123457)."""
+    from decimal import Decimal
+
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 _DROPOUT = re.compile(r"dropout(?:-(\d+(?:\.\d*)?|\.\d+))?")
 _SIMPLE = {"bn": "bn", "relu": "relu", "gap": "gap", "lrn": "lrn", "flatten": "flatten"}
 
@@ -133,7 +142,7 @@ class LayerSpec:
         if k == "fc":
             return f"FC-{self.out}"
         if k == "dropout":
-            return "dropout" if self.p == DEFAULT_DROPOUT else f"dropout-{self.p:g}"
+            return "dropout" if self.p == DEFAULT_DROPOUT else f"dropout-{_plain_decimal(self.p)}"
         return {"bn": "BN", "relu": "ReLU", "gap": "GAP", "lrn": "LRN", "flatten": "flatten"}[k]
 
 
