@@ -355,3 +355,47 @@ def test_layer_methods_name_a_vector_layer_and_a_call_that_never_happens():
         with pytest.raises(ValueError, match="not called in the forward pass"):
             run("1#2")  # the first ReLU runs once
     assert_no_hooks(model)
+
+
+class _InPlaceStatements(nn.Module):
+    """Layers whose results the forward drops: it goes on with the tensor they changed in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y.add_(1)  # a functional layer named "add"
+        self.relu(y)  # a module called as a statement
+        return self.fc(y.mean((2, 3)))
+
+
+def _cam_by_hand(activation: torch.Tensor, rest, target: int | None = None) -> tuple[np.ndarray, int]:
+    a = activation.detach().clone().requires_grad_(True)
+    scores = rest(a)
+    target = int(scores[0].argmax()) if target is None else target
+    (grad,) = torch.autograd.grad(scores[0, target], a)
+    return F.relu((grad[0].mean((1, 2))[:, None, None] * a.detach()[0]).sum(0)).numpy(), target
+
+
+def test_grad_cam_of_layers_whose_result_the_forward_drops():
+    """It was all zero: the pass started its graph on a copy the forward never used."""
+    model = _InPlaceStatements().eval()
+    x = torch.randn(1, 3, 10, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        conv = model.conv(x)
+    head = lambda a: model.fc(a.mean((2, 3)))  # noqa: E731
+    after_add, target = _cam_by_hand(conv + 1, lambda a: head(F.relu(a)))
+    after_relu, _ = _cam_by_hand(F.relu(conv + 1), head, target)
+    for names in (["add"], ["relu"], ["add", "relu"]):
+        result = analyze(model, x, names)
+        assert result.target == target
+        for name, expected in (("add", after_add), ("relu", after_relu)):
+            if name in names:
+                assert expected.max() > 0
+                np.testing.assert_allclose(result.cam_raw[name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert_no_hooks(model)

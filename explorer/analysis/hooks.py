@@ -406,6 +406,9 @@ class _Pass:
     cam_acts: dict[str, torch.Tensor]
     calls: list[CallInfo]
     skipped: list[str]
+    # CAM calls whose output had been changed in place (``y.add_(1)``, ``ReLU(inplace=True)``): a forward may go on
+    # with that very tensor and drop the copy the hook returned (see ``run_pass``'s ``inplace_leaves``).
+    inplace_cams: frozenset[str] = frozenset()
 
 
 def run_pass(
@@ -418,6 +421,7 @@ def run_pass(
     cam_all: bool = False,
     max_bytes: int | None = None,
     on_device: bool = False,
+    inplace_leaves: frozenset[str] = frozenset(),
 ) -> _Pass:
     """One forward pass with hooks. Caller holds the model's lock (``hooked`` takes it again: RLock).
 
@@ -431,31 +435,37 @@ def run_pass(
     moved to the CPU in one batch; it also lets a BatchNorm output that would need a copy be kept as a
     :class:`Recompute` of its call (eval mode, its input stored by reference and unchanged).
 
+    ``inplace_leaves``: CAM calls (of ``_Pass.inplace_cams``) whose own output tensor is tied to the graph's leaf
+    (copied from it in place) instead of being replaced by a copy: when the forward ignores what a call returns
+    (``y.add_(1)`` as a statement) only that tensor carries the class score's dependence. It costs a second copy
+    and changes the tensor's version, which is why it is the second choice.
+
     Recorded tensors are copied only where the pass rewrites them in place afterwards: the first pass of a kind
     (model, input shape, what is recorded) clones everything and learns which names need it; later passes keep
     the rest by reference, and if one of those was rewritten after all, the pass is redone cloning everything.
     """
     key = (tuple(x.shape), x.dtype, str(device_of(model)), None if record is None else tuple(map(str, record)),
-           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device)
+           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device, tuple(sorted(inplace_leaves)))
     plan = _plan_for(model, key)
     # Also from a caller inside torch.inference_mode(): its tensors have no version counter (which tells the store
     # what was rewritten in place) and cannot start a Grad-CAM graph.
     with torch.inference_mode(False):
         if x.is_inference():
             x = x.clone()
-        result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan)
+        result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan,
+                                      inplace_leaves)
         if plan is None:
             _learn_plan(model, key, rewritten)
         elif rewritten:  # a reference was changed after all (a path that depends on the data): clone everything
             result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device,
-                                          None)
+                                          None, inplace_leaves)
             _learn_plan(model, key, rewritten)
     return result
 
 
 def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | None, cam_specs: Sequence[CallSpec],
               list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
-              clone_only: frozenset[str] | None) -> tuple[_Pass, set[str]]:
+              clone_only: frozenset[str] | None, inplace_leaves: frozenset[str] = frozenset()) -> tuple[_Pass, set[str]]:
     tree = named_module_tree(model)
     all_modules = {name: module for name, module in tree.items() if name}
     record_all = record is None
@@ -488,6 +498,23 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             found = blocks[name] = block_of(model, name)
         return found
     cam_acts: dict[str, torch.Tensor] = {}
+    inplace_cams: set[str] = set()
+
+    def start_graph(cam_key: str, tensor: torch.Tensor) -> torch.Tensor | None:
+        """Grad mode on from this CAM call: its output is the graph's leaf. Returns what the forward should go on
+        with instead of the output (None: the output itself)."""
+        torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
+        if tensor._version > 0:  # changed in place: the forward may keep this very tensor
+            inplace_cams.add(cam_key)
+            if cam_key in inplace_leaves and not tensor.requires_grad:
+                act = tensor.detach().clone().requires_grad_(True)
+                tensor.copy_(act)  # the forward's own tensor now depends on act, and may still change in place
+                cam_acts[cam_key] = act
+                return None
+        act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
+        cam_acts[cam_key] = act
+        return act.clone()
+
     started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
@@ -525,10 +552,9 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
                 cam_key = call_name(name, k)
         if cam_key is None or tensor is None:
             return None
-        torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
-        act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
-        cam_acts[cam_key] = act
-        downstream = act.clone()
+        downstream = start_graph(cam_key, tensor)
+        if downstream is None:
+            return None
         if key is not None:
             store.same_values(downstream, key)  # the next layer's input is this copy: no second clone
         return replace_first_tensor(output, downstream)
@@ -548,11 +574,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             store.put(key, tensor)
         if call.name not in fn_cams and not (cam_all and tensor.dim() == 4):
             return None
-        torch.set_grad_enabled(True)  # as for modules: the graph starts at the first CAM layer
-        act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
-        cam_acts[call.name] = act
-        downstream = act.clone()
-        if key is not None:
+        downstream = start_graph(call.name, tensor)  # as for modules: the graph starts at the first CAM layer
+        if downstream is not None and key is not None:
             store.same_values(downstream, key)
         return downstream
 
@@ -613,7 +636,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         calls.append(info)
     rewritten = store.rewritten()
     store.release()
-    return _Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped), rewritten
+    return (_Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped,
+                  frozenset(inplace_cams)), rewritten)
 
 
 @contextmanager

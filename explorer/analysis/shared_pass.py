@@ -134,6 +134,11 @@ def analyze(
                 grads = torch.autograd.grad(scores[0, chosen], acts, allow_unused=True)
             else:  # the scores do not depend on any CAM layer (cannot happen for a layer on the path)
                 grads = (None,) * len(acts)
+            dropped = [n for n, g in zip(names, grads) if g is None and n in result.inplace_cams]
+            if dropped:  # changed in place, and the forward went on with that tensor, not the copy: once more
+                again = _leaf_gradients(model, x, dropped, chosen)
+                acts = [again[n][0] if n in again else a for n, a in zip(names, acts)]
+                grads = [again[n][1] if n in again else g for n, g in zip(names, grads)]
             for name, act, grad in zip(names, acts, grads):
                 if grad is None:  # this call does not influence the class score (a dead branch)
                     grad = torch.zeros_like(act)
@@ -150,6 +155,20 @@ def analyze(
         input_size=(int(x.shape[-2]), int(x.shape[-1])),
         skipped=result.skipped,
     )
+
+
+def _leaf_gradients(model: nn.Module, x: torch.Tensor, names: Sequence[str],
+                    target: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """(activation, gradient of the ``target`` score) of CAM calls whose output a forward changes in place and then
+    keeps using itself (``y = conv(x); y.add_(1)``): a pass in which that tensor is tied to the graph's leaf
+    (``run_pass``'s ``inplace_leaves``). The model's lock is held by the caller."""
+    result = run_pass(model, x, record=[], cam_specs=[parse_call(n) for n in names], inplace_leaves=frozenset(names))
+    found = [n for n in names if n in result.cam_acts]
+    if not found:
+        return {}
+    scores = logits_of(result.output)
+    grads = torch.autograd.grad(scores[0, target], [result.cam_acts[n] for n in found], allow_unused=True)
+    return {n: (result.cam_acts[n], g) for n, g in zip(found, grads) if g is not None}
 
 
 def predict(model: nn.Module, x: torch.Tensor, k: int = 5, categories: Sequence[str] | None = None) -> list[Prediction] | None:
