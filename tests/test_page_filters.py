@@ -185,3 +185,12 @@ def test_every_page_key_exists_in_both_languages():
     for lang in ("en", "ko"):
         missing = (keys | dynamic) - set(catalogue(lang))
         assert not missing, (lang, missing)
+
+
+def test_a_kernel_cell_beyond_the_library_bound_is_refused_by_the_box(app_factory):
+    """The editor's boxes stop at ±1e6 (explorer.imaging.filters.MAX_KERNEL_VALUE): 2e6 crashed the page."""
+    at = app_factory("filters")
+    at.selectbox(key="flt_preset").set_value("custom").run()
+    at.number_input(key="flt_ed3_1_1").set_value(2_000_000.0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert abs(at.number_input(key="flt_ed3_1_1").value) <= 1e6

@@ -134,7 +134,9 @@ def kernel_editor() -> np.ndarray:
             key = _cell_key(size, r, c)
             if key not in st.session_state:
                 st.session_state[key] = 1.0 if r == c == centre else 0.0
-            cols[c].number_input(f"k[{r},{c}]", key=key, step=1.0, format="%.4g", label_visibility="collapsed")
+            # Bounded like the library's kernels (larger weights overflow the result): the box refuses the rest.
+            cols[c].number_input(f"k[{r},{c}]", key=key, step=1.0, format="%.4g", label_visibility="collapsed",
+                                 min_value=-F.MAX_KERNEL_VALUE, max_value=F.MAX_KERNEL_VALUE)
     kernel = _editor_kernel(size)
     st.caption(t("filters.editor.sum", total=float(kernel.sum()), text=F.format_kernel(kernel)))
     return kernel
