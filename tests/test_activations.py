@@ -280,3 +280,34 @@ def test_a_later_pass_lists_the_same_calls_and_another_size_its_own_shapes():
     replaced = analyze(model, torch.randn(1, 3, 16, 16), None, layers=None).calls
     assert next(c for c in replaced if c.name == "fc").module_type == "Sequential"
     assert any(c.name == "fc.0" and c.module_type == "Linear" for c in replaced)
+
+
+class _PartlyScripted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+        self.head = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.head(self.features(x)).mean((2, 3)))
+
+
+def test_a_torchscript_submodule_is_left_unwatched_and_named_clearly():
+    """PyTorch refuses Python hooks on a ScriptModule: every pass failed on such a model. The rest is analysed."""
+    from explorer.analysis import analyze, callable_layers, capture, grad_cam, layer_table
+    from explorer.core import hook_count
+
+    model = _PartlyScripted().eval()
+    x = torch.randn(1, 3, 12, 12)
+    names = [c.name for c in callable_layers(model, x)]
+    assert "head" in names and "fc" in names and not any(n.startswith("features") for n in names)
+    with torch.no_grad():
+        expected = model.head(model.features(x))
+    torch.testing.assert_close(capture(model, x, ["head"])["head"], expected)
+    assert analyze(model, x, "head").cam_raw["head"].shape == (10, 10)
+    assert layer_table(model, (3, 12, 12))["layer"].tolist() == ["head", "fc"]
+    with pytest.raises(KeyError, match="TorchScript"):
+        grad_cam(model, x, "features")
+    assert hook_count(model) == 0

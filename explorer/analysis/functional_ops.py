@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from explorer.core import TensorTags, flat_tensors
+from explorer.core import TensorTags, flat_tensors, watchable_modules
 
 # Element-wise non-linearities, as functions: their input is the feature map, their output the activation map.
 ACTIVATION_OPS = frozenset("""relu relu6 leaky_relu elu selu celu gelu silu mish hardswish hardsigmoid hardtanh
@@ -122,7 +122,7 @@ class FunctionalRecorder(TorchFunctionMode):
 
         A caller that already hooks every module may instead call :meth:`enter_module` and :meth:`exit_module`
         from its own hooks (half the hooks: each costs a Python call per module call)."""
-        for name, module in self.model.named_modules():
+        for name, module in watchable_modules(self.model).items():
             add(module.register_forward_pre_hook(self._pre_hook(name, is_leaf_module(name, module))))
             add(module.register_forward_hook(self._post_hook))
 

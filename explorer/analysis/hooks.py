@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, has_children
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
-from explorer.core import device_of, hooked, named_module_tree
+from explorer.core import device_of, hooked, named_module_tree, watchable_modules
 
 
 # ------------------------------------------------------------------------------------- hook plumbing
@@ -149,7 +149,8 @@ class _ForwardPatch:
     Same calls, same order as a forward pre-hook and a forward hook registered last, and like them only when the
     module is called (a parent's direct ``self.sub.forward(x)`` is not a call: every hook-based tool numbers calls
     the same way), but cheaper than PyTorch's hook dispatch: googlenet's 224 module calls a pass cost ~4 ms less.
-    Modules that already carry hooks or an instance ``forward``, and scripted ones, keep real hooks."""
+    Modules that already carry hooks or an instance ``forward`` keep real hooks (TorchScript ones are not watched:
+    ``explorer.core.watchable_modules``)."""
 
     __slots__ = ("module",)
 
@@ -467,7 +468,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
               list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
               clone_only: frozenset[str] | None, inplace_leaves: frozenset[str] = frozenset()) -> tuple[_Pass, set[str]]:
     tree = named_module_tree(model)
-    all_modules = {name: module for name, module in tree.items() if name}
+    all_modules = {name: module for name, module in watchable_modules(tree).items() if name}
     record_all = record is None
     specs = list(record or [])
     # Names that are no module are functional calls (``layer1.0.add``, ``relu#2``): checked after the pass.

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from explorer.core import watchable_modules
+
 
 INPUT_SUFFIX = ":in"
 
@@ -94,10 +96,15 @@ def parse_call(spec: str) -> CallSpec:
 
 def resolve_modules(model: nn.Module, specs: Iterable[CallSpec],
                     modules: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
-    """The module each spec names (``modules``: the model's named modules, if the caller has them)."""
+    """The module each spec names (``modules``: the model's named modules, if the caller has them). A TorchScript
+    module, or a module inside one, is refused by name: no hook can watch it (``explorer.core.watchable_modules``)."""
     modules = dict(model.named_modules()) if modules is None else modules
+    watchable = watchable_modules(modules if isinstance(modules, dict) else dict(modules))  # itself if none scripted
     out: dict[str, nn.Module] = {}
     for spec in specs:
+        if spec.module in modules and spec.module not in watchable:
+            raise KeyError(f"{spec.module!r} is TorchScript (torch.jit.script) or inside it: its calls run out of "
+                           "the hooks' sight, so it cannot be shown as a layer")
         if spec.module not in modules or spec.module == "":
             close = difflib.get_close_matches(spec.module, [n for n in modules if n], n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from explorer.analysis.hooks import run_pass
 from explorer.analysis.layer_calls import is_conv
-from explorer.core import device_of, hooked
+from explorer.core import device_of, hooked, watchable_modules
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -35,7 +35,7 @@ def executed_output_shapes(model: nn.Module, input_shape: tuple[int, int, int]) 
 
     device = device_of(model)
     with hooked(model) as add:
-        for name, module in model.named_modules():
+        for name, module in watchable_modules(model).items():
             if name:
                 add(module.register_forward_hook(hook(name)))
         with torch.no_grad():

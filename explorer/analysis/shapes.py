@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from explorer.analysis.functional_ops import (FunctionalCall, FunctionalRecorder, functional_ceil_mode, functional_geometry,
                                               functional_mult_adds)
-from explorer.core import model_device_dtype
+from explorer.core import model_device_dtype, watchable_modules
 from explorer.core import hooked
 
 CSV_COLUMNS = ["layer", "type", "depth", "input_shape", "output_shape", "kernel", "stride", "padding",
@@ -119,7 +119,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
     stack: list[_Row] = []
     calls: dict[str, int] = {}
     seen_params: set[int] = set()
-    names = {module: name for name, module in model.named_modules()}
+    names = {module: name for name, module in watchable_modules(model).items()}
 
     def pre_hook(module, inputs):
         name = names[module]

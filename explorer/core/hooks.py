@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+import torch
 import torch.nn as nn
 
 from explorer.core.locks import model_lock
@@ -32,6 +33,19 @@ def named_module_tree(model: nn.Module) -> dict[str, nn.Module]:
             stack.extend((f"{name}.{child_name}", child) for child_name, child in reversed(module._modules.items())
                          if child is not None)
     return found
+
+
+def watchable_modules(tree: dict[str, nn.Module] | nn.Module) -> dict[str, nn.Module]:
+    """The modules a hook can watch: ``tree`` (a :func:`named_module_tree`, or a model) without TorchScript
+    submodules and what they contain. PyTorch refuses Python hooks on a ScriptModule, and the calls inside one run
+    in TorchScript, out of any hook's sight: such a part of a network is not a layer the app can show."""
+    if isinstance(tree, nn.Module):
+        tree = named_module_tree(tree)
+    scripted = [name for name, module in tree.items() if name and isinstance(module, torch.jit.ScriptModule)]
+    if not scripted:
+        return tree
+    inside = tuple(name + "." for name in scripted)
+    return {name: module for name, module in tree.items() if name not in scripted and not name.startswith(inside)}
 
 
 @contextmanager
