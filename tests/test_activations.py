@@ -311,3 +311,16 @@ def test_a_torchscript_submodule_is_left_unwatched_and_named_clearly():
     with pytest.raises(KeyError, match="TorchScript"):
         grad_cam(model, x, "features")
     assert hook_count(model) == 0
+
+
+def test_capture_never_hands_back_the_callers_own_input():
+    """An input (``1:in``) or an Identity's output is ``x`` itself for the pass: the caller may reuse its buffer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Identity(), nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    for _ in range(3):  # from the second pass on the clone plan keeps untouched tensors by reference
+        x = torch.rand(1, 3, 8, 8)
+        given = x.clone()
+        kept = capture(model, x, ["0", "1:in"])
+        x.mul_(0)
+        torch.testing.assert_close(kept["0"], given)
+        torch.testing.assert_close(kept["1:in"], given)

@@ -38,4 +38,8 @@ def capture(model: nn.Module, x: torch.Tensor, layers: list[str]) -> dict[str, t
     """
     specs = [parse_call(name) for name in layers]
     tensors = run_pass(model, x, record=specs).tensors
-    return {str(s): tensors[str(s)] for s in specs}
+    # The pass keeps by reference what it did not change, which includes ``x`` itself (an input, an Identity's
+    # output): the caller may reuse that buffer, so those are copied.
+    given = x.untyped_storage().data_ptr()
+    return {str(s): (tensors[str(s)].clone() if tensors[str(s)].untyped_storage().data_ptr() == given
+                     else tensors[str(s)]) for s in specs}
