@@ -168,3 +168,20 @@ def test_a_model_that_does_not_fit_for_another_reason_is_not_called_too_small():
     assert "larger input" not in str(error.value) and "mat1 and mat2" in str(error.value)
     with pytest.raises(InputTooSmallError, match="larger input"):
         layer_table(nn.Sequential(nn.Conv2d(1, 2, 5)).eval(), (1, 3, 3))
+
+
+def test_shape_passes_leave_a_training_models_statistics_alone():
+    """The table and the default Grad-CAM layer run zeros through the network: in training mode those zeros went
+    into every BatchNorm's running statistics. The mode itself is restored too."""
+    from explorer.analysis import default_cam_layer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).train()
+    model[1].running_mean.uniform_(1, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layer_table(model, (3, 16, 16))
+    default_cam_layer(model, (3, 16, 16))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training and all(m.training for m in model.modules())

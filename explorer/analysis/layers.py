@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from explorer.analysis.hooks import run_pass
 from explorer.analysis.layer_calls import is_conv
-from explorer.core import device_of, hooked, watchable_modules
+from explorer.core import hooked, model_device_dtype, watchable_modules
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -33,13 +33,14 @@ def executed_output_shapes(model: nn.Module, input_shape: tuple[int, int, int]) 
                 shapes[name] = tuple(out.shape)
         return fn
 
-    device = device_of(model)
+    device, dtype = model_device_dtype(model)
     with hooked(model) as add:
+        model.eval()  # shapes only: a model in training mode must not fold these zeros into its BatchNorm statistics
         for name, module in watchable_modules(model).items():
             if name:
                 add(module.register_forward_hook(hook(name)))
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            model(torch.zeros(1, *input_shape, device=device, dtype=dtype))
     per_model[key] = shapes
     return shapes
 
@@ -88,7 +89,11 @@ def _find_default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] 
 def _last_functional_map(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     """A network without conv modules (``F.conv2d`` on its own parameters): its last functional convolution
     with a spatial map, else its last functional call with one."""
-    calls = run_pass(model, torch.zeros(1, *input_shape, device=device_of(model)), record=[], list_calls=True).calls
+    device, dtype = model_device_dtype(model)
+    with hooked(model):
+        model.eval()  # as above: zeros must not reach a training model's BatchNorm statistics
+        calls = run_pass(model, torch.zeros(1, *input_shape, device=device, dtype=dtype), record=[],
+                         list_calls=True).calls
     spatial = [c for c in calls if c.is_function and c.shape and len(c.shape) == 3 and c.shape[1] * c.shape[2] > 1]
     convs = [c for c in spatial if c.module_type.startswith("conv")]
     if not (convs or spatial):

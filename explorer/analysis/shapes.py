@@ -186,6 +186,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
     device, dtype = model_device_dtype(model)
     x = torch.zeros(1, *input_shape, device=device, dtype=dtype)  # a float64 network gets a float64 input
     with hooked(model) as add:
+        model.eval()  # shapes only: a model in training mode must not fold these zeros into its BatchNorm statistics
         try:
             for module, name in names.items():
                 if name:  # the root itself is the "total" line, reported separately
