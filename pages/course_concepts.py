@@ -10,7 +10,8 @@ from explorer.imaging import colorize, normalize, to_png, upscale
 from explorer.training import degradation_curves, degradation_result, paper_table2
 from ui import concepts_cache as C
 from ui.analysis_cache import cache_key, heatmap_figure, layer_maps, overview
-from ui.common import error_box, loaded_model, run_through_app, selection, show_weights_note, t
+from ui.common import (error_box, input_too_small, loaded_model, model_cache_key, run_through_app, selection,
+                       show_weights_note, t)
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -20,6 +21,9 @@ loaded = loaded_model()
 sel = selection()
 key = cache_key(loaded, sel.image_hash)
 show_weights_note(loaded)
+# The BatchNorm and Dropout tabs run the network on the image: an input it cannot take is said there, once each;
+# the other tabs do not depend on it.
+too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)
 
 
 def download(frame: pd.DataFrame, name: str, widget_key: str) -> None:
@@ -46,7 +50,9 @@ with tabs[0]:
     st.subheader(t("cc.bn.title"))
     st.markdown(t("cc.bn.body"))
     names = C.batchnorm_names(key[:4], loaded)
-    if not names:
+    if too_small:
+        st.error(t("arch.too_small", message=too_small))
+    elif not names:
         st.info(t("cc.bn.none", model=loaded.name))
     else:
         if st.session_state.get("cc_bn_layer") not in names:
@@ -94,7 +100,14 @@ with tabs[0]:
 with tabs[1]:
     st.subheader(t("cc.do.title"))
     st.markdown(t("cc.do.body"))
-    layers = spatial_layers()
+    layers: list[str] = []
+    if too_small:
+        st.error(t("arch.too_small", message=too_small))
+    else:
+        try:
+            layers = spatial_layers()
+        except Exception as exc:  # e.g. a built network without any spatial map: said here, the other tabs draw
+            error_box(exc)
     if st.session_state.get("cc_do_layer") not in layers:
         st.session_state["cc_do_layer"] = layers[0] if layers else None
     c1, c2, c3 = st.columns([2, 1, 1])

@@ -127,3 +127,14 @@ def test_a_failed_measurement_is_not_reported_as_a_disk_problem(monkeypatch):
 
     with pytest.raises(ValueError, match="estimate itself"):
         memory_budget.largest_side("tiny_vgg", *_budgets())
+
+
+def test_a_size_over_the_apps_limit_is_scaled_down_not_called_malformed(app_factory):
+    """2048x1024 used to be "not H×W" and fell back to the natural size; it is well formed, so it is scaled down to
+    the app's 1024 per side, aspect kept, with the reason."""
+    at = app_factory("home", sel_model="mnist_cnn", sel_weights="none", sel_input="2048x1024")
+    assert not at.exception
+    assert at.session_state["_selection"].input_shape == (1, 1024, 512)
+    warnings = sidebar_texts(at, "warning")
+    assert any("limit of 1024 pixels per side: using 1024×512" in w for w in warnings), warnings
+    assert not any("not H×W" in w for w in warnings)

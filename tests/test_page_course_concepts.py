@@ -55,3 +55,12 @@ def test_a_built_network_with_batchnorm1d_draws_every_tab(app_factory):
     assert at.selectbox(key="cc_bn_layer").options == [n for n, k in kinds.items() if k is nn.BatchNorm2d]
     subheaders = [s.value for s in at.subheader]
     assert len(subheaders) >= 8, subheaders  # BN, dropout, gradients, reductions, pooling, residual, LeNet, AlexNet
+
+
+@pytest.mark.parametrize("model, size", [("tiny_vgg", "2x2"), ("alexnet", "32x32")])
+def test_an_input_the_model_cannot_take_is_said_in_the_tabs_that_run_it(app_factory, model, size):
+    """It crashed the page; the other tabs (gradients, 1×1 reductions, LeNet...) do not depend on the input."""
+    at = app_factory("course_concepts", sel_model=model, sel_weights="none", sel_input=size)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len([e for e in at.error if "does not fit" in e.value]) == 2  # the BatchNorm and Dropout tabs
+    assert len(at.subheader) >= 8

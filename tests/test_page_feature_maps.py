@@ -294,3 +294,18 @@ def test_index_order_caption_names_the_strongest_channels_by_mean(app_factory):
     caption = next(c.value for c in at.caption if "Strongest" in c.value)
     named = [int(n) for n in re.search(r"Strongest channels by mean: ([\d, ]+)", caption).group(1).split(", ")]
     assert named == strongest
+
+
+def test_switching_the_weights_keeps_the_layer_and_channel(app_factory):
+    """Trained, then random weights of the same network at the same input: the same layers, so the lecturer's
+    layer and channel stay (they used to reset); another network still resets them."""
+    at = app_factory("feature_maps", sel_model="mnist_cnn")
+    at.session_state["maps_layer"] = "conv2"
+    at.run()
+    at.number_input(key="maps_channel").set_value(5).run()
+    at.selectbox(key="sel_weights").set_value("none").run()
+    assert not at.exception
+    assert (at.session_state["maps_layer"], at.session_state["maps_channel"]) == ("conv2", 5)
+    at.selectbox(key="sel_model").set_value("lenet5").run()
+    assert not at.exception
+    assert at.session_state["maps_layer"] != "conv2"

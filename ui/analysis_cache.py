@@ -382,8 +382,8 @@ def image_figure(rgb: np.ndarray | None, height: int | None = None, jpeg: bytes 
 def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, Key, dict[str, Any], str]:
     """The common top of the analysis pages: title, weights note, and the cached shared pass.
 
-    ``model_keys``: session-state keys that only make sense for one model (layer, channel, class); they are
-    cleared when the model or input changes, so a same-named layer of another network is not kept with a
+    ``model_keys``: session-state keys that only make sense for one network (layer, channel, class); they are
+    cleared when the model or input changes (not the weights or the device), so a same-named layer of another network is not kept with a
     stale label. Returns (loaded model, selection, cache key, overview, a file-name-safe model name); shows
     an error and stops the page when the analysis cannot run (input too small, out of memory...).
     """
@@ -396,12 +396,12 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
     show_weights_note(loaded)
     key = cache_key(loaded, sel.image_hash)
     owner = f"_{area}_model"
-    if st.session_state.get(owner) != key[:4]:
+    if st.session_state.get(owner) != _network_of(key[:4]):
         pinned = st.session_state.get("_links_pinned", ())  # set this run by a shared link (ui.links): keep
         for name in model_keys:
             if name not in pinned:
                 st.session_state.pop(name, None)
-        st.session_state[owner] = key[:4]
+        st.session_state[owner] = _network_of(key[:4])
     too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)  # names the first empty layer
     if too_small:
         st.error(t("arch.too_small", message=too_small))
@@ -417,6 +417,13 @@ def page_start(area: str, model_keys: tuple[str, ...] = ()) -> tuple[Any, Any, K
 
 
 
+def _network_of(model_key: tuple) -> tuple:
+    """(model name, input shape) of a ``model_cache_key``: the same layers whatever the weights or the device, so
+    a lecturer can show one layer with trained and then random weights without choosing it again."""
+    name, _weights, input_shape, _device = model_key
+    return name, tuple(input_shape)
+
+
 # The owner key page_start keeps per page, so that a layer handed over by another page survives its first visit.
 _LAYER_OWNERS = {"maps_layer": "_maps_model", "cam_layer": "_cam_model"}
 
@@ -430,4 +437,4 @@ def preselect_layer(state_key: str, layer: str) -> None:
         st.session_state["maps_block"] = "*"  # every block, so the layer is among the options
     owner = _LAYER_OWNERS.get(state_key)
     if owner:
-        st.session_state[owner] = model_cache_key(loaded_model())
+        st.session_state[owner] = _network_of(model_cache_key(loaded_model()))

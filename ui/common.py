@@ -205,7 +205,8 @@ def _parse_hw(text: str) -> tuple[int, int] | None:
         dims = dims * 2
     if len(dims) == 3:
         dims = dims[1:]
-    if len(dims) != 2 or min(dims) < 1 or max(dims) > 1024:
+    # Any well-formed size: one larger than the model may use is scaled down by cap_input, which says so.
+    if len(dims) != 2 or min(dims) < 1 or max(dims) > 10**6:
         return None
     return dims[0], dims[1]
 

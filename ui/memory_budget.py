@@ -75,9 +75,13 @@ def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, 
     side = model_largest_side(name)
     megabytes = budget // 2**20
     if max(hw) > side:
-        sb.warning(t("security.input_capped", text=text, side=side, budget=megabytes))
         scale = side / max(hw)
-        hw = (max(1, int(hw[0] * scale)), max(1, int(hw[1] * scale)))
+        capped = (max(1, int(hw[0] * scale)), max(1, int(hw[1] * scale)))
+        if side >= MAX_INPUT_SIDE:  # the app's own limit, not this model's memory
+            sb.warning(t("security.input_over_max", text=text, side=side, h=capped[0], w=capped[1]))
+        else:
+            sb.warning(t("security.input_capped", text=text, h=capped[0], w=capped[1], budget=megabytes))
+        hw = capped
     elif side < MAX_INPUT_SIDE:
         sb.caption(t("security.input_cap", side=side, budget=megabytes))
     return hw
