@@ -154,3 +154,18 @@ def test_a_bad_link_to_a_page_that_ends_early_is_named_as_the_link_wrote_it():
     assert not at.exception
     messages = [w.value for w in at.warning if "link" in w.value]
     assert len(messages) == 1 and "models=nosuch,alexnet" in messages[0], messages
+
+
+def test_a_link_to_a_typed_network_opens_that_network():
+    """A network built on the Build page travels in its link (and to a class's followers): the sidebar used to
+    fall back to the default model. A spec the grammar cannot read still falls back, named in the message."""
+    spec = "in-3x32x32 conv3-8 M conv3-16 M FC-10"
+    at = open_link("feature_maps", {"model": f"arch:{spec}", "weights": "none", "input": "32x32", "layer": "conv1"})
+    assert not at.exception
+    assert at.session_state["sel_model"] == f"arch:{spec}" and at.session_state["maps_layer"] == "conv1"
+    assert not [w.value for w in at.warning if "link" in w.value]
+    assert at.query_params["model"] == f"arch:{spec}"
+    at = open_link("home", {"model": "arch:conv3-8 Q FC-10"})
+    assert not at.exception
+    assert at.session_state["sel_model"] != "arch:conv3-8 Q FC-10"
+    assert any("model=arch:conv3-8 Q FC-10" in w.value for w in at.warning)

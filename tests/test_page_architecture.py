@@ -159,3 +159,10 @@ def test_size_chart_follows_the_main_path_of_googlenet(app_factory):
     assert channels["y"][5:7] == [64 + 128 + 32 + 32, 128 + 192 + 96 + 64]
     assert max(channels["y"]) == 384 + 384 + 128 + 128
     assert spec["layout"]["xaxis"]["type"] == "category"
+
+
+def test_an_input_too_small_is_said_in_korean_around_the_details(app_factory):
+    at = app_factory("architecture", lang="ko", sel_model="alexnet", sel_weights="none", sel_input="32x32")
+    assert not at.exception
+    message = next(e.value for e in at.error if "features.12" in e.value)
+    assert message.startswith("이 입력 크기는 이 모델에 맞지 않습니다")

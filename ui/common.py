@@ -297,6 +297,30 @@ def warm_default_selection(started: float | None = None) -> list[tuple[str, floa
     return steps
 
 
+def _adopt_linked_architecture() -> None:
+    """A typed network that came with a shared link or the lecturer's class (``model=arch:conv3-8 M FC-10``) joins
+    this session's own built networks, so the sidebar keeps it instead of falling back to the default model. Only
+    a spec the grammar reads; the network's size limits apply when it loads, as for one built on the Build page."""
+    from explorer.models import ModelRef
+    from explorer.models.arch import ArchSpecError, full_spec
+
+    chosen = st.session_state.get("sel_model")
+    try:
+        ref = ModelRef.parse(chosen) if isinstance(chosen, str) and chosen else None
+    except ValueError:
+        return
+    if ref is None or ref.kind != "arch":
+        return
+    customs = st.session_state.setdefault("custom_archs", [])
+    if ref.value in customs:
+        return
+    try:
+        full_spec(ref.value)
+    except ArchSpecError:
+        return  # malformed: the sidebar falls back to the default and the link's message names it
+    customs.append(ref.value)
+
+
 def render_sidebar() -> Selection:
     """Draw the shared sidebar and remember the selection for the pages of this run."""
     import torch
@@ -310,6 +334,7 @@ def render_sidebar() -> Selection:
     sb.selectbox(t("sidebar.language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  index=list(LANGUAGES).index(current_lang()), on_change=_on_lang_change)
 
+    _adopt_linked_architecture()
     customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]
     runs = _run_names()
     import os
