@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.models.arch import LAYER_KINDS, ArchSpecError, full_spec, parse_arch, spec_to_table, split_input, table_to_spec, token_spans
 from explorer.analysis import CSV_COLUMNS
 from explorer.models import ModelRef
-from ui.common import error_box, halt, run_through_app, t
+from ui.common import error_box, formatter, halt, run_through_app, t
 from ui.compare_cache import built_tables
 from ui.format import people_table
 
@@ -37,11 +37,11 @@ def load_example() -> None:
 
 
 left, right = st.columns([3, 1])
-left.selectbox(t("build.example"), list(EXAMPLES), key="build_example", format_func=lambda k: t(f"build.example.{k}"))
+left.selectbox(t("build.example"), list(EXAMPLES), key="build_example", format_func=formatter("build.example."))
 right.button(t("build.load_example"), key="build_load", on_click=load_example, width="stretch")
 
 mode = st.radio(t("build.mode"), ["text", "table"], key="build_mode", horizontal=True,
-                format_func=lambda k: t(f"build.mode.{k}"))
+                format_func=formatter("build.mode."))
 spec = st.session_state["build_current"]
 if mode == "text":
     if "build_text" not in st.session_state:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer.history import COLUMNS, MAX_MODELS, MIN_MODELS, bubble_chart
 from explorer.models import ModelRef, list_models
-from ui.common import error_box, halt, run_through_app, selection, show_weights_note, t
+from ui.common import error_box, formatter, halt, run_through_app, selection, show_weights_note, t
 from ui.compare_cache import cam_and_predictions, compare_model, compare_table
 from ui.teaching import is_weights_problem, prediction_note, weights_badge
 
@@ -64,7 +64,7 @@ st.subheader(t("cmp.chart_title"))
 y_options = ["top1", "top5", "weight_layers"]
 if st.session_state.get("cmp_y") not in y_options:
     st.session_state["cmp_y"] = "top1" if table["top1"].notna().any() else "weight_layers"
-y = st.radio(t("cmp.y"), y_options, key="cmp_y", horizontal=True, format_func=lambda k: t(f"cmp.y.{k}"))
+y = st.radio(t("cmp.y"), y_options, key="cmp_y", horizontal=True, format_func=formatter("cmp.y."))
 missing = table.loc[table[y].isna(), "model"].tolist()
 if missing:
     st.info(t("cmp.no_accuracy", models=", ".join(short(m) for m in missing)))

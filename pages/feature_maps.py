@@ -7,7 +7,7 @@ from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, up
 from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_stats, pixel_zoom
 from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
                                layer_maps, page_start, show_predictions, tile)
-from ui.common import halt, run_through_app, t
+from ui.common import formatter, halt, run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -27,7 +27,7 @@ if st.session_state.get("maps_block") not in ["*", *blocks]:
     st.session_state["maps_block"] = "*"
 col_block, col_layer = st.columns([1, 2])
 block = col_block.selectbox(t("maps.block"), ["*", *blocks], key="maps_block",
-                            format_func=lambda b: t("maps.all_blocks") if b == "*" else (b or t("maps.top_level")))
+                            format_func=lambda b, every=t("maps.all_blocks"), top=t("maps.top_level"): every if b == "*" else (b or top))
 options = [c["name"] for c in calls if block == "*" or c["block"] == block]
 if st.session_state.get("maps_layer") not in options:
     st.session_state["maps_layer"] = info["first_conv"] if info["first_conv"] in options else options[0]
@@ -75,9 +75,9 @@ channels = maps.shape[0]
 
 c1, c2, c3 = st.columns(3)
 order = c1.radio(t("maps.order"), ["index", "mean"], key="maps_order", horizontal=True,
-                 format_func=lambda k: t(f"maps.order.{k}"))
+                 format_func=formatter("maps.order."))
 scale = c2.radio(t("maps.scale"), ["shared", "channel"], key="maps_scale", horizontal=True,
-                 format_func=lambda k: t(f"maps.scale.{k}"))
+                 format_func=formatter("maps.scale."))
 cmap = c3.selectbox(t("maps.cmap"), list(COLORMAPS), key="maps_cmap")
 
 tiled = tile(key, shown, order, scale, cmap, loaded, sel.image)

@@ -5,7 +5,7 @@ from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
 from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, overlay, to_png
 from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
-from ui.common import error_box, halt, run_through_app, t
+from ui.common import error_box, formatter, halt, run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -48,7 +48,7 @@ c1, c2 = st.columns(2)
 layer = c1.selectbox(t("cam.layer"), layers, key="cam_layer", help=t("cam.layer_help", default=info["default_layer"]),
                      format_func=lambda n: f"{n} · {'×'.join(map(str, shapes.get(n) or ()))}")
 choice = c2.selectbox(t("cam.class"), [-1, *range(classes)], key="cam_class", help=t("cam.class_help"),
-                      format_func=lambda i: t("cam.top1", label=class_label(top1)) if i == -1 else class_label(i))
+                      format_func=lambda i, top=t("cam.top1", label=class_label(top1)): top if i == -1 else class_label(i))
 target = top1 if choice == -1 else int(choice)
 c3, c4 = st.columns(2)
 alpha = c3.slider(t("cam.alpha"), 0.0, 1.0, 0.5, 0.05, key="cam_alpha")
@@ -103,7 +103,7 @@ st.caption(t("cam.methods_caption"))
 if "cam_methods" not in st.session_state:
     st.session_state["cam_methods"] = ["guided_gradcam", "integrated_gradients", "saliency"]
 methods = st.multiselect(t("cam.methods_pick"), list(METHODS), key="cam_methods",
-                         format_func=lambda m: t(f"cam.method.{m}"))
+                         format_func=formatter("cam.method."))
 if methods and st.toggle(t("cam.methods_run"), key="cam_methods_on", help=t("cam.methods_run_help")):
     maps = {}
     with st.status(t("cam.methods_running"), expanded=False) as status:

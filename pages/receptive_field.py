@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.receptive import CSV_COLUMNS, erf_extent, field_box, growth_by_depth, summarize, table_to_csv, teaching_layer
 from explorer.receptive import erf_figure, growth_figure, image_box_figure
 from explorer.analysis import InputTooSmallError
-from ui.common import (error_box, halt, loaded_model, model_cache_key, model_input, run_through_app, selection,
+from ui.common import (error_box, formatter, halt, loaded_model, model_cache_key, model_input, run_through_app, selection,
                        show_weights_note, t)
 from ui.receptive_cache import DEFAULT_OVERLAY, erf_map, growth_curve, overlay_options, picture, rf_table
 
@@ -70,7 +70,7 @@ with st.expander(t("rf.how_title")):
 # --- the table -----------------------------------------------------------------------------------------------
 st.subheader(t("rf.table_title"))
 show = st.radio(t("rf.show"), ["spatial", "all"], key="rf_show", horizontal=True,
-                format_func=lambda k: t(f"rf.show_{k}"))
+                format_func=formatter("rf.show_"))
 shown = table if show == "all" else table[table["kind"].isin(["conv", "pool", "global_pool", "merge"]) | table["unknown"]]
 view = shown[CSV_COLUMNS + ["depth"]].copy()
 for column in CSV_COLUMNS[3:]:

@@ -188,3 +188,20 @@ def test_pages_end_early_with_halt_not_st_stop():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "st"):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert len(calls) == 1 and calls[0].startswith("ui/common.py"), calls
+
+
+def test_format_functions_do_not_translate_when_called():
+    """Streamlit (and AppTest) may call a widget's format_func outside the script run, where ``t`` falls back to
+    English: a Korean page then failed to find its own options. Translate in the run (``ui.common.formatter``, or a
+    default argument), never inside the lambda's body."""
+    offenders = []
+    for path in sorted([*(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg == "format_func" and isinstance(keyword.value, ast.Lambda):
+                    body_calls = [n for n in ast.walk(keyword.value.body) if isinstance(n, ast.Call)]
+                    if any(isinstance(c.func, ast.Name) and c.func.id == "t" for c in body_calls):
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

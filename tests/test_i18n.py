@@ -4,6 +4,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from explorer.core import LANGUAGES, LOCALES_DIR, catalogue, key_differences, translate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +60,16 @@ def test_pages_use_the_catalogue():
     pattern = re.compile(r"st\.(title|header|subheader)\(\s*[\"']")
     for path in (ROOT / "pages").glob("*.py"):
         assert not pattern.search(path.read_text(encoding="utf-8")), path.name
+
+
+@pytest.mark.parametrize("page, kind, key, value", [
+    ("build", "radio", "build_mode", "table"),
+    ("compare", "radio", "cmp_y", "weight_layers"),
+    ("feature_maps", "radio", "maps_order", "mean"),
+    ("receptive_field", "radio", "rf_show", "all"),
+])
+def test_korean_pages_take_a_widget_change(app_factory, page, kind, key, value):
+    at = app_factory(page, lang="ko", sel_model="mnist_cnn", sel_weights="none")
+    getattr(at, kind)(key=key).set_value(value).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[key] == value

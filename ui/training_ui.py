@@ -369,7 +369,7 @@ def compare_section() -> None:
         st.session_state["trn_compare"] = [n for n in st.session_state["trn_compare"] if n in names]
     chosen = st.multiselect(t("train.compare_pick"), names, default=names[-3:], key="trn_compare")
     metric = st.radio(t("train.compare_metric"), ["valid_acc", "valid_loss", "train_acc", "train_loss"],
-                      key="trn_compare_metric", horizontal=True, format_func=lambda m: t(f"train.chart.{m}"))
+                      key="trn_compare_metric", horizontal=True, format_func=formatter("train.chart."))
     by_name = {i.name: i for i in infos}
     if chosen:
         st.plotly_chart(training.compare_runs_figure([by_name[n].path for n in chosen], metric, chart_labels()),
@@ -381,6 +381,6 @@ def compare_section() -> None:
         t("train.col.test_acc"): None if i.test_accuracy is None else round(i.test_accuracy * 100, 1)}
         for i in infos]), hide_index=True, width="stretch")
     detail = st.selectbox(t("train.detail"), [""] + names, key="trn_detail",
-                          format_func=lambda n: n or t("train.detail_none"))
+                          format_func=lambda n, none=t("train.detail_none"): n or none)
     if detail:
         run_results(by_name[detail].path, "detail")
