@@ -15,6 +15,7 @@ else:
 
     from ui.common import PageHalt, render_sidebar, t  # after set_page_config
     from ui import links
+    from ui.present import fit_metrics
 
     # (section key, [(page file stem, title key)]); a page appears once its file exists.
     SECTIONS = [
@@ -40,6 +41,7 @@ else:
     view = links.begin(page)  # a shared link's or the lecturer's view, into session state before any widget
     render_sidebar()
     links.sidebar_tools(view)  # presentation mode, share link + QR code, class session
+    fit_metrics()
     try:
         page.run()
     except PageHalt:  # the page ended early (ui.common.halt): an error shown, nothing more to draw

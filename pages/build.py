@@ -9,7 +9,7 @@ from explorer.analysis import CSV_COLUMNS
 from explorer.models import ModelRef
 from ui.common import error_box, formatter, halt, run_through_app, t
 from ui.compare_cache import built_tables
-from ui.format import people_table
+from ui.format import metric_count, people_table
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -107,8 +107,8 @@ canonical = full_spec(spec)
 outputs = int(plan["output"].iloc[-1])
 cols = st.columns(4)
 cols[0].metric(t("build.input_shape"), "×".join(map(str, shape)))
-cols[1].metric(t("build.params"), f"{int(plan['params'].sum()):,}")
-cols[2].metric(t("build.mult_adds"), f"{int(plan['mult_adds'].sum()):,}")
+metric_count(cols[1], t("build.params"), int(plan["params"].sum()))  # "24.5 M", the exact count in the help
+metric_count(cols[2], t("build.mult_adds"), int(plan["mult_adds"].sum()))
 cols[3].metric(t("build.output"), t("build.output_value", n=outputs))
 st.success(t("build.ok", modules=len(plan), n=outputs))
 st.caption(t("build.relu_explicit" if any(layer.kind == "relu" for layer in parse_arch(spec)) else "build.relu_note"))

@@ -41,8 +41,8 @@ SIZES = {
 TIMEOUT_MS = 150_000
 # A small, fast view of the default family (random weights: no download, every page computes in seconds).
 QUERY = "model=resnet18&weights=none&input=112x112"
-STEMS = ["home", "architecture", "receptive_field", "conv_arithmetic", "feature_maps", "gradcam", "filters",
-         "augmentation", "training", "compare", "papers", "build"]
+STEMS = ["home", "architecture", "receptive_field", "conv_arithmetic", "feature_maps", "gradcam", "course_concepts",
+         "filters", "augmentation", "training", "compare", "papers", "build"]
 
 LAYOUT_PROBLEMS = """() => {
     const out = [];
@@ -61,6 +61,9 @@ LAYOUT_PROBLEMS = """() => {
             if (button.offsetParent !== null && button.getBoundingClientRect().right > box.right + 1)
                 out.push(`control cut: ${button.innerText.slice(0, 60)}`);
     }
+    // a metric's value or label ending in "…" ("6.6…" for five counts in a row at 150 %)
+    for (const el of document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] p'))
+        if (el.offsetParent !== null && cut(el)) out.push(`metric cut: ${el.textContent.slice(0, 60)}`);
     // the chosen value of a select box drawn cut ("correlation (CNN, Open")
     for (const input of document.querySelectorAll('[data-testid="stSelectbox"] input[role="combobox"]'))
         if (input.offsetParent !== null && input.value && input.scrollWidth > input.clientWidth + 1)

@@ -19,7 +19,7 @@ html {{ font-size: {BASE_FONT_PX}px; }}
 [data-testid="stCaptionContainer"] {{ font-size: 0.95rem; }}
 [data-testid="stMain"] h1 {{ font-size: 2.4rem; }}
 [data-testid="stMain"] h2, [data-testid="stMain"] h3 {{ font-size: 1.7rem; }}
-[data-testid="stMetricValue"] {{ font-size: 2.6rem; }}
+[data-testid="stMetricValue"] {{ font-size: min(2.6rem, 20cqi); }}
 [data-testid="stMainBlockContainer"] {{ padding-top: 2.5rem; max-width: 100%; }}
 [data-testid="stPlotlyChart"] {{ zoom: {PLOT_ZOOM}; }}
 /* what a class does not need on the projector: downloads, uploads, the toolbar, help icons */
@@ -38,6 +38,25 @@ WRAPPING_LINKS_CSS = """
 [data-testid="stMain"] [data-testid="stPageLink-NavLink"] p { white-space: normal; overflow: visible; }
 </style>
 """
+
+
+# A metric's value is one line that Streamlit cuts with "…" when its column is narrower: five counts in a row at
+# 150 % zoom showed "6.6…". Each column with a metric becomes a size container, and the value's font follows the
+# column's width (at most Streamlit's own 2.25rem): a number of up to ~10 characters fits whatever the zoom. Labels
+# wrap onto a second line instead of "파라미…".
+FITTING_METRICS_CSS = """
+<style>
+[data-testid="stColumn"]:has([data-testid="stMetric"]) { container-type: inline-size; }
+[data-testid="stMetricValue"] { font-size: min(2.25rem, 20cqi); }
+[data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div { white-space: normal; overflow: visible;
+    text-overflow: clip; word-break: keep-all; overflow-wrap: anywhere; }
+</style>
+"""
+
+
+def fit_metrics() -> None:
+    """Metric values shrink to their column instead of ending in "…" (CSS for this run; app.py, every page)."""
+    st.html(FITTING_METRICS_CSS)
 
 
 def wrap_page_links() -> None:
