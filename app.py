@@ -40,8 +40,8 @@ else:
     page = st.navigation(navigation, expanded=True)
     view = links.begin(page)  # a shared link's or the lecturer's view, into session state before any widget
     render_sidebar()
+    fit_metrics()  # before presentation mode's CSS, whose bigger metrics then win
     links.sidebar_tools(view)  # presentation mode, share link + QR code, class session
-    fit_metrics()
     try:
         page.run()
     except PageHalt:  # the page ended early (ui.common.halt): an error shown, nothing more to draw

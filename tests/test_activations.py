@@ -308,8 +308,21 @@ def test_a_torchscript_submodule_is_left_unwatched_and_named_clearly():
     torch.testing.assert_close(capture(model, x, ["head"])["head"], expected)
     assert analyze(model, x, "head").cam_raw["head"].shape == (10, 10)
     assert layer_table(model, (3, 12, 12))["layer"].tolist() == ["head", "fc"]
-    with pytest.raises(KeyError, match="TorchScript"):
-        grad_cam(model, x, "features")
+    for run in (lambda: grad_cam(model, x, "features"), lambda: analyze(model, x, "features"),
+                lambda: capture(model, x, ["features.0"])):
+        with pytest.raises(KeyError, match="TorchScript"):
+            run()
+    from explorer.analysis import default_cam_layer
+    from explorer.diagram import DiagramError, capture_graph
+    from explorer.receptive import receptive_field_table
+
+    assert default_cam_layer(model, (3, 12, 12)) == "head"  # the scripted conv is no candidate
+    with pytest.raises(ValueError, match="TorchScript"):  # tracers cannot follow the ops inside: said, not empty
+        receptive_field_table(model, (3, 12, 12))
+    with pytest.raises(DiagramError, match="TorchScript"):
+        capture_graph(model, (3, 12, 12))
+    with pytest.raises(TypeError, match="TorchScript as a whole"):
+        layer_table(torch.jit.script(nn.Sequential(nn.Conv2d(3, 2, 3))), (3, 8, 8))
     assert hook_count(model) == 0
 
 

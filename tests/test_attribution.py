@@ -391,11 +391,15 @@ def test_grad_cam_of_layers_whose_result_the_forward_drops():
     head = lambda a: model.fc(a.mean((2, 3)))  # noqa: E731
     after_add, target = _cam_by_hand(conv + 1, lambda a: head(F.relu(a)))
     after_relu, _ = _cam_by_hand(F.relu(conv + 1), head, target)
-    for names in (["add"], ["relu"], ["add", "relu"]):
+    after_conv, _ = _cam_by_hand(conv, lambda a: head(F.relu(a + 1)), target)
+    # ["conv", "add"]: the graph already runs when "add" changes its tensor, and "relu" changes it again afterwards
+    for names in (["add"], ["relu"], ["add", "relu"], ["conv", "add"], ["conv", "add", "relu"]):
         result = analyze(model, x, names)
         assert result.target == target
-        for name, expected in (("add", after_add), ("relu", after_relu)):
+        for name, expected in (("conv", after_conv), ("add", after_add), ("relu", after_relu)):
             if name in names:
                 assert expected.max() > 0
                 np.testing.assert_allclose(result.cam_raw[name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
+    every = analyze(model, x, None, cam_all=True)  # the Grad-CAM page's pass over every CAM layer
+    np.testing.assert_allclose(every.cam_raw["add"], after_add, rtol=1e-5, atol=1e-7)
     assert_no_hooks(model)

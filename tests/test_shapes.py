@@ -185,3 +185,20 @@ def test_shape_passes_leave_a_training_models_statistics_alone():
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model.training and all(m.training for m in model.modules())
+
+
+class _UpsampleTo(nn.Module):
+    """A transposed convolution asked for its output size in the forward (``output_size=``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.up(x, output_size=(18, 18))
+
+
+def test_a_transposed_convolution_given_its_output_size_reads_true():
+    table = layer_table(_UpsampleTo().eval(), (3, 9, 9)).set_index("layer")
+    lhs, rhs = table.loc["up", "formula"].rsplit(" = ", 1)
+    assert int(rhs) == 18 and _evaluate(lhs) == 18, table.loc["up", "formula"]

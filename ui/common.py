@@ -196,19 +196,11 @@ class Selection:
 
 
 def _parse_hw(text: str) -> tuple[int, int] | None:
-    parts = text.lower().replace("×", "x").replace(" ", "").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        return None
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) == 3:
-        dims = dims[1:]
-    # Any well-formed size: one larger than the model may use is scaled down by cap_input, which says so.
-    if len(dims) != 2 or min(dims) < 1 or max(dims) > 10**6:
-        return None
-    return dims[0], dims[1]
+    """What the sidebar's input box says: ``224x224``, ``224`` or ``3x224x224`` → (H, W), as a link reads it. Any
+    side up to ``MAX_TYPED_SIDE``: one larger than the model may use is scaled down by cap_input, which says so."""
+    from explorer.core import MAX_TYPED_SIDE, parse_shape
+
+    return parse_shape(text, MAX_TYPED_SIDE)
 
 
 def _on_model_change() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.core import (LANGUAGES, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
+from explorer.core import (LANGUAGES, MAX_TYPED_SIDE, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
                            encode_value, normalise_code, parse_query, shared_dir_from_env)
 from ui.common import t
 
@@ -49,7 +49,7 @@ SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's ch
 GLOBAL_PARAMS: tuple[Param, ...] = (
     Param("model", "sel_model", "name"),  # the sidebar checks it against its own list (and the link check below)
     Param("weights", "sel_weights", "choice", SHAREABLE_WEIGHTS),  # an upload cannot travel in a link
-    Param("input", "sel_input", "shape"),
+    Param("input", "sel_input", "shape", high=MAX_TYPED_SIDE),  # as the sidebar reads it (and caps it)
     Param("sample", "sel_sample", "choice", ("grace_hopper", "checkerboard", "shapes", "gradient")),
     Param("lang", "lang", "choice", tuple(LANGUAGES)),
     Param("present", PRESENT_KEY, "bool"),
@@ -205,7 +205,8 @@ def begin(page: Any) -> View:
 
 
 def finish(view: View) -> None:
-    """After the page (also after ``st.stop``): name rejected link values, rewrite the URL, publish to the class."""
+    """After the page (also when it ended early with ``ui.common.halt``): name rejected link values, rewrite the URL,
+    publish to the class."""
     stem, state = view.stem, st.session_state
     applied = state.pop("_links_applied", None)
     state.pop("_links_pinned", None)

@@ -258,8 +258,9 @@ def _tuple(value: Any, n: int, default: int) -> tuple[int, ...]:
     return (int(value),) * n
 
 
-def functional_geometry(call: FunctionalCall) -> dict[str, tuple[int, ...]]:
-    """Kernel, stride, padding and dilation of a functional convolution or pooling call (else empty)."""
+def functional_geometry(call: FunctionalCall) -> dict[str, tuple[int, ...] | str]:
+    """Kernel, stride, padding and dilation of a functional convolution or pooling call (else empty); a
+    convolution's padding may be "same" or "valid"."""
     op, args, kwargs = call.op, call.args, call.kwargs
     if op in _CONV_OPS:
         n = _CONV_OPS[op]

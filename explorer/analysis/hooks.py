@@ -14,8 +14,8 @@ import types
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -407,9 +407,9 @@ class _Pass:
     cam_acts: dict[str, torch.Tensor]
     calls: list[CallInfo]
     skipped: list[str]
-    # CAM calls whose output had been changed in place (``y.add_(1)``, ``ReLU(inplace=True)``): a forward may go on
-    # with that very tensor and drop the copy the hook returned (see ``run_pass``'s ``inplace_leaves``).
-    inplace_cams: frozenset[str] = frozenset()
+    # CAM calls whose output had been changed in place (``y.add_(1)``, ``ReLU(inplace=True)``) → the copy handed on
+    # (None: tied, see ``run_pass``'s ``inplace_leaves``): a forward may go on with its own tensor and drop the copy.
+    inplace_cams: Mapping[str, torch.Tensor | None] = field(default_factory=dict)
 
 
 def run_pass(
@@ -472,6 +472,10 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     record_all = record is None
     specs = list(record or [])
     # Names that are no module are functional calls (``layer1.0.add``, ``relu#2``): checked after the pass.
+    unwatched = [s.module for s in [*specs, *cam_specs] if s.module in tree and s.module and s.module not in all_modules]
+    if unwatched:
+        raise KeyError(f"{unwatched[0]!r} is TorchScript (torch.jit.script) or inside it: its calls run out of the "
+                       "hooks' sight, so it cannot be shown as a layer")
     fn_specs = [s for s in [*specs, *cam_specs] if s.module not in all_modules]
     module_specs = [s for s in specs if s.module in all_modules]
     module_cams = [s for s in cam_specs if s.module in all_modules]
@@ -499,22 +503,26 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             found = blocks[name] = block_of(model, name)
         return found
     cam_acts: dict[str, torch.Tensor] = {}
-    inplace_cams: set[str] = set()
+    inplace_cams: dict[str, torch.Tensor | None] = {}
 
     def start_graph(cam_key: str, tensor: torch.Tensor) -> torch.Tensor | None:
         """Grad mode on from this CAM call: its output is the graph's leaf. Returns what the forward should go on
         with instead of the output (None: the output itself)."""
         torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
-        if tensor._version > 0:  # changed in place: the forward may keep this very tensor
-            inplace_cams.add(cam_key)
-            if cam_key in inplace_leaves and not tensor.requires_grad:
-                act = tensor.detach().clone().requires_grad_(True)
-                tensor.copy_(act)  # the forward's own tensor now depends on act, and may still change in place
-                cam_acts[cam_key] = act
-                return None
+        changed_in_place = tensor._version > 0  # the forward may go on with this very tensor, not our copy
+        if (changed_in_place and cam_key in inplace_leaves and not tensor.requires_grad
+                and not tensor._is_view()):  # PyTorch refuses to change a no-grad view in place under grad mode
+            act = tensor.detach().clone().requires_grad_(True)
+            tensor.copy_(act)  # the forward's own tensor now depends on act, and may still change in place
+            cam_acts[cam_key] = act
+            inplace_cams[cam_key] = None
+            return None
         act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
         cam_acts[cam_key] = act
-        return act.clone()
+        downstream = act.clone()
+        if changed_in_place:  # whether the class score depends on the copy tells whether the forward used it
+            inplace_cams[cam_key] = downstream
+        return downstream
 
     started: list[tuple[str, nn.Module, int] | FunctionalCall] = []
     shapes: dict[tuple[str, int], tuple[int, ...] | None] = {}
@@ -638,7 +646,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     rewritten = store.rewritten()
     store.release()
     return (_Pass(output, store.tensors if on_device else store.to_cpu(), cam_acts, calls, store.skipped,
-                  frozenset(inplace_cams)), rewritten)
+                  inplace_cams), rewritten)
 
 
 @contextmanager

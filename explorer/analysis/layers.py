@@ -12,8 +12,8 @@ from explorer.core import hooked, model_device_dtype, watchable_modules
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
-    """Names of every convolution in registration order."""
-    return [name for name, module in model.named_modules() if name and is_conv(module)]
+    """Names of every convolution a hook can watch, in registration order (none inside TorchScript)."""
+    return [name for name, module in watchable_modules(model).items() if name and is_conv(module)]
 
 
 _executed_cache: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()

@@ -257,8 +257,7 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
     s = _as_pair(getattr(module, "stride", None) or module.kernel_size)
     p = _as_pair(getattr(module, "padding", 0))
     d = _as_pair(getattr(module, "dilation", 1))
-    transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
-    extra = _as_pair(getattr(module, "output_padding", 0)) if transposed else (0, 0)
+    transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
     parts = []
     for axis in range(2):
         n, f, pad, st, dil = ins[axis], k[axis], p[axis], s[axis], d[axis]
@@ -266,7 +265,9 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
         eff = dil * (f - 1) + 1
         if transposed:
             grow = f"{dil}·({f} − 1)" if dil > 1 else f"({f} − 1)"
-            tail = f" + {extra[axis]}" if extra[axis] else ""
+            # output_padding, or what a forward's ``output_size=`` asked for beyond the formula's smallest size
+            added = outs[axis] - ((n - 1) * st - 2 * pad + dil * (f - 1) + 1)
+            tail = f" + {added}" if added else ""
             parts.append(f"({n} − 1)·{st} − 2·{pad} + {grow}{tail} + 1 = {outs[axis]}")
             continue
         exact = (n - eff + 2 * pad) % st == 0
@@ -279,7 +280,7 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
             parts.append(f"{body} + 1 = {outs[axis]}")
         else:
             parts.append(f"⌊{body}⌋ + 1 = {outs[axis]}")
-    same = ins[0] == ins[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1] and extra[0] == extra[1]
+    same = ins[0] == ins[1] and outs[0] == outs[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1]
     return parts[0] if same else " ; ".join(parts)
 
 

@@ -95,7 +95,8 @@ def analyze(
     max_bytes: int | None = None,
     on_device: bool = False,
 ) -> Analysis:
-    """One forward pass: class scores, the activations of ``layers`` and Grad-CAM for ``cam_layer``.
+    """One forward pass: class scores, the activations of ``layers`` and Grad-CAM for ``cam_layer`` (one more pass
+    for each CAM layer that the forward changes in place and then uses without the pass's copy, rare).
 
     ``layers=None`` records every module call (outputs, plus ``name:in`` inputs of activation modules)
     and lists the calls; pass ``[]`` to record none. ``cam_layer`` may be a list: one gradient
@@ -130,15 +131,21 @@ def analyze(
         if result.cam_acts:
             names = list(dict.fromkeys([s.call_name for s in cam_specs] + list(result.cam_acts)))
             acts = [result.cam_acts[n] for n in names]
+            # The copies handed on by calls that had changed their output in place: a copy the class score does not
+            # depend on was dropped by the forward, which went on with (and may have changed again) its own tensor.
+            copies = [(n, c) for n, c in result.inplace_cams.items() if c is not None]
             if scores.requires_grad:
-                grads = torch.autograd.grad(scores[0, chosen], acts, allow_unused=True)
-            else:  # the scores do not depend on any CAM layer (cannot happen for a layer on the path)
-                grads = (None,) * len(acts)
-            dropped = [n for n, g in zip(names, grads) if g is None and n in result.inplace_cams]
-            if dropped:  # changed in place, and the forward went on with that tensor, not the copy: once more
-                again = _leaf_gradients(model, x, dropped, chosen)
-                acts = [again[n][0] if n in again else a for n, a in zip(names, acts)]
-                grads = [again[n][1] if n in again else g for n, g in zip(names, grads)]
+                found = torch.autograd.grad(scores[0, chosen], acts + [c for _, c in copies], allow_unused=True)
+            else:  # no CAM layer's copy reached the scores (every one dropped, or a dead branch)
+                found = (None,) * (len(acts) + len(copies))
+            grads = list(found[:len(acts)])
+            dropped = {n for (n, _), g in zip(copies, found[len(acts):]) if g is None}
+            dropped |= {n for n, g in zip(names, grads) if g is None and n in result.inplace_cams}
+            for name in sorted(dropped):  # once more each, as the first CAM layer of its pass, tied to its tensor
+                again = _leaf_gradients(model, x, [name], chosen)
+                if name in again:
+                    index = names.index(name)
+                    acts[index], grads[index] = again[name]
             for name, act, grad in zip(names, acts, grads):
                 if grad is None:  # this call does not influence the class score (a dead branch)
                     grad = torch.zeros_like(act)

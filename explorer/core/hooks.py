@@ -35,13 +35,29 @@ def named_module_tree(model: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
+def _scripted(tree: dict[str, nn.Module]) -> list[str]:
+    """The outermost TorchScript submodules of ``tree`` (a :func:`named_module_tree`)."""
+    scripted = [name for name, module in tree.items() if name and isinstance(module, torch.jit.ScriptModule)]
+    return [name for name in scripted if not any(name.startswith(other + ".") for other in scripted)]
+
+
+def unwatched_modules(model: nn.Module) -> list[str]:
+    """The TorchScript submodules of ``model`` (outermost ones): what :func:`watchable_modules` leaves out. Tracers
+    that follow every op (receptive fields, the diagram) cannot see through them."""
+    return _scripted(named_module_tree(model))
+
+
 def watchable_modules(tree: dict[str, nn.Module] | nn.Module) -> dict[str, nn.Module]:
     """The modules a hook can watch: ``tree`` (a :func:`named_module_tree`, or a model) without TorchScript
     submodules and what they contain. PyTorch refuses Python hooks on a ScriptModule, and the calls inside one run
-    in TorchScript, out of any hook's sight: such a part of a network is not a layer the app can show."""
+    in TorchScript, out of any hook's sight: such a part of a network is not a layer the app can show. A model
+    scripted as a whole is refused (``TypeError``)."""
     if isinstance(tree, nn.Module):
         tree = named_module_tree(tree)
-    scripted = [name for name, module in tree.items() if name and isinstance(module, torch.jit.ScriptModule)]
+    if isinstance(tree.get(""), torch.jit.ScriptModule):
+        raise TypeError("this model is TorchScript as a whole (torch.jit.script): its layers run out of any hook's "
+                        "sight; load the Python module it was scripted from instead")
+    scripted = _scripted(tree)
     if not scripted:
         return tree
     inside = tuple(name + "." for name in scripted)

@@ -17,7 +17,10 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 Kind = Literal["name", "int", "float", "bool", "choice", "list", "shape"]
 
 MAX_VALUE_CHARS = 200  # a layer name or a model name is far shorter; a longer value is not ours
-MAX_SIDE = 1024  # the sidebar's own cap on an input side
+MAX_SIDE = 1024  # the largest side of a shape parameter unless it names its own (``Param.high``)
+# The largest input side the sidebar reads as a size at all: larger sides (up to this) are scaled down by the memory
+# and size caps with a message; a link carries what a student typed, so it reads the same.
+MAX_TYPED_SIDE = 100_000
 # Layer, model and colormap names: letters, digits and a few separators (no quotes, no markup). One
 # character class with one bounded repetition: no nested optional repetition, so no catastrophic backtracking.
 NAME_RE = re.compile(r"[A-Za-z0-9_.:/\- ]{1,200}")

@@ -42,6 +42,7 @@ layer-table round trip of the build page. Shape checking, size limits and buildi
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -73,16 +74,16 @@ _INPUT = re.compile(r"in-(\d+)x(\d+)x(\d+)")
 _CONV = re.compile(r"conv(\d+)-(\d+)((?:/[a-z]\d+)*)")
 _POOL = re.compile(r"(max|avg)(\d+)((?:/[a-z]\d+)*)")
 _FC = re.compile(r"fc-(\d+)")
-# Unambiguous (each digit can be matched one way only), so a long digit run cannot backtrack.
+
+
 def _plain_decimal(value: float) -> str:
     """``value`` as the grammar reads it back exactly: no exponent (``1e-05`` → ``0.00001``), every digit kept
     (``:g`` rounded 0.1234567 to 0.123457)."""
-    from decimal import Decimal
-
     text = format(Decimal(repr(float(value))), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Unambiguous (each digit can be matched one way only), so a long digit run cannot backtrack.
 _DROPOUT = re.compile(r"dropout(?:-(\d+(?:\.\d*)?|\.\d+))?")
 _SIMPLE = {"bn": "bn", "relu": "relu", "gap": "gap", "lrn": "lrn", "flatten": "flatten"}
 
