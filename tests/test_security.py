@@ -107,9 +107,9 @@ def test_no_raw_html_in_pages_or_ui() -> None:
                 if kw.arg == "unsafe_allow_html" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
                     offenders.append(f"{path.relative_to(ROOT)}:{call.lineno}")
             # st.html / components.html render raw HTML too. The one exception: ui/present.py's stylesheets
-            # (presentation mode, wrapping page links), module constants no user text can reach.
+            # (presentation mode, wrapping page links, fitting metrics), module constants no user text can reach.
             constant_css = (path.name == "present.py" and len(call.args) == 1 and isinstance(call.args[0], ast.Name)
-                            and call.args[0].id in {"CSS", "WRAPPING_LINKS_CSS"})
+                            and call.args[0].id in {"CSS", "WRAPPING_LINKS_CSS", "FITTING_METRICS_CSS"})
             if _func_name(call) == "html" and not constant_css:
                 offenders.append(f"{path.relative_to(ROOT)}:{call.lineno} (html)")
     assert not offenders, f"raw HTML rendering: {offenders}"
