@@ -41,12 +41,6 @@ def _scripted(tree: dict[str, nn.Module]) -> list[str]:
     return [name for name in scripted if not any(name.startswith(other + ".") for other in scripted)]
 
 
-def unwatched_modules(model: nn.Module) -> list[str]:
-    """The TorchScript submodules of ``model`` (outermost ones): what :func:`watchable_modules` leaves out. Tracers
-    that follow every op (receptive fields, the diagram) cannot see through them."""
-    return _scripted(named_module_tree(model))
-
-
 def watchable_modules(tree: dict[str, nn.Module] | nn.Module) -> dict[str, nn.Module]:
     """The modules a hook can watch: ``tree`` (a :func:`named_module_tree`, or a model) without TorchScript
     submodules and what they contain. PyTorch refuses Python hooks on a ScriptModule, and the calls inside one run
@@ -62,6 +56,20 @@ def watchable_modules(tree: dict[str, nn.Module] | nn.Module) -> dict[str, nn.Mo
         return tree
     inside = tuple(name + "." for name in scripted)
     return {name: module for name, module in tree.items() if name not in scripted and not name.startswith(inside)}
+
+
+def traced_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
+    """``(name, module, is_leaf)`` for every module a tracer that follows each op (receptive fields, the diagram)
+    hooks, the model first and never a leaf itself (a network without submodules is all ops). A TorchScript
+    submodule is refused (``ValueError``): its ops never reach the tracer, so everything after it would silently
+    lose its input."""
+    tree = named_module_tree(model)
+    scripted = _scripted(tree)
+    if scripted:
+        raise ValueError(f"{scripted[0]!r} is TorchScript (torch.jit.script): the ops inside it cannot be followed, "
+                         "so this network cannot be traced")
+    return [(name, module, bool(name) and not any(child is not None for child in module._modules.values()))
+            for name, module in watchable_modules(tree).items()]
 
 
 @contextmanager

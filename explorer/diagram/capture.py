@@ -23,7 +23,7 @@ from explorer.diagram.graph import Edge, Graph, Node
 from explorer.diagram.ops import (CONSTANT_LIKE, TRANSPARENT, function_geometry, function_kind, module_geometry,
                                   module_kind, op_name)
 from explorer.diagram.shortcuts import mark_shortcuts
-from explorer.core import hooked, model_device_dtype, unwatched_modules, watchable_modules
+from explorer.core import hooked, model_device_dtype, traced_modules
 from explorer.core import TensorTags, flat_tensors
 
 INPUT_SEED = 0
@@ -94,12 +94,7 @@ class _Recorder(TorchFunctionMode):
     # --- module hooks -------------------------------------------------------------------------------------
     def attach(self, add: Any) -> None:
         """Register the module hooks through ``add`` (:func:`explorer.core.hooked` removes them)."""
-        scripted = unwatched_modules(self.model)
-        if scripted:  # its ops never reach the tracer: everything after it would silently lose its input
-            raise ValueError(f"{scripted[0]!r} is TorchScript (torch.jit.script): the ops inside it cannot be "
-                             "followed, so this network cannot be traced")
-        for name, module in watchable_modules(self.model).items():
-            leaf = bool(name) and next(module.children(), None) is None  # a root without children: its ops are nodes
+        for name, module, leaf in traced_modules(self.model):  # a TorchScript part: ValueError
             add(module.register_forward_pre_hook(self._pre_hook(name, leaf), with_kwargs=True))
             add(module.register_forward_hook(self._post_hook))
 

@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from explorer.analysis import InputTooSmallError
-from explorer.core import hooked, model_device_dtype, unwatched_modules, watchable_modules
+from explorer.core import hooked, model_device_dtype, traced_modules
 from explorer.receptive.geometry import AxisField, Note, FieldInfo, make_note, RuleResult, unknown_info
 from explorer.core import TensorTags, flat_tensors
 from explorer.receptive.opnames import CONSTANT_LIKE, KIND_RANK, op_name
@@ -80,12 +80,7 @@ class _Tracer(TorchFunctionMode):
     # hooks: a stack of module calls, so each op knows which module it belongs to
     def attach(self, add: Any) -> None:
         """Register the module hooks through ``add`` (:func:`explorer.core.hooks.hooked` removes them)."""
-        scripted = unwatched_modules(self.model)
-        if scripted:  # its ops never reach the tracer: everything after it would silently lose its input
-            raise ValueError(f"{scripted[0]!r} is TorchScript (torch.jit.script): the ops inside it cannot be "
-                             "followed, so this network cannot be traced")
-        for name, module in watchable_modules(self.model).items():
-            leaf = bool(name) and next(module.children(), None) is None  # a root without children: its ops are rows
+        for name, module, leaf in traced_modules(self.model):  # a TorchScript part: ValueError
             add(module.register_forward_pre_hook(self._pre_hook(name, module, leaf)))
             add(module.register_forward_hook(self._post_hook()))
 
