@@ -75,7 +75,9 @@ def test_vgg_a_lrn_has_lrn_after_the_first_convolution_only():
     assert kinds == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"]
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in features) == 1
     lrn = features[2]
-    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)  # Krizhevsky et al.'s values
+    # Krizhevsky et al.'s n = 5, β = 0.75, k = 2 and α = 1e-4, which PyTorch takes as alpha = α·n (it divides by n);
+    # tests/test_review12_arch.py checks the output against the paper's formula.
+    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, pytest.approx(5e-4), 0.75, 2.0)
     assert not any(isinstance(m, nn.LocalResponseNorm) for m in meta_build("vgg_a").modules())
 
 

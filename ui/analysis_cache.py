@@ -18,14 +18,15 @@ Session-state keys: Feature maps ``maps_block``, ``maps_layer``, ``maps_kind``, 
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from explorer.analysis import ANALYSIS_BUDGET_BYTES as DEFAULT_ANALYSIS_BUDGET
 from explorer.analysis import page_analysis
+
+from ui.common import spinner_once  # noqa: F401  (the pages take it from here too)
 
 # Key = (model name, weights key, input shape, device) from ui.common.model_cache_key, plus the image hash.
 Key = tuple
@@ -261,20 +262,6 @@ def cam_heat(key: Key, layer: str, target: int, size: tuple[int, int], _cams: di
     from explorer.analysis import upsample_cam
 
     return upsample_cam(_cams[layer], size)
-
-
-@contextmanager
-def spinner_once(token: Any, text: str) -> Iterator[None]:
-    """``st.spinner`` the first time this session computes ``token``; nothing on later reruns, where the
-    value is cached (a spinner starts a timer thread: ~2 ms of a rerun, more on a busy server)."""
-    seen = st.session_state.setdefault("_spinners_seen", [])
-    if token in seen:
-        yield
-        return
-    with st.spinner(text):
-        yield
-    seen.append(token)
-    del seen[:-64]
 
 
 @shared(max_entries=32)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn
 
 import streamlit as st
 
@@ -44,6 +45,20 @@ def formatter(prefix: str):
 
 def _on_lang_change() -> None:
     st.query_params["lang"] = st.session_state["lang"]
+
+
+@contextmanager
+def spinner_once(token: Any, text: str) -> Iterator[None]:
+    """``st.spinner`` the first time this session computes ``token``; nothing on later reruns, where the
+    value is cached (a spinner starts a timer thread: ~2 ms of a rerun, more on a busy server)."""
+    seen = st.session_state.setdefault("_spinners_seen", [])
+    if token in seen:
+        yield
+        return
+    with st.spinner(text):
+        yield
+    seen.append(token)
+    del seen[:-64]
 
 
 # --- entry ---------------------------------------------------------------------------------------
@@ -98,7 +113,10 @@ def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes
     return load_model(name, weights=weights, device=device)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+# Images are cached as shared objects (cache_resource), not copies: cache_data unpickled the whole picture on every
+# rerun (~3 % of a Feature-map rerun). Every page and library function only reads ``sel.image`` (PIL operations
+# return new images); never mutate it.
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _decode_image(_data: bytes, digest: str):
     from explorer.imaging import load_image
 
@@ -122,7 +140,7 @@ def image_preview(sel: "Selection") -> tuple[bytes, str]:
     return _preview(sel.image_hash, sel.image)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)  # shared, read-only: see _decode_image
 def _sample(name: str):
     from explorer.imaging import sample_image
 
@@ -465,7 +483,7 @@ def loaded_model():
 
     sel = selection()
     try:
-        with st.spinner(t("common.computing")):
+        with spinner_once(("model", sel.model_name, sel.weights, str(sel.device)), t("common.computing")):
             loaded = cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
                                   version=_run_version(sel.model_name))
     except Exception as exc:

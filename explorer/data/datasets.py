@@ -17,6 +17,8 @@ importable from ``explorer.data``.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -26,9 +28,36 @@ from explorer.data.digits import load_digits_bundle
 from explorer.data.folders import load_image_folder
 from explorer.data.synthetic import DEFAULT_SHAPES_SAMPLES, load_shapes
 from explorer.data.torchvision_sets import DISPLAY_NAMES, TORCHVISION_DATASETS, load_torchvision
-from explorer.data.zips import ZipTargetExistsError, extract_zip
+from explorer.data.zips import ZipTargetExistsError, extract_zip, extraction_complete
 
 BUILTIN_DATASETS = ("shapes", "digits") + TORCHVISION_DATASETS
+# The owner folder of archives load_dataset extracts: uploads/<owner>/<digest>/, the two levels that
+# clean_extractions expects (it once took uploads/<digest>/ for a session and deleted its class folders).
+LIBRARY_UPLOADS = "library"
+
+
+def extracted_zip(path: str | Path) -> Path:
+    """The folder holding the archive at ``path`` extracted (``uploads/library/<content digest>/``): reused when
+    it holds exactly what the archive extracts to, extracted again otherwise (a clean-up of old uploads may
+    have deleted part of it). ``ValueError`` for an archive ``extract_zip`` refuses."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    folder = data_root() / "uploads" / LIBRARY_UPLOADS / digest
+    if folder.exists() and not extraction_complete(folder, path):
+        shutil.rmtree(folder, ignore_errors=True)
+    if not folder.is_dir():
+        try:
+            extract_zip(path, folder)
+        except ZipTargetExistsError:
+            pass  # the same archive (same digest), extracted at the same moment by another caller
+        if not extraction_complete(folder, path):
+            raise ValueError(f"the archive {path.name} could not be extracted completely to {folder} "
+                             "(deleted meanwhile?): try again")
+    try:
+        os.utime(folder)  # in use: the clean-up of old uploads counts its age from now
+    except OSError:
+        pass
+    return folder
 
 
 # --- one entry point ---------------------------------------------------------------------------------------
@@ -47,14 +76,7 @@ def load_dataset(name_or_path: str | Path, channels: int, size: int, seed: int =
         return load_torchvision(name, channels, size, seed=seed, max_train_samples=max_train_samples)
     path = Path(name).expanduser()
     if path.is_file() and zipfile.is_zipfile(path):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        folder = data_root() / "uploads" / digest
-        if not folder.is_dir():
-            try:
-                extract_zip(path, folder)
-            except ZipTargetExistsError:
-                pass  # the same archive (same digest), extracted at the same moment by another caller
-        path = folder
+        path = extracted_zip(path)
     if path.is_dir():
         return load_image_folder(path, channels, size, ratios=ratios, seed=seed)
     raise ValueError(f"unknown dataset {name!r}: use {', '.join(BUILTIN_DATASETS)}, a folder of class "

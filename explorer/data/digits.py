@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from explorer.data.bundle import DataBundle, ImageTensors, channel_stats
-from explorer.data.splits import split_counts
+from explorer.data.splits import train_valid_test_counts
 from explorer.imaging import digit_picture, sklearn_digits
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -22,9 +22,10 @@ DIGITS_COUNT = 1797
 
 
 def digits_split_indices(seed: int = 0, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[np.ndarray, ...]:
-    """(train, valid, test) indices into ``load_digits()``: a permutation drawn from ``seed``, cut 7:2:1."""
+    """(train, valid, test) indices into ``load_digits()``: a permutation drawn from ``seed``, cut by ``ratios``
+    (7:2:1 by default). ``ValueError`` when ``ratios`` is not three shares or leaves the training split empty."""
+    n_train, n_valid, _ = train_valid_test_counts(DIGITS_COUNT, ratios, "digits")
     order = np.random.default_rng(seed).permutation(DIGITS_COUNT)
-    n_train, n_valid, _ = split_counts(DIGITS_COUNT, ratios)
     return order[:n_train], order[n_train:n_train + n_valid], order[n_train + n_valid:]
 
 

@@ -63,7 +63,10 @@ def load_image_folder(src: str | Path, channels: int, size: int, ratios: Sequenc
     if presplit:
         scans = {split: scan_image_folder(path, check=False) for split, path in presplit.items()}
         classes = sorted(set().union(*(s.classes for s in scans.values())))
-        empty = sorted(set().union(*(s.empty_classes for s in scans.values())) - set(scans["train"].classes))
+        # A class without training images, whether its train/ folder is empty or missing (only in valid/ or
+        # test/), is reported alike: the network never learns it.
+        named = set(classes).union(*(s.empty_classes for s in scans.values()))
+        empty = sorted(named - set(scans["train"].classes))
         per_split = {split: s.classes for split, s in scans.items()}
         for s in scans.values():
             skipped.extend(s.skipped)

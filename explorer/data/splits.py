@@ -7,6 +7,7 @@ on them. ``explorer.data.datasets.load_image_folder`` turns the result into tens
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ def split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int
     """
     if n < 0:
         raise ValueError("n must be non-negative")
+    try:
+        # Checked as floats first: Fraction(inf) raises OverflowError and Fraction(nan) a ValueError that
+        # says nothing about ratios.
+        finite = all(math.isfinite(float(r)) for r in ratios)
+    except (TypeError, ValueError):
+        raise ValueError(f"ratios must be numbers, got {tuple(ratios)!r}") from None
+    if not finite:
+        raise ValueError(f"ratios must be finite numbers, got {tuple(ratios)!r}")
     exact = [Fraction(r).limit_denominator(10**6) for r in ratios]
     if not exact or any(r < 0 for r in exact) or sum(exact) == 0:
         raise ValueError("ratios must be non-negative and not all zero")
@@ -53,6 +62,19 @@ def split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int
     for i in by_remainder[:left]:
         counts[i] += 1
     return tuple(counts)
+
+
+def train_valid_test_counts(n: int, ratios: Sequence[float], what: str = "images") -> tuple[int, int, int]:
+    """:func:`split_counts` for exactly three shares (train, valid, test), refusing a split that leaves the
+    training set empty (its statistics would be NaN and the training loop would have no batch).
+    ``what`` names the data in the messages."""
+    if len(ratios) != len(SPLITS):
+        raise ValueError(f"ratios must give three shares (train, valid, test), got {len(ratios)}: {tuple(ratios)!r}")
+    n_train, n_valid, n_test = split_counts(n, ratios)
+    if n_train == 0:
+        raise ValueError(f"the training split is empty: {n} {what} split {tuple(ratios)!r} leave no training "
+                         "image; give the training share more weight or use more images")
+    return n_train, n_valid, n_test
 
 
 def homework_split_counts(n: int, ratios: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[int, ...]:
@@ -106,8 +128,42 @@ class FolderScan:
     skipped: list[Skipped]
 
 
+def _class_files(class_dir: Path, skipped: list[Skipped], check: bool) -> list[Path]:
+    """Readable image files anywhere under ``class_dir`` (sorted). Links, to files or folders, are reported and
+    never followed: a link can reach outside the dataset (server files, another student's photos)."""
+    found: list[tuple[Path, bool]] = []  # (path, is a link)
+    folders = [class_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # an unreadable sub-folder holds nothing we can use (rglob skipped it silently too)
+        for entry in entries:
+            path = folder / entry.name
+            if entry.is_symlink():
+                if path.is_dir() or _is_image_file(path):
+                    found.append((path, True))
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(path)
+            elif _is_image_file(path):
+                found.append((path, False))
+    files = []
+    for path, is_link in sorted(found):
+        if is_link:
+            skipped.append(Skipped(str(path), "symbolic link"))
+            continue
+        reason = _check_image(path) if check else None
+        if reason:
+            skipped.append(Skipped(str(path), reason))
+        else:
+            files.append(path)
+    return files
+
+
 def scan_image_folder(src: str | Path, check: bool = True) -> FolderScan:
-    """List ``src/<class>/<image>`` files. Non-images are ignored; unreadable images and empty classes reported."""
+    """List ``src/<class>/<image>`` files (sub-folders of a class included). Non-images are ignored; unreadable
+    images, symbolic links (class folders, sub-folders or files: never followed) and empty classes reported."""
     root = Path(src)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder")
@@ -115,16 +171,10 @@ def scan_image_folder(src: str | Path, check: bool = True) -> FolderScan:
     empty: list[str] = []
     skipped: list[Skipped] = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
-        files = []
-        for path in sorted(p for p in class_dir.rglob("*") if _is_image_file(p)):
-            if path.is_symlink():
-                skipped.append(Skipped(str(path), "symbolic link"))
-                continue
-            reason = _check_image(path) if check else None
-            if reason:
-                skipped.append(Skipped(str(path), reason))
-            else:
-                files.append(path)
+        if class_dir.is_symlink():
+            skipped.append(Skipped(str(class_dir), "symbolic link"))
+            continue
+        files = _class_files(class_dir, skipped, check)
         if files:
             classes[class_dir.name] = files
         else:
@@ -157,7 +207,8 @@ def split_image_folder(src: str | Path, dst: str | Path | None = None,
 
     Each class's files are sorted, shuffled with a generator seeded by ``(seed, class name)`` and cut by
     ``split_counts`` (documented there): the splits are disjoint and together hold every readable file.
-    With ``dst``, the files are copied to ``dst/<split>/<class>/`` (``dst`` must not exist or be empty).
+    With ``dst``, the files are copied to ``dst/<split>/<class>/``, each at its path inside its class folder
+    (``cat/a/0.png`` and ``cat/b/0.png`` stay two files); ``dst`` must not exist or be empty.
     The lists always name the source files. Empty classes and unreadable images are reported on the
     result (``.empty_classes``, ``.skipped``), never fatal.
     """
@@ -187,6 +238,9 @@ def split_image_folder(src: str | Path, dst: str | Path | None = None,
                 folder = dst / split / name
                 folder.mkdir(parents=True, exist_ok=True)
                 for path in files:
-                    shutil.copy2(path, folder / path.name)
+                    # Keep sub-folders: flattening to the file name overwrote same-named files of two sub-folders.
+                    target = folder / path.relative_to(scan.root / name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
         result.dst = dst
     return result

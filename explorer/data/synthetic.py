@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from explorer.data.bundle import DataBundle, ImageTensors, channel_stats
-from explorer.data.splits import split_counts
+from explorer.data.splits import train_valid_test_counts
 
 # --- built-in synthetic shapes -----------------------------------------------------------------------------
 
@@ -106,8 +106,12 @@ def make_shapes(count: int, channels: int = 3, size: int = 64, seed: int = 0,
 
 def load_shapes(channels: int = 3, size: int = 64, seed: int = 0, samples: int = DEFAULT_SHAPES_SAMPLES,
                 ratios: Sequence[float] = (0.7, 0.2, 0.1), num_classes: int = len(SHAPE_CLASSES)) -> DataBundle:
-    """The built-in dataset: ``samples`` images split by ``ratios``; each split drawn from its own seed."""
-    n_train, n_valid, n_test = split_counts(samples, ratios)
+    """The built-in dataset: ``samples`` images split by ``ratios``; each split drawn from its own seed.
+
+    ``ValueError`` when ``ratios`` is not three shares or leaves the training split empty."""
+    if samples < 0:
+        raise ValueError(f"samples must be non-negative, got {samples}")
+    n_train, n_valid, n_test = train_valid_test_counts(samples, ratios, "shape images")
     # Distinct streams per split: no image is shared between train, valid and test.
     parts = [make_shapes(n, channels, size, seed * 1000 + offset, num_classes)
              for offset, n in ((1, n_train), (2, n_valid), (3, n_test))]

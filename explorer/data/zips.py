@@ -113,15 +113,7 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
         max_total_bytes = zip_total_limit()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValueError(f"the target folder {dest} already exists and is not empty")
-    if isinstance(source, (bytes, bytearray)):
-        import io
-
-        source = io.BytesIO(source)
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"not a readable zip archive: {exc}") from exc
-    with archive:
+    with _open_archive(source) as archive:
         infos = archive.infolist()
         if len(infos) > max_members:
             raise ValueError(f"the archive has {len(infos)} members; the limit is {max_members}")
@@ -190,6 +182,66 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
     return dest
 
 
+def _open_archive(source: str | Path | bytes | BinaryIO) -> zipfile.ZipFile:
+    if isinstance(source, (bytes, bytearray)):
+        import io
+
+        source = io.BytesIO(source)
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a readable zip archive: {exc}") from exc
+
+
+def zip_listing(source: str | Path | bytes | BinaryIO) -> tuple[dict[str, int], set[str]]:
+    """What :func:`extract_zip` writes for this archive, read from its directory alone: (file → size in bytes,
+    folders), as POSIX paths relative to the target, after the same skipping (``__MACOSX/``, ``._*``...) and
+    unwrapping of a single top-level folder. ``ValueError`` for an unreadable archive or an unsafe name."""
+    with _open_archive(source) as archive:
+        members = []
+        for info in archive.infolist():
+            parts = _safe_member_parts(info.filename)
+            if parts and not _ignored_member(parts):
+                members.append((parts, info.is_dir(), info.file_size))
+    tops = {parts[0] for parts, _is_dir, _size in members}
+    top_is_file = any(len(parts) == 1 and not is_dir for parts, is_dir, _size in members)
+    strip = 1 if len(tops) == 1 and not top_is_file else 0
+    files: dict[str, int] = {}
+    folders: set[str] = set()
+    for parts, is_dir, size in members:
+        parts = parts[strip:]
+        if not parts:
+            continue
+        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        if is_dir:
+            folders.add("/".join(parts))
+        else:
+            files["/".join(parts)] = size
+    return files, folders
+
+
+def extraction_complete(folder: str | Path, source: str | Path | bytes | BinaryIO) -> bool:
+    """Whether ``folder`` holds exactly what :func:`extract_zip` writes for ``source`` (every file at its size,
+    every folder, nothing else). An extraction reused by its digest must pass: a clean-up or a person may have
+    deleted part of it, and a partial folder would train on fewer classes without a word."""
+    root = Path(folder)
+    if not root.is_dir() or root.is_symlink():
+        return False
+    expected_files, expected_folders = zip_listing(source)
+    files: dict[str, int] = {}
+    folders: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath).relative_to(root)
+        for name in dirnames:
+            folders.add((here / name).as_posix())
+        for name in filenames:
+            try:
+                files[(here / name).as_posix()] = os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                return False
+    return files == expected_files and folders == expected_folders
+
+
 # --- old extractions are deleted ---------------------------------------------------------------------------------
 UPLOADS_TTL_ENV = "EXPLORER_UPLOADS_TTL_H"
 DEFAULT_UPLOADS_TTL_H = 6.0  # a class day's session; a folder in use is touched on every use (kept)
@@ -222,7 +274,8 @@ def _tree_bytes(folder: Path) -> int:
 def clean_extractions(uploads_root: str | Path, *, max_age_s: float | None = None,
                       max_total_bytes: int | None = None, keep: Sequence[str | Path] = (),
                       now: float | None = None) -> list[Path]:
-    """Delete old extracted uploads under ``uploads_root`` (``<root>/<session>/<extraction>/``): every extraction
+    """Delete old extracted uploads under ``uploads_root`` (``<root>/<owner>/<extraction>/``: the owner is a browser
+    session, or ``explorer.data.datasets.LIBRARY_UPLOADS`` for archives ``load_dataset`` extracts); every extraction
     (and leftover staging folder) last modified more than ``max_age_s`` ago (default ``EXPLORER_UPLOADS_TTL_H``
     hours, 6), then the oldest ones until all of them together are within ``max_total_bytes`` (default
     ``EXPLORER_UPLOADS_MAX_MB``, 4096 MB). ``keep``: folders never deleted (the one just extracted). Session folders

@@ -7,10 +7,19 @@ weak reference so a recycled ``id()`` is never mistaken for it): an op's inputs 
 runs and its outputs re-labelled after, so in-place ops (``ReLU(inplace=True)``, ``x += y``) keep the edges
 right. Ops inside a leaf module belong to that module's box; ops in a container's ``forward`` become boxes of
 their own. Known limit: writing in place into a *view* of a tensor does not re-label the tensor it views.
+
+A call that hands back one of its inputs untouched (``nn.Identity``, ``nn.Dropout`` or ``F.dropout`` in eval mode,
+a stride-1 option-A shortcut) must not re-label that tensor: its other users read the real producer's value, not
+the identity box's. Such a call is told from an in-place one (``ReLU(inplace=True)`` also returns its input) by
+the tensor's version counter, which every in-place write bumps. Its result is handed on as a fresh alias
+(``view_as``: same storage, same version counter, same values) so later users of the result and of the input can
+be told apart as the model's code tells them apart; an in-place write into either re-labels both, since in the
+model they are one object.
 """
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -45,6 +54,26 @@ class _Frame:
     inside_leaf: bool
     call_id: str
     sources: list[str]
+    versions: dict[int, tuple[torch.Tensor, int | None]]  # the inputs by id, with their version before the call
+
+
+def _version(tensor: torch.Tensor) -> int | None:
+    try:
+        return tensor._version
+    except RuntimeError:  # an inference-mode tensor has no version counter: nothing to compare
+        return None
+
+
+def _versions(tensors: list[torch.Tensor]) -> dict[int, tuple[torch.Tensor, int | None]]:
+    return {id(t): (t, _version(t)) for t in tensors}
+
+
+def _passed_through(tensor: torch.Tensor, before: dict[int, tuple[torch.Tensor, int | None]]) -> bool:
+    """True when ``tensor`` is one of a call's inputs and the call did not write into it."""
+    entry = before.get(id(tensor))
+    if entry is None or entry[0] is not tensor or entry[1] is None:
+        return False
+    return _version(tensor) == entry[1]
 
 
 class _Recorder(TorchFunctionMode):
@@ -58,6 +87,8 @@ class _Recorder(TorchFunctionMode):
         self.input_id = "<input>" if "input" in self.module_paths else "input"
         self.output_id = "<output>" if "output" in self.module_paths else "output"
         self.producers: TensorTags[str] = TensorTags()
+        # tensors that are one object in the model (an input and the alias made for its pass-through result)
+        self.twins: TensorTags[list[weakref.ref]] = TensorTags()
         self.frames: list[_Frame] = []
         self.nodes: list[Node] = []
         self.edges: dict[tuple[str, str], None] = {}  # insertion-ordered set
@@ -73,11 +104,42 @@ class _Recorder(TorchFunctionMode):
         self.producers.set(tensor, node_id)
 
     def sources(self, value: Any) -> list[str]:
-        found = (self.producer(t) for t in flat_tensors(value))
+        return self.sources_of(flat_tensors(value))
+
+    def sources_of(self, tensors: list[torch.Tensor]) -> list[str]:
+        found = (self.producer(t) for t in tensors)
         return list(dict.fromkeys(s for s in found if s is not None))
 
+    def relabel(self, tensor: torch.Tensor, node_id: str) -> None:
+        """``tensor`` was written by ``node_id``; so were its twins (the model sees them as one object)."""
+        group = self.twins.get(tensor)
+        if group is None:
+            self.set_producer(tensor, node_id)
+            return
+        for ref in group:
+            twin = ref()
+            if twin is not None:
+                self.set_producer(twin, node_id)
+
+    def alias(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """A new tensor object sharing ``tensor``'s storage and version counter, or None if it has none."""
+        try:
+            return tensor.view_as(tensor)
+        except (RuntimeError, TypeError, NotImplementedError):  # a layout or subclass without views
+            return None
+
+    def link(self, tensor: torch.Tensor, alias: torch.Tensor) -> None:
+        group = self.twins.get(tensor)
+        if group is None:
+            group = [weakref.ref(tensor)]
+            self.twins.set(tensor, group)
+        group.append(weakref.ref(alias))
+        self.twins.set(alias, group)
+
     def emit(self, base: str, sources: list[str], outputs: list[torch.Tensor], geometry: dict[str, Any],
-             **fields: Any) -> str:
+             keep: frozenset[int] = frozenset(), **fields: Any) -> str:
+        """Add a node and its edges; every output except those whose id is in ``keep`` (inputs handed back
+        untouched) now comes from it."""
         self.node_calls[base] += 1
         count = self.node_calls[base]
         node_id = base if count == 1 else f"{base}#{count}"
@@ -88,8 +150,25 @@ class _Recorder(TorchFunctionMode):
         for src in sources:
             self.edges[(src, node_id)] = None
         for tensor in outputs:
-            self.set_producer(tensor, node_id)
+            if id(tensor) not in keep:
+                self.relabel(tensor, node_id)
         return node_id
+
+    def pass_through(self, output: Any, outputs: list[torch.Tensor],
+                     before: dict[int, tuple[torch.Tensor, int | None]]
+                     ) -> tuple[Any, list[torch.Tensor], frozenset[int], torch.Tensor | None]:
+        """Handle a call that returned an input untouched: ``(output, outputs, keep, base)``.
+
+        A single returned tensor is swapped for an alias (``base`` is the input it stands for, to be linked after
+        the node is emitted); an input inside a returned tuple is kept with its old producer (``keep``)."""
+        passed = frozenset(id(t) for t in outputs if _passed_through(t, before))
+        if not passed:
+            return output, outputs, passed, None
+        if isinstance(output, torch.Tensor):
+            alias = self.alias(output)
+            if alias is not None:
+                return alias, [alias], frozenset(), output
+        return output, outputs, passed, None
 
     # --- module hooks -------------------------------------------------------------------------------------
     def attach(self, add: Any) -> None:
@@ -112,23 +191,36 @@ class _Recorder(TorchFunctionMode):
                     count = self.container_calls[name]
                     call_id = name if count == 1 else f"{name}#{count}"
             # Read the inputs' producers now: an in-place module overwrites its input before the post hook.
-            sources = self.sources((args, kwargs)) if leaf and not inside else []
-            self.frames.append(_Frame(name, module, leaf, inside, call_id, sources))
+            tensors = flat_tensors((args, kwargs)) if leaf and not inside else []
+            sources = self.sources_of(tensors)
+            # ... and their versions: an input handed back with the same version was passed through, not written
+            versions = _versions(tensors) if sources else {}
+            self.frames.append(_Frame(name, module, leaf, inside, call_id, sources, versions))
         return hook
 
-    def _post_hook(self, module: nn.Module, _args: Any, output: Any) -> None:
+    def _post_hook(self, module: nn.Module, _args: Any, output: Any) -> Any:
+        """Emit the leaf's box; returns the alias that replaces an input handed back untouched, else None."""
         if threading.get_ident() != self.thread or not self.frames:
-            return
-        frame = self.frames.pop()
+            return None
+        frame = self.frames[-1]
         if frame.inside_leaf or not frame.leaf:
-            return
+            self.frames.pop()
+            return None
         outputs = flat_tensors(output)
         if not outputs or not frame.sources:
-            return  # nothing came out, or it was computed from constants only
+            self.frames.pop()
+            return None  # nothing came out, or it was computed from constants only
+        # with the leaf's frame still on the stack, the alias's view_as counts as the leaf's own op (no box)
+        replaced, outputs, keep, base = self.pass_through(output, outputs, frame.versions)
+        self.frames.pop()
         path = frame.name or type(module).__name__.lower()
-        self.emit(path, frame.sources, outputs, module_geometry(module), kind=module_kind(module), label=path,
-                  op=type(module).__name__, source="module", module=frame.name,
+        self.emit(path, frame.sources, outputs, module_geometry(module), keep, kind=module_kind(module),
+                  label=path, op=type(module).__name__, source="module", module=frame.name,
                   block=frame.name.rpartition(".")[0])
+        if base is None:
+            return None
+        self.link(base, replaced)
+        return replaced
 
     # --- every torch function and tensor method lands here -------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -138,10 +230,12 @@ class _Recorder(TorchFunctionMode):
         frame = self.frames[-1] if self.frames else None
         if frame is not None and (frame.leaf or frame.inside_leaf):
             return func(*args, **kwargs)  # part of the leaf module's own box
-        sources = self.sources((args, kwargs))  # before the call: an in-place op re-labels its input after
-        out = func(*args, **kwargs)
+        tensors = flat_tensors((args, kwargs))
+        sources = self.sources_of(tensors)  # before the call: an in-place op re-labels its input after
         if not sources:
-            return out
+            return func(*args, **kwargs)
+        before = _versions(tensors)  # to tell an input passed through (F.dropout in eval) from one written
+        out = func(*args, **kwargs)
         name = op_name(func)
         if name == "setitem":  # x[...] = y writes into x and returns None
             outputs = flat_tensors(args[:1])
@@ -157,8 +251,12 @@ class _Recorder(TorchFunctionMode):
         base = f"{caller}.{name}" if caller else name
         if base in self.module_paths:  # a functional op named like a submodule (F.relu beside self.relu)
             base += "()"
-        self.emit(base, sources, outputs, function_geometry(name, args, kwargs), kind=function_kind(name),
+        # inside this handler the mode is off, so the alias's view_as makes no box
+        out, outputs, keep, passed_input = self.pass_through(out, outputs, before)
+        self.emit(base, sources, outputs, function_geometry(name, args, kwargs), keep, kind=function_kind(name),
                   label=name, op=name, source="function", module=caller, block=caller)
+        if passed_input is not None:
+            self.link(passed_input, out)
         return out
 
 

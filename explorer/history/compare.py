@@ -29,6 +29,14 @@ MIN_MODELS, MAX_MODELS = 2, 8
 COLUMNS = ["model", "family", "input", "params_m", "gflops", "weight_layers", "receptive_field", "size_mb",
            "top1", "top5"]
 _WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+# A module of another class counts as a weight layer when its class says so (``is_weight_layer = True``): LeNet-5's
+# partially connected C3 and its RBF output layer (explorer.models.teaching). Its mult-adds are its weights (its
+# own parameters but the bias) times the output positions: C3's 60 connected 5×5 kernels, not a full 16×6 bank.
+
+
+def is_weight_layer(module: nn.Module) -> bool:
+    """A convolution or fully-connected layer, or a module that declares itself one (``is_weight_layer``)."""
+    return isinstance(module, _WEIGHT_LAYERS) or bool(getattr(type(module), "is_weight_layer", False))
 
 
 # --- counting ------------------------------------------------------------------------------------
@@ -55,6 +63,9 @@ def _mult_adds_of_call(module: nn.Module, inputs: tuple, output: Any) -> int:
         return (x.numel() // max(int(x.shape[0]), 1)) * (module.out_channels // module.groups) * math.prod(module.kernel_size)
     if isinstance(module, nn.Linear):
         return per_image * module.in_features
+    if is_weight_layer(module):
+        weights = sum(p.numel() for name, p in module.named_parameters(recurse=False) if name != "bias")
+        return weights * math.prod(int(d) for d in output.shape[2:])
     return 0
 
 
@@ -84,7 +95,7 @@ def profile_with_size(model: nn.Module, input_shape: Sequence[int],
     def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
         name = names[module]
         ran.add(name)
-        if isinstance(module, _WEIGHT_LAYERS):
+        if is_weight_layer(module):
             counts[name] = counts.get(name, 0) + _mult_adds_of_call(module, inputs, output)
 
     with hooked(model) as add:
@@ -108,6 +119,14 @@ def count_mult_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     return sum(mult_adds_by_module(model, input_shape).values())
 
 
+class _WeightLayerTracer(torch.fx.Tracer):
+    """torch.fx's tracer, with self-declared weight layers kept whole (LeNet-5's C3 assembles its weight by item
+    assignment, which a symbolic trace cannot step through)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_weight_layer(m) or super().is_leaf_module(m, module_qualified_name)
+
+
 def weight_layer_depth(model: nn.Module) -> int:
     """The number of weight layers (convolutions, FC) on the longest input→output path of the graph.
 
@@ -118,9 +137,9 @@ def weight_layer_depth(model: nn.Module) -> int:
     was_training = model.training
     model.eval()  # trace the inference graph (GoogLeNet's auxiliary heads only run in training)
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = _WeightLayerTracer().trace(model)
     except Exception:  # data-dependent control flow: no graph, count modules instead
-        return sum(isinstance(m, _WEIGHT_LAYERS) for m in model.modules())
+        return sum(is_weight_layer(m) for m in model.modules())
     finally:
         model.train(was_training)
     modules = dict(model.named_modules())
@@ -129,7 +148,7 @@ def weight_layer_depth(model: nn.Module) -> int:
     best = 0
     for node in graph.nodes:
         here = max((depth[arg] for arg in node.all_input_nodes), default=0)
-        if node.op == "call_module" and isinstance(modules.get(node.target), _WEIGHT_LAYERS):
+        if node.op == "call_module" and is_weight_layer(modules.get(node.target, nn.Module())):
             here += 1
         elif node.op == "call_function" and node.target in functional:
             here += 1

@@ -58,9 +58,10 @@ NOTES_TEXT: dict[str, str] = {
                   "so A and A-LRN are equal. Almost all parameters are in the first FC layer (512·7·7·4096).",
     "googlenet_stem": "GoogLeNet's first row: a 7×7 convolution of an RGB image has 7·7·3·64 = 9.4K weights and "
                       "needs 118M mult-adds at 112×112; the printed 2.7K / 34M do not fit a 3-channel input.",
-    "googlenet_params": "GoogLeNet: the computed parameters include biases; the printed ones differ by a few per "
-                        "cent for some modules (e.g. 3a: 164K vs 159K; 5a: 1,043K vs 1,072K) and the printed 5a ops "
-                        "(54M) do not follow from its widths (51M). The ops columns agree elsewhere.",
+    "googlenet_params": "GoogLeNet: the computed parameters include biases, and the printed counts are often off: "
+                        "conv1 9.5K computed vs 2.7K printed, 4c 510K vs 463K (10 %), the other rows by 2–5 % (3a: "
+                        "164K vs 159K; 5a: 1,043K vs 1,072K). The printed 5a ops (54M) do not follow from its widths "
+                        "(51M); the ops columns agree elsewhere.",
     "googlenet_aux": "The auxiliary classifiers (after 4a and 4d) only run in training and are not in Table 1; "
                      "torchvision's pretrained googlenet drops them.",
     "resnet_v15": "ResNet: torchvision implements 'v1.5', which puts the stride-2 of a bottleneck's first block "

@@ -179,10 +179,31 @@ def seeded_draw(pipeline: v2.Compose, image: Image.Image, seed: int) -> torch.Te
     return out
 
 
+def check_picture_size(config: AugmentConfig, size: tuple[int, int]) -> None:
+    """Raise ``ValueError`` when ``config`` cannot run on a picture of ``size`` (width, height).
+
+    GaussianBlur pads by ``kernel // 2`` pixels in reflect mode, which needs more pixels than that on each
+    side of the picture it blurs (the crop's size when cropping, else the picture's: the other geometry
+    steps keep the size); torchvision would otherwise fail deep inside with a padding error.
+    """
+    if not config.blur_kernel:
+        return
+    width, height = (config.crop_size, config.crop_size) if config.crop else (int(size[0]), int(size[1]))
+    reach = config.blur_kernel // 2
+    if reach >= min(width, height):
+        what = f"the {width}×{height} crop" if config.crop else f"this {width}×{height} picture"
+        raise ValueError(f"a Gaussian blur kernel of {config.blur_kernel} needs a picture at least {reach + 1} "
+                         f"pixels on each side, but {what} is smaller; choose a kernel of at most "
+                         f"{2 * min(width, height) - 1}")
+
+
 def draws(image: Image.Image, config: AugmentConfig, n: int, seed: int) -> list[torch.Tensor]:
-    """``n`` augmented versions of ``image``; draw ``i`` uses seed ``seed + i`` (same seed, same draws)."""
+    """``n`` augmented versions of ``image``; draw ``i`` uses seed ``seed + i`` (same seed, same draws).
+
+    A configuration the picture is too small for raises ``ValueError`` (``check_picture_size``)."""
     if n < 1:
         raise ValueError(f"the number of draws must be 1 or more, got {n}")
+    check_picture_size(config, image.size)
     pipeline = build_pipeline(config)
     return [seeded_draw(pipeline, image, seed + i) for i in range(n)]
 

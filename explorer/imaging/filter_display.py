@@ -20,6 +20,8 @@ DISPLAY_MODES: tuple[str, ...] = ("auto", "diverging", "abs", "clip", "direction
 # "diverging" and "abs" saturate at this percentile of |value|, not at the maximum: a photo's Sobel output has a
 # few values near 1000 and most edges near 100, which a max-scaled picture draws almost white (faint).
 SATURATE_PERCENTILE = 95.0
+# Channel counts a result may have to be drawn: grey, RGB, or RGBA-like (the first three drawn).
+DISPLAY_CHANNELS: tuple[int, ...] = (1, 3, 4)
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:
@@ -28,22 +30,41 @@ def value_range(values: np.ndarray) -> tuple[float, float]:
     return float(np.min(arr)), float(np.max(arr))
 
 
-def downscale_for_display(values: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, float]:
+def downscale_for_display(values: np.ndarray, max_side: int = 512,
+                          circular: bool = False) -> tuple[np.ndarray, float]:
     """A smaller copy for drawing only (area averaging); returns it and the scale factor (<= 1).
+
+    ``circular``: the values are angles in degrees (a "direction" result, -180..180): they are averaged as
+    directions, the angle of the area-averaged (cos, sin), since the plain mean of 179° and -179° is 0°, the
+    opposite direction. Any number of channels (OpenCV resizes at most 4 at once: more go one by one).
 
     The computation is always done at full resolution; state the full-resolution value range, not the
     range of this copy (averaging shrinks extremes).
     """
     arr = np.asarray(values)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ValueError(f"can only downscale a non-empty (H, W) or (H, W, C) array, got shape {arr.shape}")
     h, w = arr.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     if scale >= 1.0:
         return arr, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(arr.astype(np.float64), size, interpolation=cv2.INTER_AREA)
+    if circular:
+        radians = np.radians(arr.astype(np.float64))
+        cos, sin = _area_resize(np.cos(radians), size), _area_resize(np.sin(radians), size)
+        return np.degrees(np.arctan2(sin, cos)), scale
+    return _area_resize(arr.astype(np.float64), size), scale
+
+
+def _area_resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """cv2's area resampling to ``size`` (w, h), keeping a channel axis if there was one."""
+    if arr.ndim == 3 and arr.shape[2] > 4:  # cv2.resize's INTER_AREA takes at most 4 channels
+        return np.stack([cv2.resize(arr[..., c], size, interpolation=cv2.INTER_AREA)
+                         for c in range(arr.shape[2])], axis=-1)
+    small = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
     if arr.ndim == 3 and small.ndim == 2:
         small = small[..., None]
-    return small, scale
+    return small
 
 
 # Negative -> blue, 0 -> near white, positive -> red (ColorBrewer RdBu ends, zero at the centre).
@@ -100,6 +121,10 @@ def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndar
     """
     arr = as_image(values)
     ref = arr if limits_from is None else as_image(limits_from)
+    for name, a in (("the result", arr), ("limits_from", ref)):
+        if a.ndim == 3 and a.shape[2] not in DISPLAY_CHANNELS:
+            raise ValueError(f"{name} has {a.shape[2]} channels; a picture can be made of 1 (grey), 3 (RGB) or "
+                             "4 (the first three drawn as RGB) channels")
     if mode == "auto":
         mode = choose_display_mode(ref)
     if mode not in DISPLAY_MODES[1:]:
@@ -152,7 +177,8 @@ def result_figure(
     are an RGB image.
     """
     full = as_image(values)
-    small, _ = downscale_for_display(full, max_side)
+    # angles average as directions (±179° → ±180°, not 0°); the heatmap's hover shows these drawn values
+    small, _ = downscale_for_display(full, max_side, circular=mode == "direction")
     # Colour limits, range and clipped share come from the full-resolution values (averaging shrinks them).
     mapping = display_mapping(small, mode, limits_from=full)
     fig = go.Figure()

@@ -173,13 +173,24 @@ def as_kernel(kernel: object) -> np.ndarray:
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-def _bounded_number(text: str) -> bool:
-    """A decimal number short enough, with an exponent small enough, to convert without huge integers."""
+class _FractionExponent(Exception):
+    """A fraction's part has an exponent below -MAX_EXPONENT (Fraction would build a huge integer)."""
+
+
+def _bounded_number(text: str, in_fraction: bool = False) -> bool:
+    """A decimal number short enough, with an exponent small enough, to convert without huge integers.
+
+    A large positive exponent is refused as too large. A large negative one is a tiny number, which
+    ``float`` parses cheaply ("1e-400" is 0.0); only inside a fraction is it refused, since ``Fraction``
+    builds 10**|exponent|."""
     match = _NUMBER.match(text)
     if not match:
         return False
-    if match.group(3) and abs(int(match.group(3)[1:])) > MAX_EXPONENT:
+    exponent = int(match.group(3)[1:]) if match.group(3) else 0
+    if exponent > MAX_EXPONENT:
         raise OverflowError
+    if exponent < -MAX_EXPONENT and in_fraction:
+        raise _FractionExponent
     return True
 
 
@@ -190,7 +201,7 @@ def _parse_number(token: str, row: int, col: int) -> float:
     try:
         if "/" in text:  # "1/16" is handy for blur kernels
             num, den = text.split("/", 1)
-            if not (_bounded_number(num.strip()) and _bounded_number(den.strip())):
+            if not (_bounded_number(num.strip(), True) and _bounded_number(den.strip(), True)):
                 raise ValueError
             value = float(Fraction(num.strip()) / Fraction(den.strip()))
         elif text.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
@@ -201,6 +212,9 @@ def _parse_number(token: str, row: int, col: int) -> float:
             raise ValueError
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"{text!r} (row {row}, value {col}) is not a number") from None
+    except _FractionExponent:
+        raise ValueError(f"{text!r} (row {row}, value {col}): an exponent below -{MAX_EXPONENT} is not "
+                         "accepted inside a fraction; write the value as a decimal") from None
     except OverflowError:
         raise ValueError(f"{text!r} (row {row}, value {col}) is too large: kernel values must lie between "
                          f"-{MAX_KERNEL_VALUE:g} and {MAX_KERNEL_VALUE:g}") from None
@@ -227,7 +241,8 @@ def parse_kernel(text: str) -> np.ndarray:
     rows: list[list[float]] = []
     for r, line in enumerate(lines, start=1):
         tokens = [tok for tok in re.split(r"[,\s]+", line) if tok]
-        rows.append([_parse_number(tok, r, c) for c, tok in enumerate(tokens, start=1)])
+        if tokens:  # a line of separators only (",,,") holds no row, like a blank line
+            rows.append([_parse_number(tok, r, c) for c, tok in enumerate(tokens, start=1)])
     if not rows:
         raise ValueError("the kernel is empty: write rows like '1,0,-1; 2,0,-2; 1,0,-1'")
     widths = {len(row) for row in rows}
@@ -259,12 +274,20 @@ def as_image(image: object) -> np.ndarray:
     return arr
 
 
+# Channel counts an image array may have: grey, RGB, RGBA (grey ignores the alpha, per-channel keeps it).
+IMAGE_CHANNELS: tuple[int, ...] = (1, 3, 4)
+
+
 def to_array(image: Image.Image | np.ndarray, grayscale: bool = True) -> np.ndarray:
-    """A PIL image (or uint8 array) as float64 values 0-255: grey (BT.601 luma, unrounded) or RGB."""
+    """A PIL image (or uint8 array) as float64 values 0-255: grey (BT.601 luma, unrounded) or RGB.
+
+    An array must have 1, 3 or 4 channels (``IMAGE_CHANNELS``); others raise ``ValueError``."""
     if isinstance(image, Image.Image):
         arr = np.asarray(image.convert("RGB"), dtype=np.float64)
     else:
         arr = as_image(image)
+    if arr.ndim == 3 and arr.shape[2] not in IMAGE_CHANNELS:
+        raise ValueError(f"the image has {arr.shape[2]} channels; use 1 (grey), 3 (RGB) or 4 (RGBA)")
     if grayscale and arr.ndim == 3:
         if arr.shape[2] == 1:
             return arr[..., 0].copy()
@@ -378,9 +401,11 @@ def correlate(
     """Slide ``kernel`` over ``image`` **without flipping it** (cv2.filter2D, torch conv2d, CNN layers).
 
     ``padding``: "zero", "reflect" (numpy ``reflect`` = cv2 ``BORDER_REFLECT_101``), "replicate" or "none".
-    ``pad`` overrides how many pixels are added on each side (default (F-1)//2, i.e. "same" at stride 1).
-    A ``(H, W, C)`` image is filtered channel by channel with the same kernel. Returns float64 of shape
-    ``output_shape(...)`` (plus the channel axis).
+    ``pad`` overrides how many pixels are added on each side (default (F-1)//2, i.e. "same" at stride 1);
+    it may be at most ``max(kernel side) - 1`` ("full" padding: the outermost window still overlaps the
+    image; more only adds output that sees padding alone, and an unbounded ``pad`` made a 5x5 image
+    allocate gigabytes). A ``(H, W, C)`` image is filtered channel by channel with the same kernel.
+    Returns float64 of shape ``output_shape(...)`` (plus the channel axis).
     """
     x = as_image(image)
     if isinstance(stride, bool) or int(stride) != stride or stride < 1:
@@ -391,6 +416,10 @@ def correlate(
     if padding == "reflect" and (ph >= x.shape[0] or pw >= x.shape[1]):
         raise ValueError(f"reflect padding of {max(ph, pw)} needs an image larger than that on each side, "
                          f"got {x.shape[0]}x{x.shape[1]}")
+    largest = max(k.shape) - 1
+    if padding != "none" and max(ph, pw) > largest:
+        raise ValueError(f"padding size {max(ph, pw)} is more than a {k.shape[0]}x{k.shape[1]} kernel can use: "
+                         f"at most {largest} (kernel side - 1, 'full' padding)")
     if x.ndim == 2:
         return _correlate_2d(np.ascontiguousarray(x), k, padding, ph, pw, stride)
     channels = [_correlate_2d(np.ascontiguousarray(x[..., c]), k, padding, ph, pw, stride) for c in range(x.shape[2])]

@@ -151,6 +151,17 @@ def _block_mean(maps: np.ndarray, factor: int) -> np.ndarray:
     return stacked.reshape(c, h2, w2)
 
 
+def _fit_factor(side: int, count: int, pad: int, max_side: int) -> int:
+    """The block-mean factor for ``count`` cells of ``side`` pixels in a row (or column) with ``count - 1``
+    gaps of ``pad`` between them: ``ceil(count * side / room)``, ``room`` being what the gaps leave of
+    ``max_side``, so the cells plus the gaps fit. When the gaps leave no room for 1-pixel cells: 1-pixel
+    cells (the tile is then as small as it can be)."""
+    room = max_side - (count - 1) * pad
+    if room < count:
+        return max(1, side)
+    return max(1, math.ceil(count * side / room))
+
+
 def tile_channels(
     maps: np.ndarray,
     order: Order = "index",
@@ -164,8 +175,8 @@ def tile_channels(
 
     ``scale="shared"`` maps the layer's overall [min, max] to [0, 1] (channels compare with each other);
     ``"channel"`` stretches each channel to its own range (weak channels become visible). ``limit`` keeps
-    the first channels after ordering. Large layers are block-averaged so the tile stays under
-    ``max_side`` pixels wide and high.
+    the first channels after ordering. Large layers are block-averaged so the tile, gaps included, is at
+    most ``max_side`` pixels wide and high (unless the gaps alone need more: then cells are 1 pixel).
     """
     arr = np.asarray(maps, dtype=np.float32)
     if arr.ndim == 2:
@@ -181,7 +192,7 @@ def tile_channels(
     cols = cols or max(1, math.ceil(math.sqrt(count * height / max(width, 1))))
     cols = min(cols, count)
     rows = math.ceil(count / cols)
-    factor = max(1, math.ceil(max(cols * width, rows * height) / max_side))
+    factor = max(_fit_factor(width, cols, pad, max_side), _fit_factor(height, rows, pad, max_side))
     arr = _block_mean(arr, factor)
     _, height, width = arr.shape
 

@@ -27,7 +27,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "paper": ("GOOGLENET_INCEPTION", "VGG_MODEL_NAMES", "VGG_TORCHVISION_TWIN", "PaperInception",),
     "ref": ("ARCH_PREFIX", "ModelRef", "is_run_folder",),
     "registry": ("ModelEntry", "register_model",),
-    "run_build": ("BATCH_NORMS", "build_run_model", "construct_network", "seeded",),
+    "run_build": ("BATCH_NORMS", "TRAINS_WITH_HEAD", "build_run_model", "construct_network", "seeded",),
     "runfolder": ("CHECKPOINT_FILE", "CONFIG_FILE", "RUNS_ENV", "RunInfo", "check_run_name", "confine_run_dir", "list_runs", "load_run", "read_config", "read_metrics", "read_misclassified", "run_info", "runs_root", "save_checkpoint", "suggest_run_name", "write_json_atomic", "write_npz_atomic",),
     "session_runs": ("SESSIONS_DIR", "is_session_run", "session_runs_dir", "share_run", "visible_runs",),
     "teaching": ("PartialConv2d",),

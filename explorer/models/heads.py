@@ -1,12 +1,17 @@
 """A network's classifier head, found structurally and resized in place (transfer learning, run rebuilding).
 
-The *head* is the last module, in registration order, that holds parameters directly (``fc`` in
-ResNet/GoogLeNet/Inception, ``classifier[-1]`` in VGG/AlexNet/MobileNet/EfficientNet/ConvNeXt, ``classifier`` in
-DenseNet, the 1×1 ``classifier[1]`` convolution in SqueezeNet, LeNet-5's RBF output, the teaching models' last
-layer). Auxiliary classifiers (GoogLeNet's ``aux1``/``aux2``, Inception's ``AuxLogits``) count as heads too.
+The *head* is the last module, in registration order, that holds parameters directly and is not a normalisation
+or activation layer (``fc`` in ResNet/GoogLeNet/Inception, ``classifier[-1]`` in VGG/AlexNet/MobileNet/
+EfficientNet/ConvNeXt, ``classifier`` in DenseNet, the 1×1 ``classifier[1]`` convolution in SqueezeNet, LeNet-5's
+RBF output, the teaching models' last layer). A BatchNorm (or LayerNorm, GroupNorm, PReLU) registered after it
+and sized by its classes (``arch:... FC-5 BN``) is no head: it *follows* the head, and is resized and trained with
+it. Auxiliary classifiers (GoogLeNet's ``aux1``/``aux2``, Inception's ``AuxLogits``) count as heads too.
 """
 from __future__ import annotations
 
+import itertools
+
+import torch
 import torch.nn as nn
 
 
@@ -14,15 +19,59 @@ def _has_own_parameters(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
+# Layers with parameters that rescale what comes in without classifying it: never a head (a trailing BatchNorm
+# once was, and could not be resized).
+_NOT_CLASSIFIERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
+
+
+def _classifier_like(module: nn.Module) -> bool:
+    return _has_own_parameters(module) and not isinstance(module, _NOT_CLASSIFIERS)
+
+
 def find_head(model: nn.Module) -> str:
     """Qualified name of the classifier head (see the module docstring for the rule)."""
     head = None
     for name, module in model.named_modules():
-        if name and _has_own_parameters(module) and not _inside_aux(name):
+        if name and _classifier_like(module) and not _inside_aux(name):
             head = name
     if head is None:
         raise ValueError("this model has no layer with parameters to use as a classifier head")
     return head
+
+
+def _features_of(module: nn.Module) -> int | None:
+    """How many features (channels) a normalisation or PReLU layer is made for; None when not tied to a count."""
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return module.num_features
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape[0] if len(module.normalized_shape) == 1 else None
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
+    if isinstance(module, nn.PReLU):
+        return module.num_parameters if module.num_parameters > 1 else None
+    return None
+
+
+def _out_count(module: nn.Module) -> int | None:
+    return getattr(module, "out_features", None) or getattr(module, "out_channels", None)
+
+
+def head_followers(model: nn.Module, head: str | None = None) -> list[str]:
+    """The layers registered after the main head that are sized by its classes (a BatchNorm after the last FC):
+    they must be resized with it, and they train with it."""
+    head = find_head(model) if head is None else head
+    classes = _out_count(model.get_submodule(head))
+    if classes is None:
+        return []
+    followers, seen_head = [], False
+    for name, module in model.named_modules():
+        if name == head:
+            seen_head = True
+            continue
+        if (seen_head and not name.startswith(head + ".") and not _inside_aux(name)
+                and isinstance(module, _NOT_CLASSIFIERS) and _features_of(module) == classes):
+            followers.append(name)
+    return followers
 
 
 def _inside_aux(name: str) -> bool:
@@ -38,7 +87,7 @@ def find_aux_heads(model: nn.Module) -> list[str]:
             continue
         last = None
         for name, sub in module.named_modules():
-            if _has_own_parameters(sub):
+            if _classifier_like(sub):
                 last = f"{root}.{name}" if name else root
         if last is not None:
             heads.append(last)
@@ -46,20 +95,36 @@ def find_aux_heads(model: nn.Module) -> list[str]:
 
 
 def head_names(model: nn.Module) -> list[str]:
-    """The main head first, then auxiliary heads."""
-    return [find_head(model)] + find_aux_heads(model)
+    """The main head first, then the layers that follow it (:func:`head_followers`), then auxiliary heads:
+    every layer a new set of classes resizes, and feature extraction trains."""
+    head = find_head(model)
+    return [head] + head_followers(model, head) + find_aux_heads(model)
 
 
 def head_out_features(model: nn.Module) -> int | None:
     """How many classes the main head produces (None if it cannot tell)."""
-    head = model.get_submodule(find_head(model))
-    return getattr(head, "out_features", None) or getattr(head, "out_channels", None)
+    return _out_count(model.get_submodule(find_head(model)))
 
 
 def _resized(module: nn.Module, num_classes: int) -> nn.Module:
-    device = next(module.parameters()).device
-    if isinstance(module, nn.Linear):
-        new: nn.Module = nn.Linear(module.in_features, num_classes, bias=module.bias is not None)
+    # A follower may hold no parameters (BatchNorm without affine keeps only its statistics).
+    held = next(itertools.chain(module.parameters(), module.buffers()), None)
+    device = held.device if held is not None else torch.device("cpu")
+    if isinstance(module, nn.modules.batchnorm._NormBase):  # a follower: BatchNorm/InstanceNorm on the scores
+        new: nn.Module = type(module)(num_classes, eps=module.eps, momentum=module.momentum, affine=module.affine,
+                                      track_running_stats=module.track_running_stats)
+    elif isinstance(module, nn.LayerNorm):
+        new = nn.LayerNorm(num_classes, eps=module.eps, elementwise_affine=module.elementwise_affine,
+                           bias=module.bias is not None)
+    elif isinstance(module, nn.GroupNorm):
+        if num_classes % module.num_groups:
+            raise ValueError(f"cannot resize a GroupNorm of {module.num_groups} groups after the head to "
+                             f"{num_classes} classes")
+        new = nn.GroupNorm(module.num_groups, num_classes, eps=module.eps, affine=module.affine)
+    elif isinstance(module, nn.PReLU):
+        new = nn.PReLU(num_classes)
+    elif isinstance(module, nn.Linear):
+        new = nn.Linear(module.in_features, num_classes, bias=module.bias is not None)
     elif isinstance(module, nn.Conv2d):
         new = nn.Conv2d(module.in_channels, num_classes, module.kernel_size, module.stride, module.padding,
                         module.dilation, 1, bias=module.bias is not None)
@@ -81,7 +146,7 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> list[str]:
-    """Give ``model`` a new, randomly initialised ``num_classes``-way head (and aux heads), in place.
+    """Give ``model`` a new, randomly initialised ``num_classes``-way head (its followers and aux heads), in place.
 
     New layers draw their initial weights from torch's global generator: call under the run's seed
     (``torch.random.fork_rng``) for reproducible runs. Returns the replaced layers' names.

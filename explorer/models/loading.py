@@ -80,6 +80,11 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
         entry = get_entry(ref.value)
         natural, entry_categories, weights_enum = entry.input_shape, entry.categories, entry.weights_enum
         model = None
+    if input_shape is not None and int(input_shape[0]) != int(natural[0]):
+        # The first layer's weights fix the channel count (a spec that declares its input keeps it): refused here,
+        # not as a shape error in the first forward pass.
+        raise ValueError(f"{name} takes {natural[0]}-channel input, not {input_shape[0]}-channel (requested "
+                         f"{'x'.join(map(str, input_shape))}): its first layer's weights fix the channel count")
     known_classes = entry.num_classes if entry is not None else None
     pretrained = False
     categories: list[str] | None = None

@@ -59,7 +59,9 @@ VGG_TORCHVISION_TWIN: dict[str, str] = {"A": "vgg11", "B": "vgg13", "D": "vgg16"
 
 
 def local_response_norm() -> nn.LocalResponseNorm:
-    return nn.LocalResponseNorm(size=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+    """Krizhevsky et al.'s b = a / (k + α·Σa²)^β over n = 5 neighbouring maps. PyTorch's LocalResponseNorm divides
+    its ``alpha`` by n (Caffe's convention), so the paper's α is passed as α·n."""
+    return nn.LocalResponseNorm(size=LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
 
 
 def _parse_vgg_token(token: str) -> tuple[int, int]:
@@ -357,12 +359,9 @@ class AlexNetPaper(nn.Module):
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
 
-        def lrn() -> nn.LocalResponseNorm:
-            return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
-
         self.features = nn.Sequential(
-            nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), local_response_norm(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), local_response_norm(), nn.MaxPool2d(3, stride=2),
             nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
             nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2),

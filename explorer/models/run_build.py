@@ -32,9 +32,14 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+# Set on the Sequential(Dropout, head) that the dropout toggle makes: the training lab keeps that dropout in
+# training mode with the head when the backbone is frozen (explorer.training.transfer.set_train_mode).
+TRAINS_WITH_HEAD = "trains_with_head"
+
+
 def apply_surgery(model: nn.Module, surgery: dict) -> None:
     """BatchNorm off: every BatchNorm layer becomes an identity. Dropout p: a dropout layer is put in
-    front of the classifier head (``fc`` becomes ``Sequential(Dropout(p), fc)``)."""
+    front of the classifier head (``fc`` becomes ``Sequential(Dropout(p), fc)``, marked ``trains_with_head``)."""
     if surgery.get("batch_norm") is False:
         for parent in model.modules():
             for child_name, child in parent.named_children():
@@ -44,7 +49,9 @@ def apply_surgery(model: nn.Module, surgery: dict) -> None:
         head = find_head(model)
         parent_name, _, child = head.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, nn.Sequential(nn.Dropout(surgery["dropout"]), getattr(parent, child)))
+        wrapped = nn.Sequential(nn.Dropout(surgery["dropout"]), getattr(parent, child))
+        setattr(wrapped, TRAINS_WITH_HEAD, True)
+        setattr(parent, child, wrapped)
 
 
 def construct_network(name: str, num_classes: int, build: dict, base: nn.Module | None = None) -> nn.Module:

@@ -89,6 +89,8 @@ class PartialConv2d(nn.Module):
     the full ``weight`` tensor (zeros where unconnected) is assembled on each forward.
     """
 
+    is_weight_layer = True  # a convolution for counting (explorer.history.compare): depth and mult-adds
+
     def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -121,6 +123,7 @@ class EuclideanRBF(nn.Module):
     """LeNet-5's output layer: y_i = Σ_j (x_j − w_ij)². We return −y as logits (closest prototype wins)."""
 
     fixed_parameters = ("prototypes",)  # set by hand, never trained (explorer.training.transfer keeps them so)
+    is_weight_layer = True  # the paper's output layer, fully connected to F6: counted like an FC layer
 
     def __init__(self, in_features: int = 84, num_classes: int = 10) -> None:
         super().__init__()

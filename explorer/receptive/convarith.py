@@ -7,6 +7,8 @@ The course notes write the output size as ``(N − F + 2P)/S + 1`` and say a con
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 
@@ -20,7 +22,13 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
+    """``x`` in full when it is whole; else cut (never rounded) to three decimals, with "…" when cut short, so the
+    number's floor is the floor the formula takes: 1001.5 stays 1001.5 (":.4g" printed 1002), 1/3 reads 0.333…"""
+    if float(x).is_integer():
+        return str(int(x))
+    cut = math.floor(x * 1000) / 1000
+    text = f"{cut:.3f}".rstrip("0").rstrip(".")
+    return text if cut == x else text + "…"
 
 
 @dataclass(frozen=True)

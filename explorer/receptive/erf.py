@@ -51,6 +51,11 @@ def effective_receptive_field(model: nn.Module, x: torch.Tensor, layer: str, pos
             channel_dims = [i for i, t in enumerate(dims) if t is None]
             if not channel_dims:
                 raise ValueError(f"{layer!r} has no channel dimension")
+            count = selected.shape[channel_dims[0]]
+            # a negative channel would count from the end (Python indexing): refused, like a negative position
+            if not 0 <= int(channel) < count:
+                raise ValueError(f"channel {channel} is outside {layer!r}'s output ({count} channels: 0 to "
+                                 f"{count - 1})")
             index[channel_dims[0]] = int(channel)
         unit = selected[tuple(index)].sum()
         if not unit.requires_grad:

@@ -14,7 +14,8 @@ from explorer.training.loop import (DEGRADATION_DEPTHS, SMALL_NETWORK_PARAMS, Pr
                                     degradation_configs, input_shape_for, load_data, prepare, run_training, train)
 from explorer.training.parts import autocast_for, lr_factor
 from explorer.training.transfer import (DEFAULT_BACKBONE_LR_FACTOR, MODES, TrainableCounts, apply_mode, count_trainable,
-                                        parameter_groups, set_train_mode, split_parameters, trainable_counts)
+                                        check_trains_something, fixed_parameter_ids, parameter_groups, set_train_mode,
+                                        split_parameters, trainable_counts)
 from explorer.training.worker import (MAX_ACTIVE_WORKERS, Progress, RunInProgressError, RunProgress, TrainingBusyError,
                                       TrainingWorker, get_worker, start_training, stop_training)
 
@@ -29,5 +30,5 @@ __all__ = [
     "degradation_configs", "evaluate", "get_worker", "input_shape_for", "load_data", "lr_factor", "model_options",
     "natural_shape", "parameter_groups", "prepare", "read_evaluation", "run_training", "save_results",
     "set_train_mode", "split_parameters", "start_training", "steps_figure", "stop_training", "suggested_image_size",
-    "train", "trainable_counts",
+    "train", "trainable_counts", "check_trains_something", "fixed_parameter_ids",
 ]

@@ -13,7 +13,7 @@ import inspect
 import torch
 import torch.nn as nn
 
-from explorer.models import ModelRef, build_model, get_entry, load_model, natural_input_shape
+from explorer.models import IMAGENET_MEAN, IMAGENET_STD, ModelRef, build_model, get_entry, load_model, natural_input_shape
 from explorer.models import BATCH_NORMS, seeded
 from explorer.training.config import TrainConfig
 
@@ -76,20 +76,33 @@ def natural_shape(model: str) -> tuple[int, int, int]:
     return tuple(natural_input_shape(model))  # type: ignore[return-value]
 
 
-def load_pretrained(name: str) -> tuple[nn.Module | None, str]:
-    """A fresh copy of the model with ImageNet weights, or (None, why not)."""
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def load_pretrained(name: str) -> tuple[nn.Module | None, str, Normalization | None]:
+    """(a fresh copy of the model with its pretrained weights, "", the (mean, std) those weights were trained
+    with), or (None, why not, None).
+
+    The built-in teaching weights (``explorer.models.builtin``) were trained on their own data's statistics,
+    which their JSON records; torchvision's (and every other download) on ImageNet's.
+    """
     if ModelRef.parse(name).kind != "registry":
-        return None, "custom networks have no pretrained weights"
+        return None, "custom networks have no pretrained weights", None
     loaded = load_model(name, weights="pretrained", device="cpu")
     if not loaded.pretrained:
-        return None, loaded.weights_status
+        return None, loaded.weights_status, None
+    mean, std = loaded.normalization
+    if loaded.weights_kind == "builtin" and mean is not None and std is not None:
+        normalization: Normalization = (tuple(mean), tuple(std))
+    else:
+        normalization = (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
     model = loaded.model
     if getattr(model, "AuxLogits", None) is not None:
         # torchvision's pretrained Inception-v3 keeps its auxiliary head, its random-init builder here does
         # not: drop it so that the run's checkpoint fits the network load_run rebuilds.
         model.AuxLogits = None
         model.aux_logits = False
-    return model, ""
+    return model, "", normalization
 
 
 def check_forward(model: nn.Module, shape: tuple[int, int, int], name: str) -> None:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
-from explorer.data import DEFAULT_SHAPES_SAMPLES
+from explorer.data import DEFAULT_SHAPES_SAMPLES, split_counts
 from explorer.training.transfer import MODES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -30,7 +31,7 @@ class TrainConfig:
     optimizer: str = "adam"  # "sgd" (with momentum) | "adam"
     lr: float = 1e-3
     momentum: float = 0.9
-    schedule: str = "none"  # "none" | "step" (×0.1 at 1/3 and 2/3 of the epochs) | "cosine"
+    schedule: str = "none"  # "none" | "step" (×0.1 at epochs ⌈E/3⌉ and ⌈2E/3⌉: parts.lr_factor) | "cosine"
     weight_decay: float = 0.0
     augment: bool = False  # random shifts (and mirror images where the classes allow it)
     batch_norm: bool | None = None  # False: BatchNorm layers off; None keeps the model as defined
@@ -69,7 +70,24 @@ class TrainConfig:
             raise ValueError("max_steps must be at least 1")
         if self.image_size is not None and not 8 <= self.image_size <= 512:
             raise ValueError("image size must be between 8 and 512 pixels")
+        self._validate_split()
         return self
+
+    def _validate_split(self) -> None:
+        """``ratios`` and ``samples``: an empty training split once gave NaN statistics, then a loop with no batch."""
+        ratios = self.ratios
+        if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__") or len(ratios) != 3:
+            raise ValueError(f"ratios must give three shares (train, valid, test), got {ratios!r}")
+        if not all(isinstance(r, numbers.Real) and not isinstance(r, bool) for r in ratios):
+            raise ValueError(f"ratios must be numbers, got {tuple(ratios)!r}")
+        if not all(math.isfinite(r) and r >= 0 for r in ratios) or not ratios[0] > 0:
+            raise ValueError(f"ratios must be finite and non-negative, with a positive training share, got "
+                             f"{tuple(ratios)!r}")
+        if not isinstance(self.samples, numbers.Integral) or isinstance(self.samples, bool) or self.samples < 1:
+            raise ValueError(f"samples must be a whole number of images, at least 1, got {self.samples!r}")
+        if self.dataset == "shapes" and split_counts(self.samples, ratios)[0] == 0:
+            raise ValueError(f"{self.samples} shape images split {tuple(ratios)!r} leave no training image: "
+                             "generate more images or give the training share more weight")
 
     def cli_command(self, out: str = "runs/NAME") -> str:
         """The ``python -m explorer`` arguments that train this configuration (what the Training lab shows)."""

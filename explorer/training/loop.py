@@ -49,7 +49,7 @@ from explorer.training.config import AUX_LOSS_WEIGHT, TrainConfig
 from explorer.training.distributed import (DistContext, batch_bounds, device_for, local_share, loss_weight,
                                            sum_over_ranks, wrap)
 from explorer.models import head_names
-from explorer.training.transfer import apply_mode, set_train_mode, trainable_counts
+from explorer.training.transfer import apply_mode, check_trains_something, set_train_mode, trainable_counts
 
 # --- preparing a run ---------------------------------------------------------------------------------------
 
@@ -104,9 +104,9 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
     if data.input_shape != shape:
         raise ValueError(f"the data are {data.input_shape} but {config.model} needs {shape}")
     notes: list[str] = []
-    base, pretrained = None, False
+    base, pretrained, base_normalization = None, False, None
     if config.mode != "scratch":
-        base, why = load_pretrained(config.model)
+        base, why, base_normalization = load_pretrained(config.model)
         pretrained = base is not None
         if not pretrained:
             notes.append(f"pretrained weights unavailable ({why}): the backbone starts from random weights")
@@ -122,10 +122,11 @@ def prepare(config: TrainConfig, data: DataBundle | None = None) -> PreparedRun:
         build["attrs"]["transform_input"] = True  # pretrained GoogLeNet/Inception re-normalise their input
     heads = head_names(model)
     apply_mode(model, config.mode, heads)
-    if pretrained and shape[0] == 3:
-        from explorer.models import IMAGENET_MEAN, IMAGENET_STD
-
-        mean, std = IMAGENET_MEAN, IMAGENET_STD  # what the pretrained backbone was trained with
+    check_trains_something(model, config.mode, heads)  # before any data moves: LeNet-5's fixed RBF head
+    if pretrained and base_normalization is not None and len(base_normalization[0]) == shape[0]:
+        # What the starting weights were trained with: ImageNet's statistics for torchvision's weights, the
+        # built-in teaching weights' own (their JSON), not the new data's.
+        mean, std = base_normalization
     else:
         mean, std = data.mean, data.std
     check_forward(model, shape, config.model)

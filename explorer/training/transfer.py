@@ -8,11 +8,13 @@ The course notes' two cases (torchvision's transfer-learning tutorial):
 * **fine-tuning** — every weight trains, starting from the pretrained values; the backbone gets a
   smaller learning rate than the freshly initialised head (two optimiser parameter groups).
 
-The *head* is found structurally: the last module, in registration order, that holds parameters directly
-(``fc`` in ResNet/GoogLeNet/Inception, ``classifier[-1]`` in VGG/AlexNet/MobileNet/EfficientNet/ConvNeXt,
-``classifier`` in DenseNet, the 1×1 ``classifier[1]`` convolution in SqueezeNet, LeNet-5's RBF output, the
-teaching models' last layer). Auxiliary classifiers (GoogLeNet's ``aux1``/``aux2``, Inception's
-``AuxLogits``) are resized too, since their losses are added during training.
+The *head* is found structurally (``explorer.models.heads``): the last module, in registration order, that
+holds parameters directly and is no normalisation layer (``fc`` in ResNet/GoogLeNet/Inception, ``classifier[-1]``
+in VGG/AlexNet/MobileNet/EfficientNet/ConvNeXt, ``classifier`` in DenseNet, the 1×1 ``classifier[1]`` convolution
+in SqueezeNet, LeNet-5's RBF output, the teaching models' last layer), with the normalisation layers sized by its
+classes that follow it. Auxiliary classifiers (GoogLeNet's ``aux1``/``aux2``, Inception's ``AuxLogits``) are
+resized too, since their losses are added during training. Values an architecture fixes by design (LeNet-5's
+RBF prototypes, listed in a module's ``fixed_parameters``) never train and are never counted as trainable.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from explorer.models import head_names
+from explorer.models import TRAINS_WITH_HEAD, head_names
 
 MODES = ("scratch", "feature_extract", "fine_tune")
 DEFAULT_BACKBONE_LR_FACTOR = 0.1
@@ -41,14 +43,19 @@ def split_parameters(model: nn.Module, heads: list[str] | None = None
     return backbone, head
 
 
+def fixed_parameter_ids(model: nn.Module) -> set[int]:
+    """``id`` of every parameter an architecture fixes by design (listed in a module's ``fixed_parameters``, as
+    LeNet-5's RBF prototypes): never trained, whatever the mode."""
+    return {id(getattr(m, name)) for m in model.modules() for name in getattr(m, "fixed_parameters", ())}
+
+
 def apply_mode(model: nn.Module, mode: str, heads: list[str] | None = None) -> None:
-    """Set ``requires_grad`` for ``mode``: everything for scratch/fine_tune, only the heads for feature_extract."""
+    """Set ``requires_grad`` for ``mode``: everything for scratch/fine_tune, only the heads for feature_extract
+    (fixed parameters never: :func:`fixed_parameter_ids`)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     backbone, head = split_parameters(model, heads)
-    # Values an architecture fixes by design (LeNet-5's RBF prototypes, listed in a module's
-    # ``fixed_parameters``) are never trained, whatever the mode.
-    fixed = {id(getattr(m, name)) for m in model.modules() for name in getattr(m, "fixed_parameters", ())}
+    fixed = fixed_parameter_ids(model)
     for p in head:
         p.requires_grad_(id(p) not in fixed)
     for p in backbone:
@@ -57,11 +64,16 @@ def apply_mode(model: nn.Module, mode: str, heads: list[str] | None = None) -> N
 
 def set_train_mode(model: nn.Module, mode: str, heads: list[str] | None = None) -> None:
     """``model.train()``, except that a frozen backbone stays in eval mode (fixed BatchNorm statistics,
-    no dropout): feature extraction must leave everything but the head exactly as it was."""
+    no dropout): feature extraction must leave everything but the head exactly as it was. The dropout that the
+    run's dropout toggle puts in front of the head (a wrapper marked ``trains_with_head``) trains with the head:
+    it drops the head's input, and in eval mode the toggle would do nothing."""
     model.train()
     if mode == "feature_extract":
         heads = head_names(model) if heads is None else heads
         head_modules = {id(m) for name in heads for m in model.get_submodule(name).modules()}
+        for module in model.modules():
+            if getattr(module, TRAINS_WITH_HEAD, False):  # set by explorer.models.run_build.apply_surgery
+                head_modules.update(id(m) for m in module.modules())
         for module in model.modules():
             if id(module) not in head_modules:
                 module.training = False
@@ -95,11 +107,31 @@ class TrainableCounts:
 
 
 def trainable_counts(model: nn.Module, heads: list[str] | None = None) -> TrainableCounts:
-    """How many parameters each mode trains (computed from the structure; ``model`` is not changed)."""
+    """How many parameters each mode trains (computed from the structure; ``model`` is not changed): the ones
+    :func:`apply_mode` would let train, so fixed parameters count in ``total`` alone (LeNet-5: 60,000 trainable
+    of 60,840 with ten classes; its RBF head trains nothing, so feature extraction trains 0)."""
     backbone, head = split_parameters(model, heads)
-    n_head = sum(p.numel() for p in head)
-    total = n_head + sum(p.numel() for p in backbone)
-    return TrainableCounts(total=total, head=n_head, feature_extract=n_head, fine_tune=total, scratch=total)
+    fixed = fixed_parameter_ids(model)
+    n_head = sum(p.numel() for p in head if id(p) not in fixed)
+    n_trainable = n_head + sum(p.numel() for p in backbone if id(p) not in fixed)
+    total = sum(p.numel() for p in head + backbone)
+    return TrainableCounts(total=total, head=n_head, feature_extract=n_head, fine_tune=n_trainable,
+                           scratch=n_trainable)
+
+
+def check_trains_something(model: nn.Module, mode: str, heads: list[str] | None = None) -> None:
+    """``ValueError`` when ``mode`` would train no parameter at all (the optimiser would get nothing and the
+    first backward pass fail): LeNet-5's RBF head holds only fixed prototypes, so feature extraction cannot
+    train it."""
+    counts = trainable_counts(model, heads)
+    if counts.for_mode(mode) > 0:
+        return
+    heads = head_names(model) if heads is None else heads
+    if mode == "feature_extract":
+        raise ValueError(f"the classifier head ({', '.join(heads)}) has no trainable parameters (its values are "
+                         "fixed by design), so feature extraction would train nothing: choose fine-tuning or "
+                         "training from scratch")
+    raise ValueError(f"this network has no trainable parameters, so {mode.replace('_', ' ')} would train nothing")
 
 
 def count_trainable(model: nn.Module) -> int:

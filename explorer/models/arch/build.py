@@ -185,7 +185,8 @@ def _module_for(step: PlannedLayer) -> nn.Module:
     if kind == "dropout":
         return nn.Dropout(layer.p)
     if kind == "lrn":
-        return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+        # The paper's α: PyTorch divides its alpha by the window size n, hence α·n (as AlexNetPaper does).
+        return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
     if kind == "gap":
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     if kind == "flatten":

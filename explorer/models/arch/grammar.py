@@ -58,7 +58,7 @@ MAX_TOKENS = 128
 MAX_INPUT_CHANNELS = 16
 MAX_INPUT_SIDE = 512
 MAX_KERNEL = 31
-MAX_STRIDE = 16
+MAX_STRIDE = MAX_KERNEL  # a pool's implied stride is its size (max31 is stride 31): the same bound
 MAX_WIDTH = 8192
 # The longest token and spec read at all: a regular expression over a 60k-digit token once held the
 # interpreter lock for a minute (every user waited). Real tokens are under 30 characters.
