@@ -314,21 +314,22 @@ def _adopt_linked_architecture() -> None:
     from explorer.models import ModelRef
     from explorer.models.arch import ArchSpecError, full_spec
 
-    chosen = st.session_state.get("sel_model")
-    try:
-        ref = ModelRef.parse(chosen) if isinstance(chosen, str) and chosen else None
-    except ValueError:
-        return
-    if ref is None or ref.kind != "arch":
-        return
-    customs = st.session_state.setdefault("custom_archs", [])
-    if ref.value in customs:
-        return
-    try:
-        full_spec(ref.value)
-    except ArchSpecError:
-        return  # malformed: the sidebar falls back to the default and the link's message names it
-    customs.append(ref.value)
+    compared = st.session_state.get("cmp_models")  # Compare's list travels in links too
+    for chosen in [st.session_state.get("sel_model"), *(compared if isinstance(compared, list) else [])]:
+        try:
+            ref = ModelRef.parse(chosen) if isinstance(chosen, str) and chosen else None
+        except ValueError:
+            continue
+        if ref is None or ref.kind != "arch":
+            continue
+        customs = st.session_state.setdefault("custom_archs", [])
+        if ref.value in customs:
+            continue
+        try:
+            full_spec(ref.value)
+        except ArchSpecError:
+            continue  # malformed: the sidebar (or Compare) falls back and the link's message names it
+        customs.append(ref.value)
 
 
 def render_sidebar() -> Selection:

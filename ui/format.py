@@ -11,6 +11,13 @@ from explorer.core import cell_text, human_number, key_columns_first
 from ui.common import t
 
 
+def inline_code(text: str) -> str:
+    """``text`` (from a URL, anything a visitor wrote) as a Markdown code span, shown as itself: no link, image,
+    emphasis, Streamlit ":red[...]" colour or "$" formula can start inside one. Backticks (which would close it)
+    become apostrophes and line breaks spaces."""
+    return "`" + " ".join(str(text).replace("`", "'").splitlines()) + "`"
+
+
 def people_table(frame: pd.DataFrame, header_prefix: str, first: Sequence[str] = (),
                  counts: Iterable[str] = (), formats: dict[str, Callable[[object], str]] | None = None,
                  wide: Iterable[str] = ()) -> tuple[pd.DataFrame, dict[str, object]]:

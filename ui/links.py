@@ -28,9 +28,10 @@ from typing import Any
 
 import streamlit as st
 
-from explorer.core import (LANGUAGES, MAX_TYPED_SIDE, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
+from explorer.core import (LANGUAGES, MAX_SPEC_VALUE_CHARS, MAX_TYPED_SIDE, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
                            encode_value, normalise_code, parse_query, shared_dir_from_env)
 from ui.common import t
+from ui.format import inline_code
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empty url_path)
@@ -47,7 +48,8 @@ SHAREABLE_WEIGHTS = ("pretrained", "builtin", "none", "run")  # the sidebar's ch
 
 # The sidebar's choices: every page's view starts from them.
 GLOBAL_PARAMS: tuple[Param, ...] = (
-    Param("model", "sel_model", "name"),  # the sidebar checks it against its own list (and the link check below)
+    # The sidebar checks it against its own list (and the link check below); a typed network travels whole.
+    Param("model", "sel_model", "name", max_chars=MAX_SPEC_VALUE_CHARS),
     Param("weights", "sel_weights", "choice", SHAREABLE_WEIGHTS),  # an upload cannot travel in a link
     Param("input", "sel_input", "shape", high=MAX_TYPED_SIDE),  # as the sidebar reads it (and caps it)
     Param("sample", "sel_sample", "choice", ("grace_hopper", "checkerboard", "shapes", "gradient")),
@@ -80,7 +82,7 @@ PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
                 Param("padding", "flt_padding", "name"),
                 Param("stride", "flt_stride", "int", low=1, high=4),
                 Param("color", "flt_color", "choice", ("gray", "rgb"))),
-    "compare": (Param("models", "cmp_models", "list", max_items=6),
+    "compare": (Param("models", "cmp_models", "list", max_items=6, max_chars=MAX_SPEC_VALUE_CHARS),
                 Param("y", "cmp_y", "choice", ("top1", "top5", "weight_layers"))),
 }
 
@@ -199,7 +201,9 @@ def begin(page: Any) -> View:
             _join_code(join[-1])
     pending = state.pop("_links_pending", None)
     if pending and pending.get("page") == stem:
-        _apply(stem, pending.get("query") or {}, personal=False)
+        # The lecturer's new view replaces whatever an earlier one could not use (no stale warning stays)
+        state.pop("_links_message", None)
+        _set_message(stem, _apply(stem, pending.get("query") or {}, personal=False))
         state["_class_delivered"] = pending.get("version")  # the poll resends a view no page run has taken
     return View(stem, st.empty())  # st.empty: nothing shows unless finish() fills it
 
@@ -223,7 +227,8 @@ def finish(view: View) -> None:
         state.pop("_links_message", None)
         message = None
     if message and view.box is not None:
-        view.box.warning(t("links.bad_link", values=describe_problems(message[1])))
+        # The values come from the URL: shown as text, never as Markdown (a link's "[sign in](https://…)" or image)
+        view.box.warning(t("links.bad_link", values=inline_code(describe_problems(message[1]))))
     query = current_query(stem)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
@@ -238,16 +243,23 @@ def _publish(stem: str) -> None:
     view = {"page": stem, "query": current_query(stem, personal=False)}
     if st.session_state.get("_class_published") == view:
         return
-    try:
-        class_store().publish(code, token, view)
-        st.session_state["_class_published"] = view
-    except ClassroomError:  # ended elsewhere or expired: this session is no longer the lecturer
+    if not class_store().is_owner(code, token):  # ended elsewhere or expired: no longer the lecturer
         for key in ("_class_code", "_class_token", "_class_published"):
             st.session_state.pop(key, None)
+        return
+    try:
+        class_store().publish(code, token, view)
+    except ClassroomError:  # still the lecturer, but this view cannot be shared (too big): say so once, keep the class
+        st.toast(t("links.class_view_too_big"))
+    st.session_state["_class_published"] = view
 
 
 def _start_class(stem: str) -> None:
-    code, token = class_store().start({"page": stem, "query": current_query(stem, personal=False)})
+    try:
+        code, token = class_store().start({"page": stem, "query": current_query(stem, personal=False)})
+    except ClassroomError:  # the server's class limit (or no free code): a message, not a traceback
+        st.session_state["_class_note"] = "links.class_start_failed"
+        return
     st.session_state.update({"_class_code": code, "_class_token": token})
     st.session_state.pop("_class_published", None)
 
@@ -365,7 +377,8 @@ def sidebar_tools(view: View) -> None:
             except Exception:  # segno missing: the link alone still works
                 pass
     with sb.expander(t("links.class_title"), expanded=bool(st.session_state.get("_class_code")
-                                                           or st.session_state.get("_class_follow"))):
+                                                           or st.session_state.get("_class_follow")
+                                                           or st.session_state.get("_class_note"))):
         note = st.session_state.pop("_class_note", None)
         if note:
             st.warning(t(note))

@@ -16,14 +16,18 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 Kind = Literal["name", "int", "float", "bool", "choice", "list", "shape"]
 
-MAX_VALUE_CHARS = 200  # a layer name or a model name is far shorter; a longer value is not ours
+MAX_VALUE_CHARS = 200  # a layer name or a registry model name is far shorter; a longer value is not ours
+# A typed network travels whole in a link (``model=arch:conv3-64 BN conv3-64 BN M ...``): a VGG-style spec with BN
+# passes 200 characters. Bounded by what a class can publish (explorer.core.classroom.MAX_STATE_BYTES).
+MAX_SPEC_VALUE_CHARS = 4000
 MAX_SIDE = 1024  # the largest side of a shape parameter unless it names its own (``Param.high``)
 # The largest input side the sidebar reads as a size at all: larger sides (up to this) are scaled down by the memory
 # and size caps with a message; a link carries what a student typed, so it reads the same.
 MAX_TYPED_SIDE = 100_000
-# Layer, model and colormap names: letters, digits and a few separators (no quotes, no markup). One
-# character class with one bounded repetition: no nested optional repetition, so no catastrophic backtracking.
-NAME_RE = re.compile(r"[A-Za-z0-9_.:/\- ]{1,200}")
+# Layer, model and colormap names: letters, digits and a few separators (no quotes, no markup); "#" for a module's
+# later calls (``layer1.0.relu#2``, explorer.analysis.layer_calls). One character class, one repetition: no
+# catastrophic backtracking; the length is checked before (``Param.max_chars``).
+NAME_RE = re.compile(r"[A-Za-z0-9_.:/#\- ]+")
 INT_RE = re.compile(r"-?[0-9]{1,9}")
 FLOAT_RE = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,6})?")
 TRUE, FALSE = frozenset({"1", "true", "on", "yes"}), frozenset({"0", "false", "off", "no"})
@@ -35,7 +39,8 @@ class Param:
 
     ``kind``: ``name`` (a layer or model name), ``int`` / ``float`` (with ``low``/``high``), ``bool``
     (``1``/``0``), ``choice`` (one of ``choices``), ``list`` (comma-separated ``choices`` or names, at most
-    ``max_items``) or ``shape`` (``HxW``, each side 1..``high`` or ``MAX_SIDE``).
+    ``max_items``) or ``shape`` (``HxW``, each side 1..``high`` or ``MAX_SIDE``). ``max_chars``: the longest
+    value read at all (``MAX_SPEC_VALUE_CHARS`` where a typed network may travel).
     """
 
     name: str
@@ -45,6 +50,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     max_items: int = 8
+    max_chars: int = MAX_VALUE_CHARS  # the longest value read at all (a list: the whole comma-separated text)
 
 
 @dataclass
@@ -75,7 +81,7 @@ def parse_value(param: Param, raw: str, choices: Sequence[Any] | None = None) ->
     parameter's own (lists known only at run time: the models on this server, a model's layers)."""
     allowed = tuple(choices) if choices is not None else param.choices
     text = str(raw).strip()
-    if not text or len(text) > MAX_VALUE_CHARS:
+    if not text or len(text) > param.max_chars:
         return False, None
     if param.kind == "int" or param.kind == "float":
         if not (INT_RE if param.kind == "int" else FLOAT_RE).fullmatch(text):
