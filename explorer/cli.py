@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -26,10 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_file_problem(path: str) -> str:
+    """Why ``--models PATH`` cannot be read (empty when it can): the path lists files like ``$EXPLORER_MODELS``."""
+    from pathlib import Path
+
+    for part in filter(None, str(path).split(os.pathsep)):
+        file = Path(part).expanduser()
+        if not file.is_file():
+            return f"no such file: {file}" if not file.exists() else f"not a file: {file}"
+        if file.suffix != ".py":
+            return f"not a Python file (.py): {file}"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.model_files:
+        for path in args.model_files:  # a file named here must exist: one line, not the loader's traceback
+            problem = _model_file_problem(path)
+            if problem:
+                print(f"error: --models {path}: {problem}", file=sys.stderr)
+                return 2
         from explorer.models import add_model_paths  # torch: only when asked for
 
         add_model_paths(args.model_files)

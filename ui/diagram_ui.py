@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from explorer.diagram import (DiagramError, Graph, capture_graph, expandable_blocks, graph_at_depth, layout_engine,
-                              max_depth, render, to_dot)
+                              max_depth, render, to_dot, unknown_blocks)
 from ui.analysis_cache import shared
 from ui.common import formatter, t
 
@@ -70,7 +70,8 @@ def architecture_diagram(loaded: Any, model_key: tuple, file_stem: str) -> None:
     depth = c1.selectbox(t("diagram.detail"), levels, key="diagram_depth", format_func=labels.get)
     opened: list[str] = []
     if depth != EVERY_LAYER:
-        chosen = list(st.session_state.get("diagram_open", []))
+        # blocks opened for another model are dropped (they would stay listed as options)
+        chosen = [b for b in st.session_state.get("diagram_open", []) if not unknown_blocks(graph, [b])]
         options = sorted(set(chosen) | set(expandable_blocks(graph, depth, chosen)))
         st.session_state["diagram_open"] = [b for b in chosen if b in options]
         opened = c2.multiselect(t("diagram.expand"), options, key="diagram_open", help=t("diagram.expand_help"))

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from explorer.commands.common import add_model_args, load_from_args
+from explorer.commands.common import add_model_args, load_from_args, save_npy
 
 
 def register(subparsers) -> None:
@@ -31,8 +31,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from explorer.analysis import callable_layers, capture
     from explorer.imaging import load_image
     from explorer.imaging import colorize, tile_channels, to_png
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     tiling = tile_channels(maps, order=args.order, scale=args.scale)
     args.png.write_bytes(to_png(colorize(tiling.image, args.cmap)))
     if args.npy:
-        np.save(args.npy, maps)
+        save_npy(args.npy, maps)
     print(f"{args.layer}: {maps.shape[0]} channels of {maps.shape[1]}x{maps.shape[2]} | min {maps.min():.4g} "
           f"max {maps.max():.4g} mean {maps.mean():.4g} | {tiling.rows}x{tiling.cols} grid -> {args.png}")
     if loaded.categories is None and args.weights == "pretrained":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from explorer.commands.common import add_model_args, load_from_args
+from explorer.commands.common import add_model_args, load_from_args, save_npy, unit_interval
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                         help="attribution method (default: gradcam)")
     parser.add_argument("--png", required=True, type=Path, help="output PNG: heatmap over the image")
     parser.add_argument("--npy", type=Path, help="also save the (H, W) float32 map in [0, 1] as .npy")
-    parser.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity 0..1 (default: 0.5)")
+    parser.add_argument("--alpha", type=unit_interval, default=0.5, help="heatmap opacity 0..1 (default: 0.5)")
     parser.add_argument("--cmap", default="jet", help="colormap (jet, turbo, inferno, viridis...)")
     parser.set_defaults(func=run)
 
@@ -47,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
         heat = attribute(loaded.model, x, args.method, layer=layer, target=target)
     args.png.write_bytes(to_png(overlay(input_picture(x, *loaded.normalization), heat, args.alpha, args.cmap)))
     if args.npy:
-        np.save(args.npy, heat.astype(np.float32))
+        save_npy(args.npy, heat.astype(np.float32))
     names = loaded.class_names or []
     name = names[target] if target < len(names) else str(target)
     top = predict(loaded.model, x, 1, loaded.categories)
     top_text = f" | top-1 {top[0].label} ({top[0].probability:.1%})" if top else " | random weights: classes are not meaningful"
-    print(f"{args.method} of layer {layer} for class {target} ({name}){top_text} -> {args.png}")
+    of_layer = f" of layer {layer}" if args.method in ("gradcam", "guided_gradcam") else ""  # the others use none
+    print(f"{args.method}{of_layer} for class {target} ({name}){top_text} -> {args.png}")
     return 0

@@ -24,10 +24,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer.diagram import capture_graph, graph_at_depth, render, shape_text, to_dot
+    from explorer.diagram import capture_graph, graph_at_depth, render, shape_text, to_dot, unknown_blocks
 
     loaded = load_from_args(args)
-    graph = graph_at_depth(capture_graph(loaded.model, loaded.input_shape), args.depth, args.expand)
+    full = capture_graph(loaded.model, loaded.input_shape)
+    unknown = unknown_blocks(full, args.expand)
+    if unknown:  # a typo would draw the same picture without a word
+        raise ValueError(f"--expand: no block named {', '.join(map(repr, unknown))} in {loaded.name}")
+    graph = graph_at_depth(full, args.depth, args.expand)
     if args.dot or args.svg or args.png:
         dot = to_dot(graph, show_names=args.names, legend=bool(args.svg or args.png), title=loaded.name)
         if args.dot:

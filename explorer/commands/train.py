@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch, lr=lr,
                          optimizer=args.optimizer, schedule=args.schedule, weight_decay=args.weight_decay,
                          augment=args.augment, mode=args.mode, image_size=args.image_size,
-                         samples=args.samples or DEMO_SHAPES_SAMPLES, max_steps=args.max_steps, seed=args.seed,
+                         samples=DEMO_SHAPES_SAMPLES if args.samples is None else args.samples,  # 0 is refused, not "default"
+                         max_steps=args.max_steps, seed=args.seed,
                          device=args.device)
     distributed = from_environment(args.device)
     say = print if main_rank else (lambda *a, **k: None)

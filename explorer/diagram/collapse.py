@@ -66,7 +66,7 @@ def graph_at_depth(graph: Graph, depth: int | None = None, expand: Iterable[str]
     if depth is None:
         return graph
     if depth < 1:
-        raise ValueError(f"depth must be 1 or more (or None for every layer), got {depth}")
+        raise ValueError(f"depth must be 1 or more, got {depth} (give no depth for every layer)")
     opened = frozenset(expand)
     groups: dict[str, list[Node]] = {}
     key_of: dict[str, str] = {}
@@ -95,6 +95,13 @@ def graph_at_depth(graph: Graph, depth: int | None = None, expand: Iterable[str]
         merged[(src, dst)] = merged.get((src, dst), True) and edge.shortcut
     edges = tuple(Edge(src, dst, shortcut) for (src, dst), shortcut in merged.items())
     return Graph(nodes=tuple(nodes), edges=edges, input_shape=graph.input_shape, module_types=graph.module_types)
+
+
+def unknown_blocks(graph: Graph, names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that are no module or call of ``graph`` (``graph_at_depth`` would ignore them: a typo
+    draws the same picture, so the command line names them)."""
+    known = set(graph.module_types) | {call for node in graph.nodes for call in (*node.scope, node.id)}
+    return sorted(name for name in set(names) if name not in known and _base(name) not in known)
 
 
 def expandable_blocks(graph: Graph, depth: int, expand: Iterable[str] = ()) -> list[str]:

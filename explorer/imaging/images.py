@@ -39,7 +39,8 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise ImageLoadError(f"no such image file: {path.name}")
+            raise ImageLoadError(f"{path} is a folder, not an image file" if path.is_dir()
+                                 else f"no such image file: {path}")
         if path.stat().st_size > MAX_BYTES:
             raise ImageLoadError(f"the file is larger than {MAX_BYTES // 2**20} MB")
         data = path.read_bytes()

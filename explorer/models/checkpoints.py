@@ -54,6 +54,8 @@ def check_archive(source: bytes | str | Path) -> None:
             infos = archive.infolist()
     except FileNotFoundError as exc:
         raise CheckpointError(f"checkpoint not found: {source}") from exc
+    except IsADirectoryError as exc:
+        raise CheckpointError(f"{source} is a folder, not a checkpoint file") from exc
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CheckpointError("this file is not a PyTorch checkpoint in torch.save's format (a zip archive); "
                               "save your weights with torch.save(model.state_dict(), 'file.pt')") from exc
@@ -104,6 +106,8 @@ def read_state_dict(source: bytes | str | Path, map_location: str | torch.device
         raise
     except FileNotFoundError as exc:
         raise CheckpointError(f"checkpoint not found: {source}") from exc
+    except IsADirectoryError as exc:
+        raise CheckpointError(f"{source} is a folder, not a checkpoint file") from exc
     except Exception as exc:  # error types vary widely: UnpicklingError, EOFError, KeyError, RuntimeError...
         raise CheckpointError(
             "this file is not a loadable PyTorch state_dict (it may be truncated, not a checkpoint, "

@@ -145,10 +145,16 @@ def check_file_hash(path: Path) -> None:
 
 def fetch_model_weights(name: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[Path, bool]:
     """Download ``name``'s default ImageNet weights into the hub cache (checked against the hash in the file
-    name). Returns (path, True when it was downloaded now). Raises ConnectionError with one plain line offline."""
+    name, a file already there too). Returns (path, True when it was downloaded now). Raises ConnectionError with one plain line offline."""
     member = default_weights(name)
     path = hub_checkpoint_path(member)
     existed = path.is_file()
+    if existed:  # a truncated or corrupt copy (a cache folder copied over by hand) is fetched again, not reported ready
+        try:
+            check_file_hash(path)
+        except ValueError:
+            path.unlink(missing_ok=True)
+            existed = False
     try:
         download_to_cache(member, timeout)
     except Exception as exc:

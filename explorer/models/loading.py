@@ -27,8 +27,8 @@ from explorer.models.checkpoints import CheckpointError, apply_state_dict, read_
 from explorer.models.hub import adapt_torchvision_state, download_failure, download_to_cache
 from explorer.models.loaded import LoadedModel
 from explorer.models.ref import ModelRef
-from explorer.models.registry import ModelEntry, registered
-from explorer.models.runfolder import load_run, read_config
+from explorer.models.registry import ModelEntry
+from explorer.models.runfolder import CHECKPOINT_FILE, load_run, read_config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,7 +67,10 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     ref = ModelRef.parse(name)
     name = ref.key
     if ref.kind == "run":
-        return load_run(ref.value, device=device)
+        if weights not in (None, "none", "random", "pretrained", "run"):
+            raise ValueError(f"the run {Path(ref.value).name} brings its own trained weights ({CHECKPOINT_FILE}); "
+                             "other weights do not apply to it")
+        return with_input_shape(load_run(ref.value, device=device), input_shape)
     if ref.kind == "arch":
         # A spec typed without an input token takes the input it is given (channels and size): "conv3-8 M FC-10"
         # at 1x28x28 gets a 1-channel first conv and an FC sized for 28×28.
@@ -80,11 +83,8 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
         entry = get_entry(ref.value)
         natural, entry_categories, weights_enum = entry.input_shape, entry.categories, entry.weights_enum
         model = None
-    if input_shape is not None and int(input_shape[0]) != int(natural[0]):
-        # The first layer's weights fix the channel count (a spec that declares its input keeps it): refused here,
-        # not as a shape error in the first forward pass.
-        raise ValueError(f"{name} takes {natural[0]}-channel input, not {input_shape[0]}-channel (requested "
-                         f"{'x'.join(map(str, input_shape))}): its first layer's weights fix the channel count")
+    if input_shape is not None:  # a spec that declares its input keeps it
+        _check_channels(name, tuple(input_shape), tuple(natural))
     known_classes = entry.num_classes if entry is not None else None
     pretrained = False
     categories: list[str] | None = None
@@ -128,7 +128,8 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
         elif Path(weights).is_file():
             data = Path(weights).read_bytes()  # read once: parsed below and hashed for the cache key
         else:
-            raise CheckpointError(f"checkpoint not found: {weights}")
+            raise CheckpointError(f"{weights} is a folder, not a checkpoint file" if Path(weights).is_dir()
+                                  else f"checkpoint not found: {weights}")
         state = read_state_dict(data)
         head = _num_classes_in(state, entry)
         model = model if model is not None else build_model(name, num_classes=head)
@@ -197,13 +198,20 @@ def with_input_shape(loaded: LoadedModel, input_shape: tuple[int, int, int] | No
     """The same loaded model viewed at another input size (cheap: only the transform changes)."""
     if input_shape is None or tuple(input_shape) == tuple(loaded.input_shape):
         return loaded
-    natural = loaded.input_shape
-    entry = registered().get(loaded.name)
-    weights_enum = entry.weights_enum if entry else None
-    builtin = builtin_weights(loaded.name) if loaded.weights_kind == "builtin" else None
-    transform = (basic_transform(tuple(input_shape), builtin.mean, builtin.std) if builtin is not None
-                 else _transform_for(tuple(input_shape), natural, weights_enum))
-    return dataclasses.replace(loaded, input_shape=tuple(input_shape), transform=transform)
+    _check_channels(loaded.name, tuple(input_shape), tuple(loaded.input_shape))
+    # The normalisation stays what the weights were trained with, whatever their source (a run's own data
+    # statistics, built-in weights' JSON, torchvision's preset): only the size changes. (A run viewed at another
+    # size once lost its normalisation.)
+    mean, std = loaded.normalization
+    return dataclasses.replace(loaded, input_shape=tuple(input_shape),
+                               transform=basic_transform(tuple(input_shape), mean, std))
+
+
+def _check_channels(name: str, requested: tuple[int, ...], natural: tuple[int, ...]) -> None:
+    """The first layer's weights fix the channel count: a clear refusal, not a shape error in the first pass."""
+    if int(requested[0]) != int(natural[0]):
+        raise ValueError(f"{name} takes {natural[0]}-channel input, not {requested[0]}-channel (requested "
+                         f"{'x'.join(map(str, requested))}): its first layer's weights fix the channel count")
 
 
 def natural_input_shape(name: str | ModelRef) -> tuple[int, int, int]:
