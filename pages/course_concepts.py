@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.analysis import POOLINGS, gap_vs_flatten, pool_image, pool_output_size
+from explorer.analysis import POOLINGS, gap_vs_flatten, last_spatial_map, pool_image, pool_output_size
 from explorer.imaging import colorize, normalize, to_png, upscale
 from explorer.training import degradation_curves, degradation_result, paper_table2
 from ui import concepts_cache as C
@@ -82,8 +82,8 @@ with tabs[0]:
                            delta=f"{demo.running_mean_after[k] - demo.running_mean[k]:+.3g}")
             cols[3].metric(t("cc.bn.running_var"), f"{demo.running_var[k]:.4g}",
                            delta=f"{demo.running_var_after[k] - demo.running_var[k]:+.3g}")
-            momentum = demo.momentum if demo.momentum is not None else 0.0
-            st.markdown(t("cc.bn.formulas", mom=f"{momentum:g}", eps=f"{demo.eps:g}", m=demo.m))
+            # momentum=None: PyTorch's cumulative average, 1/(batches seen + 1) for this batch
+            st.markdown(t("cc.bn.formulas", mom=f"{demo.update_factor:.4g}", eps=f"{demo.eps:g}", m=demo.m))
             st.caption(t("cc.bn.init_note"))
             maps = st.columns(3)
             for col, values, title in zip(maps, (demo.input_map, demo.train_map, demo.eval_map),
@@ -196,12 +196,10 @@ with tabs[4]:
 
     try:
         table, _totals = cached_layer_table(*model_cache_key(loaded), _loaded=loaded)
-        leaves = table[table["is_leaf"]]
-        shaped = leaves[leaves["output_shape"].str.count("x") == 2]
-        c, h, w = (int(v) for v in shaped["output_shape"].iloc[-1].split("x")) if len(shaped) else (512, 7, 7)
-        where = shaped["layer"].iloc[-1] if len(shaped) else "VGG-16 pool5"
+        found = last_spatial_map(table)  # the map before any pooling to 1×1 (ResNet's layer4, not its avgpool)
     except Exception:
-        c, h, w, where = 512, 7, 7, "VGG-16 pool5"
+        found = None
+    where, (c, h, w) = found or ("VGG-16 pool5", (512, 7, 7))
     classes = len(loaded.class_names) or 1000
     heads = gap_vs_flatten(c, h, w, classes)
     st.markdown(t("cc.pool.gap_body", layer=where, c=c, h=h, w=w, k=classes, flat=f"{heads.flatten_params:,}",

@@ -336,7 +336,7 @@ def run_results(run_dir: Path, key: str) -> None:
         st.caption(t("train.no_mistakes"))
         return
     classes = evaluation.classes if evaluation else [str(i) for i in range(int(wrong["pred"].max()) + 1)]
-    total = len(evaluation.misclassified) if evaluation else len(wrong["images"])
+    total = evaluation.wrong if evaluation else len(wrong["images"])  # all of them, not the 500 listed
     st.markdown(t("train.misclassified", n=total))
     cols = st.columns(8)
     for i in range(min(len(wrong["images"]), MAX_MISCLASSIFIED_SHOWN)):

@@ -23,7 +23,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "hooks": ("Recompute", "route_call",),
     "host_arrays": ("HostActivations",),
     "layer_calls": ("INPUT_SUFFIX", "CallInfo", "ChainStep", "activation_chain", "activation_pair", "block_of", "call_name", "is_activation", "is_conv", "logits_of", "parse_call",),
-    "concepts": ("POOLINGS", "BatchNormDemo", "DropoutDemo", "HeadComparison", "batchnorm_demo", "batchnorm_layers", "dropout_demo", "gap_vs_flatten", "pool_image", "pool_output_size",),
+    "concepts": ("POOLINGS", "BatchNormDemo", "DropoutDemo", "HeadComparison", "batchnorm_demo", "batchnorm_layers", "dropout_demo", "gap_vs_flatten", "last_spatial_map", "pool_image", "pool_output_size",),
     "layers": ("conv_layer_names", "default_cam_layer", "executed_output_shapes",),
     "page_pass": ("ANALYSIS_BUDGET_BYTES", "page_analysis",),
     "shapes": ("CSV_COLUMNS", "InputTooSmallError", "ModelTotals", "collapse", "layer_table", "model_totals", "output_formula",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,11 +19,16 @@ import torch.nn.functional as F
 from explorer.analysis.activations import capture
 from explorer.core import model_lock
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 def batchnorm_layers(model: nn.Module) -> list[str]:
     """Names of the model's BatchNorm2d layers, in definition order: the ones :func:`batchnorm_demo` shows. A
     BatchNorm1d after a fully connected layer normalises each feature over the batch, and one image is a batch
-    of one (m = 1: no variance to show; PyTorch refuses it in training mode)."""
-    return [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d) and name]
+    of one (m = 1: no variance to show; PyTorch refuses it in training mode). A layer without running statistics
+    (``track_running_stats=False``) normalises the same way in both modes: nothing to compare, not listed."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.BatchNorm2d) and name and m.track_running_stats and m.running_mean is not None]
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class BatchNormDemo:
     train_map: np.ndarray
     eval_map: np.ndarray
     normalized_map: np.ndarray  # x̂ = (x − μ)/√(σ² + ε) before γ and β, training mode
+    # The weight of the new batch in the running statistics' update: ``momentum``, or with momentum=None PyTorch's
+    # cumulative average 1/(batches seen + 1).
+    update_factor: float = 0.1
 
 
 def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int = 0) -> BatchNormDemo:
@@ -65,12 +74,25 @@ def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int =
     module = model.get_submodule(layer)
     if not isinstance(module, nn.BatchNorm2d):
         raise ValueError(f"{layer} is a {type(module).__name__}, not a BatchNorm2d layer")
-    inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
+    if not module.track_running_stats or module.running_mean is None:
+        raise ValueError(f"{layer} keeps no running statistics (track_running_stats=False): it normalises with the "
+                         "batch's statistics in evaluation mode too, so there is no train/eval difference to show")
     with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
+        # The layer's input as the network computes it in evaluation mode: a model in training mode would update
+        # every BatchNorm's running statistics in this pass (no_grad does not stop that) and drop units upstream.
+        flags = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
+        finally:
+            for m, training in flags:
+                m.training = training
         private = copy.deepcopy(module).float().cpu()
     channels = inp.shape[1]
     if not 0 <= channel < channels:
         raise ValueError(f"channel {channel} is outside 0..{channels - 1}")
+    seen = int(private.num_batches_tracked) if private.num_batches_tracked is not None else 0
+    factor = float(private.momentum) if private.momentum is not None else 1.0 / (seen + 1)
     with torch.no_grad():
         eval_out = private.eval()(inp)
         before_mean, before_var = private.running_mean.clone(), private.running_var.clone()
@@ -93,7 +115,7 @@ def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int =
         running_mean_after=arr(private.running_mean), running_var_after=arr(private.running_var),
         gamma=arr(gamma), beta=arr(beta), channel=channel,
         input_map=arr(inp[0, channel]), train_map=arr(train_out[0, channel]), eval_map=arr(eval_out[0, channel]),
-        normalized_map=arr(normalized[0, channel]))
+        normalized_map=arr(normalized[0, channel]), update_factor=factor)
 
 
 @dataclass(frozen=True)
@@ -148,12 +170,26 @@ def pool_image(picture: np.ndarray, kind: str) -> np.ndarray:
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
     out = F.max_pool2d(x, k, s) if op == "max" else F.avg_pool2d(x, k, s)
     out = out[0]
-    return (out[0] if out.shape[0] == 1 else out.permute(1, 2, 0)).numpy()
+    return (out[0] if np.ndim(picture) == 2 else out.permute(1, 2, 0)).numpy()  # (H, W, 1) stays 3-D
 
 
 def pool_output_size(n: int, kernel: int, stride: int) -> int:
     """⌊(N − F)/S⌋ + 1 (no padding)."""
     return (n - kernel) // stride + 1
+
+
+def last_spatial_map(table: "pd.DataFrame") -> tuple[str, tuple[int, int, int]] | None:
+    """The last leaf layer of a :func:`explorer.analysis.layer_table` whose output is a C×H×W map larger than 1×1:
+    the map a classifier head reads, before any pooling to 1×1 (ResNet's ``layer4``, not its ``avgpool``: a GAP
+    network's pooled 512×1×1 makes flatten and GAP look the same). None when there is none."""
+    leaves = table[table["is_leaf"]]
+    for layer, shape in zip(reversed(list(leaves["layer"])), reversed(list(leaves["output_shape"]))):
+        parts = str(shape).split("x")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            c, h, w = (int(p) for p in parts)
+            if h * w > 1:
+                return str(layer), (c, h, w)
+    return None
 
 
 @dataclass(frozen=True)

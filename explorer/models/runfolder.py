@@ -8,6 +8,7 @@ checkpoint (``torch.load(weights_only=True)``: never pickled code). Every file i
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -78,8 +79,22 @@ def suggest_run_name(model: str, dataset: str, root: str | Path | None = None) -
     return name
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity as None: standard JSON has no NaN (JavaScript's ``JSON.parse`` and jq refuse
+    the bare ``NaN`` Python writes), and an undefined figure (a class absent from the test split, a diverged loss) is
+    missing, not a number."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda fh: json.dump(obj, fh, indent=1, ensure_ascii=False), binary=False)
+    safe = json_safe(obj)
+    atomic_write(path, lambda fh: json.dump(safe, fh, indent=1, ensure_ascii=False, allow_nan=False), binary=False)
 
 
 def write_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:

@@ -8,6 +8,7 @@ The course notes write the output size as ``(N − F + 2P)/S + 1`` and say a con
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from dataclasses import dataclass
 
@@ -21,14 +22,18 @@ def _check_int(name: str, value: int, minimum: int) -> int:
     return value
 
 
-def _num(x: float) -> str:
+def _num(x: float | Fraction) -> str:
     """``x`` in full when it is whole; else cut (never rounded) to three decimals, with "…" when cut short, so the
-    number's floor is the floor the formula takes: 1001.5 stays 1001.5 (":.4g" printed 1002), 1/3 reads 0.333…"""
-    if float(x).is_integer():
-        return str(int(x))
-    cut = math.floor(x * 1000) / 1000
-    text = f"{cut:.3f}".rstrip("0").rstrip(".")
-    return text if cut == x else text + "…"
+    number's floor is the floor the formula takes: 1001.5 stays 1001.5 (":.4g" printed 1002), 1/3 reads 0.333….
+    Exact (a ``Fraction``): 323/5 reads 64.6, where float arithmetic gave 64.599…"""
+    exact = Fraction(x)
+    if exact.denominator == 1:
+        return str(exact.numerator)
+    thousandths = math.floor(exact * 1000)
+    sign = "-" if thousandths < 0 else ""
+    whole, rest = divmod(abs(thousandths), 1000)
+    text = f"{sign}{whole}.{rest:03d}".rstrip("0").rstrip(".")
+    return text if Fraction(thousandths, 1000) == exact else text + "…"
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def conv_arithmetic(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> ConvA
     if leftover == 0:
         numbers = f"{inner} + 1 = {span}/{s} + 1 = {output}"
     else:
-        numbers = f"⌊{inner}⌋ + 1 = ⌊{_num(span / s)}⌋ + 1 = {output}"
+        numbers = f"⌊{inner}⌋ + 1 = ⌊{_num(Fraction(span, s))}⌋ + 1 = {output}"
     return ConvArithmetic(n=n, f=f, p=p, s=s, d=d, effective_kernel=effective, padded=padded, span=span,
                           output=output, exact_fit=leftover == 0, leftover=leftover, formula=formula,
                           span_formula=span_formula, span_numbers=span_numbers,

@@ -27,6 +27,13 @@ class Evaluation:
     confusion: np.ndarray  # [true, predicted] counts
     classes: list[str]
     misclassified: list[dict]  # {"index", "true", "pred", "confidence"}, most confident mistakes first
+    # How many test images were wrong in all: a run's files keep only the first 500 in ``misclassified``.
+    misclassified_total: int | None = None
+
+    @property
+    def wrong(self) -> int:
+        """The number of misclassified images (all of them, also when only some are listed)."""
+        return len(self.misclassified) if self.misclassified_total is None else self.misclassified_total
 
     def per_class_accuracy(self) -> dict[str, float]:
         totals = self.confusion.sum(axis=1)
@@ -78,6 +85,8 @@ def evaluate(model: nn.Module, data: ImageTensors, mean: Sequence[float], std: S
 
 def save_results(run_dir: Path, history: list[dict], best_epoch: int, stopped: bool,
                   evaluation: Evaluation | None, test: ImageTensors) -> None:
+    # "best" marks the epoch whose weights the checkpoint holds (during training it marked each new best)
+    history = [{**record, "best": record.get("epoch") == best_epoch} for record in history]
     metrics = {"epochs": history, "status": "stopped" if stopped else "finished", "best_epoch": best_epoch,
                "test_accuracy": evaluation.accuracy if evaluation else None,
                "test_loss": evaluation.loss if evaluation else None}
@@ -85,7 +94,7 @@ def save_results(run_dir: Path, history: list[dict], best_epoch: int, stopped: b
         runs_io.write_json_atomic(run_dir / runs_io.EVALUATION_FILE, {
             "accuracy": evaluation.accuracy, "loss": evaluation.loss, "classes": evaluation.classes,
             "confusion": evaluation.confusion.tolist(), "per_class_accuracy": evaluation.per_class_accuracy(),
-            "misclassified": evaluation.misclassified[:500], "misclassified_total": len(evaluation.misclassified)})
+            "misclassified": evaluation.misclassified[:500], "misclassified_total": evaluation.wrong})
         shown = evaluation.misclassified[:MAX_MISCLASSIFIED_SAVED]
         index = [m["index"] for m in shown]
         runs_io.write_npz_atomic(
@@ -102,4 +111,5 @@ def read_evaluation(run_dir: str | Path) -> Evaluation | None:
     if not data:
         return None
     return Evaluation(data["accuracy"], data["loss"], np.array(data["confusion"], dtype=np.int64),
-                      list(data["classes"]), list(data["misclassified"]))
+                      list(data["classes"]), list(data["misclassified"]),
+                      misclassified_total=data.get("misclassified_total"))

@@ -49,7 +49,7 @@ class Epoch:
     valid_acc: float | None
     lr: float
     seconds: float
-    best: bool  # this epoch produced the saved checkpoint
+    best: bool  # a new best when it ended (it was saved); in metrics.json, only the epoch the checkpoint holds
     partial: bool = False  # stopped (or max_steps reached) before the epoch's end
     samples: int | None = None  # training images seen in the epoch (over every rank under torchrun)
     kind: str = "epoch"

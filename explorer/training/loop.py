@@ -293,7 +293,9 @@ def _train_loop(prep: "PreparedRun", run_dir: str | Path | None, stop: threading
         if is_best:
             best = {"epoch": epoch, "score": score, "state": cpu_state(model)}
             if run_dir is not None:
-                runs_io.save_checkpoint(run_dir, best["state"], epoch=epoch, valid_acc=float(score[0]))
+                # chosen on the validation split, or on the training metrics when there is none (named as such)
+                chosen_on = {"valid_acc": valid.accuracy} if valid else {"train_acc": float(train_acc or 0.0)}
+                runs_io.save_checkpoint(run_dir, best["state"], epoch=epoch, **chosen_on)
         event = Epoch(epoch, train_loss, train_acc, valid.loss if valid else None, valid.accuracy if valid else None,
                       optimizer.param_groups[-1]["lr"], time.perf_counter() - started, is_best, partial, samples=seen)
         history.append(event.record())
