@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.analysis.activations import capture
-from explorer.core import model_lock
+from explorer.core import hooked
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,16 +77,12 @@ def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int =
     if not module.track_running_stats or module.running_mean is None:
         raise ValueError(f"{layer} keeps no running statistics (track_running_stats=False): it normalises with the "
                          "batch's statistics in evaluation mode too, so there is no train/eval difference to show")
-    with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
-        # The layer's input as the network computes it in evaluation mode: a model in training mode would update
-        # every BatchNorm's running statistics in this pass (no_grad does not stop that) and drop units upstream.
-        flags = [(m, m.training) for m in model.modules()]
+    # ``hooked`` holds the model's lock (hooks exist only under it: the copy carries none of another pass's) and
+    # restores every train/eval flag: the layer's input is the evaluation-mode one, since a model in training mode
+    # would update every BatchNorm's running statistics in this pass (no_grad does not stop that) and drop units.
+    with hooked(model):
         model.eval()
-        try:
-            inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
-        finally:
-            for m, training in flags:
-                m.training = training
+        inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
         private = copy.deepcopy(module).float().cpu()
     channels = inp.shape[1]
     if not 0 <= channel < channels:

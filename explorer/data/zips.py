@@ -138,6 +138,7 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
         if total > _ARCHIVE_RATIO_CHECK_FROM and total > max_ratio * max(compressed, 1):
             raise ValueError(f"the archive is compressed {total / max(compressed, 1):.0f}:1 as a whole (a zip bomb?)")
         _check_layout(members)
+        strip = _unwrapped_depth([(parts, info.is_dir()) for info, parts in members])
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # A fresh, uniquely named folder per extraction: two uploads at once never share one.
@@ -148,7 +149,9 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
             root = staging.resolve()
             written = 0
             for info, parts in members:
-                target = staging.joinpath(*parts)
+                if not parts[strip:]:
+                    continue  # the single top-level folder itself: its content becomes ``dest``
+                target = staging.joinpath(*parts[strip:])
                 # Defence in depth: the name checks above already exclude this.
                 if not target.resolve().is_relative_to(root):
                     raise ValueError(f"unsafe zip member {info.filename!r}: resolves outside the target")
@@ -163,12 +166,10 @@ def extract_zip(source: str | Path | bytes | BinaryIO, dest: str | Path, *, max_
                         if written > max_total_bytes:
                             raise ValueError(f"the archive expands to more than {max_total_bytes // 2**20} MB")
                         out.write(chunk)
-            top = [p for p in staging.iterdir()]
-            content = top[0] if len(top) == 1 and top[0].is_dir() else staging
             try:
                 if dest.exists():
                     dest.rmdir()
-                os.replace(content, dest)
+                os.replace(staging, dest)
             except OSError as exc:
                 if dest.is_dir() and any(dest.iterdir()):  # the same archive, extracted at once elsewhere
                     raise ZipTargetExistsError(f"the target folder {dest.name} was filled meanwhile") from exc
@@ -193,6 +194,14 @@ def _open_archive(source: str | Path | bytes | BinaryIO) -> zipfile.ZipFile:
         raise ValueError(f"not a readable zip archive: {exc}") from exc
 
 
+def _unwrapped_depth(members: list[tuple[tuple[str, ...], bool]]) -> int:
+    """1 when every (parts, is a folder) member lies in one top-level folder (the usual "zip of a folder"), whose
+    content then becomes the target; else 0. One rule for :func:`extract_zip` and :func:`zip_listing`."""
+    tops = {parts[0] for parts, _is_dir in members}
+    top_is_file = any(len(parts) == 1 and not is_dir for parts, is_dir in members)
+    return 1 if len(tops) == 1 and not top_is_file else 0
+
+
 def zip_listing(source: str | Path | bytes | BinaryIO) -> tuple[dict[str, int], set[str]]:
     """What :func:`extract_zip` writes for this archive, read from its directory alone: (file → size in bytes,
     folders), as POSIX paths relative to the target, after the same skipping (``__MACOSX/``, ``._*``...) and
@@ -203,9 +212,7 @@ def zip_listing(source: str | Path | bytes | BinaryIO) -> tuple[dict[str, int], 
             parts = _safe_member_parts(info.filename)
             if parts and not _ignored_member(parts):
                 members.append((parts, info.is_dir(), info.file_size))
-    tops = {parts[0] for parts, _is_dir, _size in members}
-    top_is_file = any(len(parts) == 1 and not is_dir for parts, is_dir, _size in members)
-    strip = 1 if len(tops) == 1 and not top_is_file else 0
+    strip = _unwrapped_depth([(parts, is_dir) for parts, is_dir, _size in members])
     files: dict[str, int] = {}
     folders: set[str] = set()
     for parts, is_dir, size in members:
