@@ -108,7 +108,9 @@ outputs = int(plan["output"].iloc[-1])
 cols = st.columns(4)
 cols[0].metric(t("build.input_shape"), "×".join(map(str, shape)))
 metric_count(cols[1], t("build.params"), int(plan["params"].sum()))  # "24.5 M", the exact count in the help
-metric_count(cols[2], t("build.mult_adds"), int(plan["mult_adds"].sum()))
+# The Layer-shapes page's and torchinfo's convention (weights and biases × output positions), as in the table below;
+# the plan counts weights only (the papers' convention) and says so in its header.
+metric_count(cols[2], t("build.mult_adds"), int(table.loc[table["is_leaf"], "mult_adds"].sum()))
 cols[3].metric(t("build.output"), t("build.output_value", n=outputs))
 st.success(t("build.ok", modules=len(plan), n=outputs))
 st.caption(t("build.relu_explicit" if any(layer.kind == "relu" for layer in parse_arch(spec)) else "build.relu_note"))
@@ -134,6 +136,7 @@ st.dataframe(shown, hide_index=True, width="stretch", column_config=shown_config
 st.download_button(t("common.download_csv"), table[CSV_COLUMNS].to_csv(index=False).encode(),
                    file_name="my_network_layers.csv", mime="text/csv", key="build_csv", on_click="ignore")
 with st.expander(t("build.plan_title")):
-    plan_shown, plan_config = people_table(plan, "table.col.", first=("name", "token", "output", "params"),
-                                           counts=("params", "mult_adds"))
+    plan_shown, plan_config = people_table(plan.rename(columns={"mult_adds": "mult_adds_weights"}), "table.col.",
+                                           first=("name", "token", "output", "params"),
+                                           counts=("params", "mult_adds_weights"))
     st.dataframe(plan_shown, hide_index=True, width="stretch", column_config=plan_config)

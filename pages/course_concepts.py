@@ -10,7 +10,7 @@ from explorer.imaging import colorize, normalize, to_png, upscale
 from explorer.training import degradation_curves, degradation_result, paper_table2
 from ui import concepts_cache as C
 from ui.analysis_cache import cache_key, heatmap_figure, layer_maps, overview
-from ui.common import (error_box, input_too_small, loaded_model, model_cache_key, run_through_app, selection,
+from ui.common import (error_box, formatter, input_too_small, loaded_model, model_cache_key, run_through_app, selection,
                        show_weights_note, t)
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -29,6 +29,31 @@ too_small = input_too_small(*model_cache_key(loaded), _loaded=loaded)
 def download(frame: pd.DataFrame, name: str, widget_key: str) -> None:
     st.download_button(t("common.download_csv"), frame.to_csv(index=False).encode(), file_name=name,
                        mime="text/csv", key=widget_key, on_click="ignore")
+
+
+# The library's column names -> their translation keys (cc.col.*); downloads keep the library's names.
+COLUMN_KEYS = {
+    "layer": "layer", "type": "type", "output": "output", "params": "params", "trainable": "trainable", "fixed": "fixed",
+    "connections": "connections", "params (paper)": "params_paper", "connections (paper)": "connections_paper",
+    "paper: geometry": "paper_geometry", "paper: output": "paper_output", "paper: params": "paper_params",
+    "torchvision: geometry": "tv_geometry", "torchvision: output": "tv_output", "torchvision: params": "tv_params",
+    "layers": "layers", "plain": "plain", "residual, option A (resnetN_a)": "residual_a",
+    "torchvision, projections (resnetN)": "tv_projections", "ResNet": "resnet", "branch": "branch", "model": "model",
+    "train_loss": "train_loss", "train_error": "train_error", "valid_error": "valid_error",
+}
+
+
+def header(column: str) -> str:
+    key = COLUMN_KEYS.get(column)
+    return t(f"cc.col.{key}") if key else column
+
+
+def headed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its column (and index) names in the page's language."""
+    shown = frame.rename(columns=header)
+    if shown.index.name:
+        shown = shown.rename_axis(header(shown.index.name))
+    return shown
 
 
 def picture(values: np.ndarray, cmap: str = "viridis", side: int = 192) -> bytes:
@@ -137,8 +162,11 @@ with tabs[2]:
     st.markdown(t("cc.gr.body"))
     c1, c2, c3 = st.columns(3)
     depth = c1.radio(t("cc.gr.depth"), [18, 34], horizontal=True, key="cc_gr_depth")
-    batch_norm = c2.toggle(t("cc.gr.bn"), value=True, key="cc_gr_bn")
+    # Off first: the plain network's vanishing gradient is what the notes describe; BatchNorm is one remedy.
+    batch_norm = c2.toggle(t("cc.gr.bn"), value=False, key="cc_gr_bn")
     steps = c3.select_slider(t("cc.gr.steps"), [0, 5, 20], value=0, key="cc_gr_steps")
+    quantity = st.radio(t("cc.gr.quantity"), ["output_grad_norm", "grad_norm"], horizontal=True, key="cc_gr_quantity",
+                        format_func=formatter("cc.gr.q."))
     if st.button(t("cc.gr.run"), key="cc_gr_run") or st.session_state.get("_cc_gr_done"):
         st.session_state["_cc_gr_done"] = True
         try:
@@ -147,14 +175,18 @@ with tabs[2]:
         except Exception as exc:
             error_box(exc)
         else:
-            figure = go.Figure([go.Scatter(x=g["depth"], y=g["grad_norm"], mode="lines+markers", name=name,
+            figure = go.Figure([go.Scatter(x=g["depth"], y=g[quantity], mode="lines+markers", name=name,
                                            text=g["layer"])
                                 for name, g in frame.groupby("network", sort=False)])
-            figure.update_layout(yaxis_type="log", xaxis_title=t("cc.gr.x"), yaxis_title=t("cc.gr.y"), height=380,
-                                 margin=dict(l=10, r=10, t=30, b=10))
+            figure.update_layout(yaxis_type="log", xaxis_title=t("cc.gr.x"), yaxis_title=t(f"cc.gr.y.{quantity}"),
+                                 height=380, margin=dict(l=10, r=10, t=30, b=10))
             st.plotly_chart(figure, width="stretch", key="cc_gr_chart")
-            first = frame.groupby("network", sort=False)["grad_norm"].agg(["first", "last"])
-            st.dataframe(first.rename(columns={"first": t("cc.gr.first"), "last": t("cc.gr.last")}), width="content")
+            ends = frame.groupby("network", sort=False)[quantity].agg(["first", "last"])
+            ends["ratio"] = ends["first"] / ends["last"]
+            st.dataframe(ends.rename_axis(t("cc.gr.network")).rename(columns={
+                "first": t("cc.gr.first"), "last": t("cc.gr.last"), "ratio": t("cc.gr.ratio")}), width="content",
+                column_config={c: st.column_config.NumberColumn(format="%.3g") for c in
+                               (t("cc.gr.first"), t("cc.gr.last"), t("cc.gr.ratio"))})
             download(frame, f"gradients_{depth}_bn{int(batch_norm)}_steps{steps}.csv", "cc_gr_csv")
     st.caption(t("cc.gr.caption"))
     st.code("python -m explorer gradients resnet18 --input 3x64x64 --csv", language="bash")
@@ -172,7 +204,7 @@ with tabs[3]:
                               f"{reduced.out_channels:,}"],
     })
     st.dataframe(frame, hide_index=True, width="stretch")
-    branches = pd.DataFrame({"branch": list(reduced.branches), t("cc.red.naive"): [naive.branches.get(b, 0) for b in reduced.branches],
+    branches = pd.DataFrame({header("branch"): list(reduced.branches), t("cc.red.naive"): [naive.branches.get(b, 0) for b in reduced.branches],
                              t("cc.red.reduced"): list(reduced.branches.values())})
     st.dataframe(branches, hide_index=True, width="content")
     st.success(t("cc.red.summary", weights=f"{100 * (1 - reduced.weights / naive.weights):.0f}",
@@ -210,11 +242,11 @@ with tabs[5]:
     st.subheader(t("cc.res.title"))
     st.markdown(t("cc.res.body"))
     pairs = C.parameter_pairs()
-    st.dataframe(pairs, hide_index=True, width="content", column_config={
-        c: st.column_config.NumberColumn(format="localized") for c in pairs.columns if c != "layers"})
+    st.dataframe(headed(pairs), hide_index=True, width="content", column_config={
+        header(c): st.column_config.NumberColumn(format="localized") for c in pairs.columns if c != "layers"})
     st.caption(t("cc.res.params_caption"))
     st.markdown(f"**{t('cc.res.table2')}**")
-    st.dataframe(paper_table2(), hide_index=True, width="content")
+    st.dataframe(headed(paper_table2()), hide_index=True, width="content")
     result = degradation_result()
     st.markdown(f"**{t('cc.res.experiment')}**")
     if result is None:
@@ -228,7 +260,7 @@ with tabs[5]:
                              margin=dict(l=10, r=10, t=30, b=10))
         st.plotly_chart(figure, width="stretch", key="cc_res_chart")
         final = curves.groupby("model", sort=False).last()[["train_loss", "train_error", "valid_error"]]
-        st.dataframe(final.round(2), width="content")
+        st.dataframe(headed(final.round(2)), width="content")
         setting = result["setting"]
         st.caption(t("cc.res.setting", **{k: setting[k] for k in ("dataset", "image_size", "epochs", "batch_size", "lr")}))
         download(curves, "degradation.csv", "cc_res_csv")
@@ -241,7 +273,7 @@ with tabs[6]:
     st.subheader(t("cc.lenet.title"))
     st.markdown(t("cc.lenet.body"))
     table = C.lenet_table()
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(headed(table), hide_index=True, width="stretch")
     st.caption(t("cc.lenet.caption", trainable=f"{int(table['trainable'].sum()):,}", total=f"{int(table['params'].sum()):,}",
                  fixed=f"{int(table['fixed'].sum()):,}"))
     download(table, "lenet5_layers.csv", "cc_lenet_csv")
@@ -252,7 +284,7 @@ with tabs[7]:
     st.markdown(t("cc.alex.body"))
     with st.spinner(t("common.computing")):
         table = C.alexnet_table()
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "paper: params": st.column_config.NumberColumn(format="localized"),
-        "torchvision: params": st.column_config.NumberColumn(format="localized")})
+    st.dataframe(headed(table), hide_index=True, width="stretch", column_config={
+        header("paper: params"): st.column_config.NumberColumn(format="localized"),
+        header("torchvision: params"): st.column_config.NumberColumn(format="localized")})
     download(table, "alexnet_paper_vs_torchvision.csv", "cc_alex_csv")

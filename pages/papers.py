@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.history import GOOGLENET_DIFF_TEXT, googlenet_receptive_fields
+from explorer.history import GOOGLENET_DIFF_TEXT, fully_connected_share, googlenet_receptive_fields
 from ui.common import error_box, run_through_app, t
 from ui.compare_cache import googlenet_table, resnet_tables, vgg_tables
 from ui.diagram_ui import paper_diagram
@@ -88,6 +88,8 @@ with tab_vgg:
                      column_config=number_columns("params", "torchvision_params"))
         download(summary, "vgg_parameters.csv", "papers_vgg_params_csv")
         notes("vgg_params", "vgg_fc")
+        share = fully_connected_share("vgg_d")  # lru-cached in the library
+        st.markdown("- " + t("papers.note.vgg_fc_share", params=f"{share['params']:.1f}", madds=f"{share['mult_adds']:.1f}"))
     paper_diagram(["vgg_a", "vgg_b", "vgg_c", "vgg_d", "vgg_e", "vgg16"], "papers_vgg_diagram")
 
 with tab_googlenet:

@@ -480,13 +480,20 @@ def loaded_model():
 
     Shows an error and stops the page when it cannot be loaded.
     """
-    from explorer.models import with_input_shape
+    from explorer.models import ModelRef, with_input_shape
+    from explorer.models.arch import spec_with_input
 
     sel = selection()
+    name = sel.model_name
     try:
-        with spinner_once(("model", sel.model_name, sel.weights, str(sel.device)), t("common.computing")):
-            loaded = cached_model(sel.model_name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
-                                  version=_run_version(sel.model_name))
+        ref = ModelRef.parse(name)
+        if ref.kind == "arch" and sel.input_shape is not None:
+            # A network typed without an in- token (a link's "conv3-8 M FC-10") is built for the sidebar's input,
+            # as the library and the CLI build it: the token written in, so each input size is its own network.
+            name = ModelRef.arch(spec_with_input(ref.value, tuple(sel.input_shape))).key
+        with spinner_once(("model", name, sel.weights, str(sel.device)), t("common.computing")):
+            loaded = cached_model(name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
+                                  version=_run_version(name))
     except Exception as exc:
         error_box(exc, prefix="common.model_error")
         halt()

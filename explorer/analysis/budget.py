@@ -257,4 +257,10 @@ def largest_input_side(name: str, budget: int | None = None, max_bytes: int | No
             model = build_model(ref)
     except Exception:  # reported where the model loads; no cap beyond the absolute one here
         return MAX_SIDE
-    return max_input_side(model, channels, budget=budget, natural_side=max(natural), max_bytes=max_bytes)
+    side = max_input_side(model, channels, budget=budget, natural_side=max(natural), max_bytes=max_bytes)
+    if ref.kind == "arch":
+        from explorer.models.arch import MAX_INPUT_SIDE, declares_input
+
+        if not declares_input(ref.value):  # built for the input it is given, within a typed input's limits
+            side = min(side, MAX_INPUT_SIDE)
+    return side

@@ -295,16 +295,17 @@ def functional_ceil_mode(call: FunctionalCall) -> bool:
     return bool(_arg(call.args, call.kwargs, _CEIL_MODE_INDEX[call.op[:3]], "ceil_mode", False))
 
 
-def functional_mult_adds(call: FunctionalCall) -> int:
-    """Mult-adds of a functional convolution or linear layer by torchinfo's convention (weights × output
-    positions); 0 for everything else (element-wise ops, pooling, concatenation)."""
+def functional_mult_adds(call: FunctionalCall, bias: bool = True) -> int:
+    """Mult-adds of a functional convolution or linear layer by torchinfo's convention (weights and bias × output
+    positions; ``bias=False``: the weights alone, the papers' and Compare's convention); 0 for everything else
+    (element-wise ops, pooling, concatenation)."""
     if call.op not in (*_CONV_OPS, "linear") or not call.outputs:
         return 0
     weight = _arg(call.args, call.kwargs, 1, "weight")
-    bias = _arg(call.args, call.kwargs, 2, "bias")
     if not isinstance(weight, torch.Tensor):
         return 0
-    params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
+    bias_tensor = _arg(call.args, call.kwargs, 2, "bias") if bias else None
+    params = weight.numel() + (bias_tensor.numel() if isinstance(bias_tensor, torch.Tensor) else 0)
     out = call.outputs[0]
     positions = 1
     dims = out.shape[2:] if call.op in _CONV_OPS else out.shape[1:-1]

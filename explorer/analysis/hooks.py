@@ -505,17 +505,23 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     cam_acts: dict[str, torch.Tensor] = {}
     inplace_cams: dict[str, torch.Tensor | None] = {}
 
-    def start_graph(cam_key: str, tensor: torch.Tensor) -> torch.Tensor | None:
+    def start_graph(cam_key: str, tensor: torch.Tensor, passthrough: bool = False) -> torch.Tensor | None:
         """Grad mode on from this CAM call: its output is the graph's leaf. Returns what the forward should go on
-        with instead of the output (None: the output itself)."""
+        with instead of the output (None: the output itself).
+
+        ``passthrough``: the call returned its input object itself (``nn.Identity``, eval-mode Dropout), which the
+        forward may also use under another name (``out = body(x) + self.shortcut(x)``). Grad-CAM's gradient is
+        that of the tensor (every use of it, as a forward hook and ``autograd.grad`` by hand, captum or an
+        earlier CAM layer of the same pass see it), so the tensor itself is tied to the leaf, not a copy."""
         torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
         changed_in_place = tensor._version > 0  # the forward may go on with this very tensor, not our copy
-        if (changed_in_place and cam_key in inplace_leaves and not tensor.requires_grad
+        if ((passthrough or (changed_in_place and cam_key in inplace_leaves)) and not tensor.requires_grad
                 and not tensor._is_view()):  # PyTorch refuses to change a no-grad view in place under grad mode
             act = tensor.detach().clone().requires_grad_(True)
             tensor.copy_(act)  # the forward's own tensor now depends on act, and may still change in place
             cam_acts[cam_key] = act
-            inplace_cams[cam_key] = None
+            if not passthrough:
+                inplace_cams[cam_key] = None
             return None
         act = tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
         cam_acts[cam_key] = act
@@ -532,9 +538,20 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
     # pass overwrites in place.
     sources: dict[tuple[str, int], torch.Tensor] = {}
 
+    # The first input of each CAM call under way and its version: a call that returns it unchanged (not changed in
+    # place) is a pass-through.
+    cam_inputs: dict[tuple[str, int], tuple[torch.Tensor | None, int]] = {}
+    fn_cam_inputs: dict[str, list[tuple[torch.Tensor, int]]] = {}
+
+    def passes_through(tensor: torch.Tensor, inputs: Sequence[tuple[torch.Tensor | None, int]]) -> bool:
+        return any(tensor is given and tensor._version == version for given, version in inputs)
+
     def on_enter(name: str, module: nn.Module, k: int, args: tuple, kwargs: dict) -> None:
         if list_calls or record_all:
             started.append((name, module, k))
+        if (name, k) in cam_keys or (cam_all and (kind_of(module)[1] or not kind_of(module)[0])):
+            given = first_tensor(args) if args else first_tensor(kwargs)
+            cam_inputs[(name, k)] = (given, given._version if given is not None else 0)
         if (on_device and len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)
                 and not torch.is_grad_enabled() and _recomputable(module)):
             sources[(name, k)] = args[0]
@@ -561,7 +578,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
                 cam_key = call_name(name, k)
         if cam_key is None or tensor is None:
             return None
-        downstream = start_graph(cam_key, tensor)
+        given = cam_inputs.pop((name, k), None)
+        downstream = start_graph(cam_key, tensor, passthrough=given is not None and passes_through(tensor, [given]))
         if downstream is None:
             return None
         if key is not None:
@@ -574,6 +592,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         key = call.name + INPUT_SUFFIX if record_all and call.is_activation else fn_in.get(call.name)
         if key is not None:
             store.put(key, call.inputs[0])
+        if call.name in fn_cams or cam_all:
+            fn_cam_inputs[call.name] = [(given, given._version) for given in call.inputs]
 
     def on_function_exit(call: FunctionalCall) -> torch.Tensor | None:
         tensor = call.outputs[0]
@@ -583,7 +603,9 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             store.put(key, tensor)
         if call.name not in fn_cams and not (cam_all and tensor.dim() == 4):
             return None
-        downstream = start_graph(call.name, tensor)  # as for modules: the graph starts at the first CAM layer
+        # as for modules: the graph starts at the first CAM layer
+        downstream = start_graph(call.name, tensor,
+                                 passthrough=passes_through(tensor, fn_cam_inputs.pop(call.name, ())))
         if downstream is not None and key is not None:
             store.same_values(downstream, key)
         return downstream

@@ -63,8 +63,9 @@ def _geometry(module: nn.Module) -> dict[str, str]:
 
 
 def _leaf_mult_adds(module: nn.Module, output) -> int:
-    """Mult-adds of one call, by torchinfo's convention: conv = params × output positions,
-    other layers with parameters = params (per image)."""
+    """Mult-adds of one call, by torchinfo's convention: conv = params × output positions, other layers with
+    parameters = params (per image). One exception: a Linear applied at every position of a map (input
+    ``[N, ..., features]``) = params × positions, the multiplications it really does (torchinfo counts params once)."""
     if not isinstance(output, torch.Tensor):
         return 0
     params = sum(p.numel() for p in module.parameters(recurse=False))

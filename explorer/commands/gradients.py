@@ -1,5 +1,6 @@
 """``gradients MODEL [--input CxHxW] [--batch N] [--seed S] [--csv]``: per-layer gradient norms (vanishing
-gradients), one row per weight layer with columns ``layer,type,depth,grad_norm,weight_norm,params``."""
+gradients), one row per weight layer with columns ``layer,type,depth,output_grad_norm,grad_norm,weight_norm,params``
+(``output_grad_norm``: ‖∂L/∂a‖ at the layer's output, what backpropagation brings it; ``grad_norm``: ‖∂L/∂W‖)."""
 from __future__ import annotations
 
 from explorer.commands.common import add_model_args, load_from_args, print_table
@@ -30,7 +31,11 @@ def run(args) -> int:
     table = layer_gradient_norms(loaded.model, x, y)
     print_table(table, args.csv)
     if not args.csv:
-        first, last = table["grad_norm"].iloc[0], table["grad_norm"].iloc[-1]
+        ends = []
+        for column, label in (("output_grad_norm", "‖∂L/∂a‖"), ("grad_norm", "‖∂L/∂W‖")):
+            first, last = table[column].iloc[0], table[column].iloc[-1]
+            ends.append(f"{label} first layer {first:.3g}, last layer {last:.3g} "
+                        f"(ratio {first / last if last else float('inf'):.3g})")
         print(f"\n{len(table)} weight layers | input {'x'.join(map(str, loaded.input_shape))} | batch {args.batch} | "
-              f"first layer {first:.3g}, last layer {last:.3g} (ratio {first / last if last else float('inf'):.3g})")
+              + " | ".join(ends))
     return 0

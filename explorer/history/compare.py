@@ -21,6 +21,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 
+from explorer.analysis import FunctionalRecorder, functional_mult_adds
 from explorer.core import device_of, hooked
 from explorer.models import ModelRef, build_model, get_entry, load_model
 from explorer.models.arch import build_arch, input_shape_of
@@ -98,11 +99,21 @@ def profile_with_size(model: nn.Module, input_shape: Sequence[int],
         if is_weight_layer(module):
             counts[name] = counts.get(name, 0) + _mult_adds_of_call(module, inputs, output)
 
+    def on_function_exit(call: Any) -> None:
+        # A network written with F.conv2d / F.linear on its own weights: the same weights × positions (no bias)
+        ops = functional_mult_adds(call, bias=False)
+        if ops:
+            counts[call.name] = counts.get(call.name, 0) + ops
+
     with hooked(model) as add:
         for module in names:
             add(module.register_forward_hook(hook))
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+        recorder = FunctionalRecorder(model, on_exit=on_function_exit, keep_tensors=False)
+        recorder.attach(add)  # calls inside a leaf module are the module's own (counted by the hook above)
+        x = torch.zeros(1, *input_shape, device=device)
+        recorder.track(x)
+        with torch.no_grad(), recorder:
+            model(x)
     used = {id(p): p for m, name in names.items() if name in ran or m is model for p in m.parameters(recurse=False)}
     buffers = {id(b): b for m, name in names.items() if name in ran or m is model for b in m.buffers(recurse=False)}
     size = sum(t.numel() * t.element_size() for t in [*used.values(), *buffers.values()])

@@ -22,15 +22,16 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # "name: checkpoint (a, b) vs model (c, d)"
+    wrong_types: list[str] = field(default_factory=list)  # "name: checkpoint complex64 vs model float32"
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.wrong_types)
 
     def message(self, limit: int = 6) -> str:
         parts = []
         for label, items in (("missing keys", self.missing), ("unexpected keys", self.unexpected),
-                             ("shape mismatches", self.mismatched)):
+                             ("shape mismatches", self.mismatched), ("type mismatches", self.wrong_types)):
             if items:
                 shown = ", ".join(items[:limit]) + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
                 parts.append(f"{len(items)} {label}: {shown}")
@@ -73,6 +74,12 @@ def check_archive(source: bytes | str | Path) -> None:
 def check_tensor_layout(name: str, tensor: torch.Tensor) -> None:
     """Refuse tensors that are not plain dense arrays, or that claim more values than their storage holds
     (a stride-0 view of one stored number can describe a tensor of any shape: 38 KB once described 6.3 GB)."""
+    if tensor.is_meta:
+        raise CheckpointError(f"the checkpoint's tensor {name!r} holds no values (it was saved from the meta device): "
+                              "save the weights of a model that has them")
+    if tensor.is_quantized:
+        raise CheckpointError(f"the checkpoint's tensor {name!r} is quantized ({str(tensor.dtype).replace('torch.', '')}): "
+                              "only float weights are read (call .dequantize() before saving)")
     if tensor.layout != torch.strided:
         raise CheckpointError(f"the checkpoint's tensor {name!r} is {str(tensor.layout).replace('torch.', '')}: "
                               "only dense tensors are read (call .to_dense() before saving)")
@@ -118,6 +125,10 @@ def read_state_dict(source: bytes | str | Path, map_location: str | torch.device
             break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError("the file does not hold a state_dict (a mapping of parameter names to tensors)")
+    odd_keys = [k for k in obj if not isinstance(k, str)]
+    if odd_keys:
+        raise CheckpointError(f"the file does not hold a state_dict: its key {odd_keys[0]!r} "
+                              f"({type(odd_keys[0]).__name__}) is not a parameter name")
     for name, tensor in obj.items():
         check_tensor_layout(str(name), tensor)
     if all(k.startswith("module.") for k in obj):  # saved from DataParallel / DDP
@@ -125,14 +136,37 @@ def read_state_dict(source: bytes | str | Path, map_location: str | torch.device
     return obj
 
 
+def _type_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).replace("torch.", "")
+
+
+def _casts_safely(stored: torch.dtype, own: torch.dtype) -> bool:
+    """Whether ``load_state_dict``'s cast from ``stored`` into ``own`` keeps the values' meaning: between float
+    types (float16 weights into a float32 model) and between integer types (BatchNorm's step counter). A complex
+    weight would lose its imaginary part, a bool or integer tensor is no weight, a float into an integer buffer
+    is truncated."""
+    if stored == own:
+        return True
+    if own.is_complex or stored.is_complex:
+        return own.is_complex and stored.is_complex
+    if own.is_floating_point:
+        return stored.is_floating_point
+    if own == torch.bool or stored == torch.bool:
+        return False
+    return not stored.is_floating_point  # integer into integer
+
+
 def apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadReport:
-    """Load ``state`` into ``model`` only if every key and shape matches; refuse non-finite weights."""
+    """Load ``state`` into ``model`` only if every key, shape and kind of number matches (float into float,
+    integer into integer: never a complex or bool tensor into a float weight); refuse non-finite weights."""
     own = model.state_dict()
     report = LoadReport(
         missing=[k for k in own if k not in state],
         unexpected=[k for k in state if k not in own],
         mismatched=[f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                     for k, v in own.items() if k in state and state[k].shape != v.shape],
+        wrong_types=[f"{k}: checkpoint {_type_name(state[k])} vs model {_type_name(v)}"
+                     for k, v in own.items() if k in state and not _casts_safely(state[k].dtype, v.dtype)],
     )
     if not report.ok:
         raise CheckpointError(f"the checkpoint does not fit this model — {report.message()}")

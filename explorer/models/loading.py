@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from explorer.core import device_of
+from explorer.core import device_of, flat_tensors
 from explorer.core import pick_device
 from explorer.core import model_lock
 from explorer.core import seeded_global
@@ -191,7 +191,10 @@ def _num_outputs(model: nn.Module, natural: tuple[int, int, int], known: int | N
     device = device_of(model)
     with model_lock(model), torch.no_grad():
         out = model(torch.zeros(1, *natural, device=device))
-    return int(out.shape[-1])
+    found = flat_tensors(out)  # a tuple or dict output: its first tensor holds the class scores (as the pages read it)
+    if not found:
+        raise ValueError(f"the model's output holds no tensor ({type(out).__name__}): there are no class scores to show")
+    return int(found[0].shape[-1])
 
 
 def with_input_shape(loaded: LoadedModel, input_shape: tuple[int, int, int] | None) -> LoadedModel:

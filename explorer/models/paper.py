@@ -348,11 +348,13 @@ def googlenet_paper(num_classes: int | None = None) -> nn.Module:
 class AlexNetPaper(nn.Module):
     """AlexNet as the course notes and Krizhevsky et al. (2012) describe it, on one device.
 
-    227×227 input; conv1 96 filters 11×11/4 → 96×55×55; ReLU, LRN and overlapping 3×3/2 max pooling after
-    conv1 and conv2; conv2, conv4 and conv5 split into two groups (``groups=2``: the paper's two GPUs, each
-    half of the filters seeing only its half of the input maps), conv3 sees all 256 maps; FC-4096, FC-4096,
-    FC-1000 with 50 % dropout: 60,965,224 parameters (the paper's "60 million"). Module layout follows
-    torchvision's ``alexnet`` (``features`` / ``avgpool`` / ``classifier``), so the two compare layer by layer.
+    227×227 input (the paper prints 224, but (224 − 11)/4 + 1 is not whole: 227 gives its 55×55); conv1 96 filters
+    11×11/4 → 96×55×55; ReLU, LRN and overlapping 3×3/2 max pooling after conv1 and conv2 (the paper's order:
+    the notes' "CONV – Pool – LRN" puts LRN after the pool); conv2, conv4 and conv5 split into two groups
+    (``groups=2``: the paper's two GPUs, each half of the filters seeing only its half of the input maps), conv3
+    sees all 256 maps; FC-4096, FC-4096, FC-1000 with 50 % dropout on the two hidden layers' outputs:
+    60,965,224 parameters (the paper's "60 million"). Module layout follows torchvision's ``alexnet``
+    (``features`` / ``avgpool`` / ``classifier``), so the two compare layer by layer.
     LRN uses the paper's k = 2, n = 5, α = 10⁻⁴, β = 0.75 (PyTorch divides α by n, hence α·n here).
     """
 
@@ -367,9 +369,11 @@ class AlexNetPaper(nn.Module):
             nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # the identity at 227×227 (6×6 already); other sizes still run
+        # Dropout on the outputs of fc6 and fc7 ("dropout in the first two fully-connected layers", the reference
+        # Caffe model's drop6/drop7); torchvision's alexnet drops their inputs instead. The head stays classifier.6.
         self.classifier = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
             nn.Linear(4096, num_classes),
         )
         for m in self.modules():  # the paper: N(0, 0.01) weights; biases 1 in conv2, conv4, conv5 and the FCs
@@ -378,7 +382,7 @@ class AlexNetPaper(nn.Module):
                 nn.init.zeros_(m.bias)
         for index in (4, 10, 12):
             nn.init.ones_(self.features[index].bias)
-        for index in (1, 4):
+        for index in (0, 3):
             nn.init.ones_(self.classifier[index].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -145,6 +145,8 @@ def load_model_file(path: str | os.PathLike) -> list[str]:
         before = set(registered())
         module_name = f"{_MODULE_PREFIX}.{Path(resolved).stem}_{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
         try:
+            if Path(resolved).is_dir():
+                raise IsADirectoryError(f"{resolved} is a folder: name the Python file (.py) that defines the models")
             if not Path(resolved).is_file():
                 raise FileNotFoundError(f"no such file: {resolved}")
             spec = importlib.util.spec_from_file_location(module_name, resolved)

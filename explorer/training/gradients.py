@@ -1,8 +1,12 @@
-"""Vanishing gradients, measured: the gradient norm of every weight layer's weights for one batch.
+"""Vanishing gradients, measured: for every weight layer and one batch, the norm of the gradient that
+backpropagation brings to the layer's output (``∂L/∂a``, what "reaches" the layer) and of its weights' gradient
+(``∂L/∂W``, what the optimiser uses).
 
-:func:`layer_gradient_norms` works on any model (a deep copy in training mode: the caller's model, which may be
-shared, is never switched to ``train()`` and never receives ``.grad``); gradients come from
-``torch.autograd.grad`` on the parameters. :func:`gradient_experiment` compares the networks the course notes
+The two tell different stories: in a deep plain network without BatchNorm ``∂L/∂a`` shrinks by orders of
+magnitude toward the input, while ``∂L/∂W`` (the layer's input times ``∂L/∂a``) can stay level because the
+forward signal shrinks the other way. :func:`layer_gradient_norms` works on any model (a deep copy in training
+mode: the caller's model, which may be shared, is never switched to ``train()`` and never receives ``.grad``);
+gradients come from ``torch.autograd.grad`` on the parameters and on the layers' outputs. :func:`gradient_experiment` compares the networks the course notes
 contrast (plain vs residual with option-A identity shortcuts, with and without BatchNorm) at initialisation
 and after a few optimiser steps on the same data.
 """
@@ -17,11 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.analysis import logits_of
-from explorer.core import model_lock
+from explorer.core import hooked, model_lock
 from explorer.data import SHAPE_CLASSES, make_shapes
 from explorer.models import BATCH_NORMS, build_model
 
-GRADIENT_COLUMNS = ["layer", "type", "depth", "grad_norm", "weight_norm", "params"]
+GRADIENT_COLUMNS = ["layer", "type", "depth", "output_grad_norm", "grad_norm", "weight_norm", "params"]
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Parameter]]]:
@@ -48,10 +52,14 @@ def without_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> pd.DataFrame:
-    """One row per weight layer (forward definition order): the L2 norm of the cross-entropy loss's gradient
-    with respect to the layer's weight, for the batch ``x`` with labels ``targets``.
+    """One row per weight layer (forward definition order) for the batch ``x`` with labels ``targets`` and the
+    cross-entropy loss L: ``output_grad_norm`` = ‖∂L/∂a‖, the L2 norm of the gradient with respect to the layer's
+    output (over all its calls, the whole batch; NaN for a layer not called), and ``grad_norm`` = ‖∂L/∂W‖, the
+    norm of the gradient with respect to its weights.
 
-    Runs on a deep copy in training mode (BatchNorm uses the batch's statistics, as in training).
+    Runs on a deep copy in training mode (BatchNorm uses the batch's statistics, as in training). Each layer's
+    output is handed on as a copy, so an in-place activation after it (``ReLU(inplace=True)``) leaves the output
+    whose gradient is taken as the layer made it.
     """
     with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
         private = copy.deepcopy(model)
@@ -59,16 +67,35 @@ def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tenso
     layers = weight_layers(private)
     params = [p for _, _, weights in layers for p in weights]
     device = next(private.parameters()).device
-    logits = logits_of(private(x.to(device)))
+    outputs: dict[int, list[torch.Tensor]] = {index: [] for index in range(len(layers))}
+
+    def keep_output(index: int):
+        def hook(_module: nn.Module, _args: tuple, output: object) -> object:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                outputs[index].append(output)
+                return output.clone()  # what the rest of the network may change in place
+            return None
+        return hook
+
+    with hooked(private) as add:
+        for index, (_name, module, _weights) in enumerate(layers):
+            add(module.register_forward_hook(keep_output(index)))
+        logits = logits_of(private(x.to(device)))
     loss = F.cross_entropy(logits, targets.to(device))
-    grads = iter(torch.autograd.grad(loss, params, allow_unused=True))
+    kept = [tensor for index in range(len(layers)) for tensor in outputs[index]]
+    found = torch.autograd.grad(loss, params + kept, allow_unused=True)
+    grads, output_grads = iter(found[:len(params)]), iter(found[len(params):])
     rows = []
-    for depth, (name, module, weights) in enumerate(layers, start=1):
+    for depth, (index, (name, module, weights)) in enumerate(enumerate(layers), start=1):
         squares = 0.0
         for weight in weights:
             grad = next(grads)
             squares += float(grad.pow(2).sum()) if grad is not None else 0.0
-        rows.append({"layer": name, "type": type(module).__name__, "depth": depth, "grad_norm": squares ** 0.5,
+        output_squares = [next(output_grads) for _ in outputs[index]]
+        output_norm = (sum(float(g.pow(2).sum()) for g in output_squares if g is not None) ** 0.5
+                       if output_squares else float("nan"))
+        rows.append({"layer": name, "type": type(module).__name__, "depth": depth, "output_grad_norm": output_norm,
+                     "grad_norm": squares ** 0.5,
                      "weight_norm": float(sum(w.detach().pow(2).sum() for w in weights)) ** 0.5,
                      "params": sum(w.numel() for w in weights)})
     return pd.DataFrame(rows, columns=GRADIENT_COLUMNS)

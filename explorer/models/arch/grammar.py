@@ -378,4 +378,16 @@ def spec_with_input(spec: str, input_shape: tuple[int, int, int] | None) -> str:
     layers = parse_arch(spec)
     if layers and layers[0].kind == "input":
         return spec
-    return format_arch([LayerSpec("input", shape=tuple(int(v) for v in input_shape)), *layers])
+    c, h, w = (int(v) for v in input_shape)
+    if not (1 <= c <= MAX_INPUT_CHANNELS and 1 <= h <= MAX_INPUT_SIDE and 1 <= w <= MAX_INPUT_SIDE):
+        # the limits of a typed in- token, said about the input given (the user typed no token)
+        raise ArchSpecError(f"a typed network takes inputs of 1–{MAX_INPUT_CHANNELS} channels and sides of 1–"
+                            f"{MAX_INPUT_SIDE} pixels; it was given {c}×{h}×{w}")
+    return format_arch([LayerSpec("input", shape=(c, h, w)), *layers])
+
+
+def declares_input(spec: str) -> bool:
+    """Whether ``spec`` starts with an ``in-CxHxW`` token (else it takes the input it is given:
+    :func:`spec_with_input`)."""
+    layers = parse_arch(spec)
+    return bool(layers) and layers[0].kind == "input"

@@ -1,0 +1,316 @@
+"""Session 13's reviews (the user's own networks, random-network fuzzing, the course notes), one test per confirmed
+finding. Every expected value is computed independently: Grad-CAM and gradients by hand with forward hooks and
+``torch.autograd.grad``, mult-adds and parameter shares by hand formulas, state_dict checks by building the file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# --- Grad-CAM of a call that returns its input (nn.Identity, eval-mode Dropout) --------------------------------
+class _IdentityShortcut(nn.Module):
+    """``x = c1(x); s = id(x); y = c2(x) + s``: the identity's output is c1's output, used on two paths."""
+
+    def __init__(self, passthrough: nn.Module) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.id = passthrough
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.c1(x)
+        s = self.id(x)
+        y = self.c2(x) + s
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.relu(y), 1), 1))
+
+
+def _hand_cam(model: nn.Module, x: torch.Tensor, layer: str, target: int) -> np.ndarray:
+    """A forward hook keeps the layer's output; the gradient of the target logit with respect to that tensor
+    (every use of it); ReLU of the gradient-mean-weighted sum of its channels."""
+    kept = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, i, o: kept.append(o))
+    try:
+        with torch.enable_grad():
+            xx = x.clone().requires_grad_(True)  # the graph reaches every layer
+            out = model(xx)
+            grad, = torch.autograd.grad(out[0, target], kept[0])
+    finally:
+        handle.remove()
+    weights = grad[0].mean(dim=(1, 2))
+    return torch.relu((weights[:, None, None] * kept[0][0]).sum(0)).detach().numpy()
+
+
+@pytest.mark.parametrize("passthrough", [nn.Identity(), nn.Dropout(0.5)], ids=["identity", "dropout_eval"])
+def test_grad_cam_of_a_passthrough_call_counts_every_use_of_its_tensor(passthrough):
+    from explorer.analysis import analyze, grad_cam, upsample_cam
+
+    torch.manual_seed(0)
+    model = _IdentityShortcut(passthrough).eval()
+    x = torch.randn(1, 3, 14, 18)
+    expected = _hand_cam(model, x, "id", 1)
+    alone = analyze(model, x, "id", 1).cam_raw["id"]
+    with_another = analyze(model, x, ["c1", "id"], 1).cam_raw["id"]
+    np.testing.assert_allclose(alone, expected, atol=1e-6)
+    np.testing.assert_allclose(with_another, expected, atol=1e-6)
+    np.testing.assert_allclose(grad_cam(model, x, "id", 1), upsample_cam(expected, (14, 18)), atol=1e-5)
+    # The recorded activations are untouched by tying the tensor to the graph.
+    recorded = analyze(model, x, "id", 1, layers=["c1", "id"]).activations
+    with torch.no_grad():
+        reference = model.c1(x)
+    torch.testing.assert_close(recorded["c1"], reference)
+    torch.testing.assert_close(recorded["id"], reference)
+
+
+# --- vanishing gradients: the gradient reaching each layer's output ---------------------------------------------
+def test_output_gradient_norms_match_hand_backprop_through_inplace_relu():
+    from explorer.training import layer_gradient_norms
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3), nn.ReLU(inplace=True),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    table = layer_gradient_norms(model, x, y).set_index("layer")
+    # by hand, on a copy whose ReLUs are not in place: the conv outputs keep their own values and gradients
+    reference = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(64, 3))
+    reference.load_state_dict(model.state_dict())
+    a0 = reference[0](x)
+    a2 = reference[2](reference[1](a0))
+    out = reference[5](reference[4](reference[3](a2)))
+    g0, g2, g5 = torch.autograd.grad(F.cross_entropy(out, y), [a0, a2, out])
+    np.testing.assert_allclose(table.loc[["0", "2", "5"], "output_grad_norm"],
+                               [g0.norm().item(), g2.norm().item(), g5.norm().item()], rtol=1e-5)
+    assert g0.norm() != g2.norm()  # the pre-ReLU gradient differs from the post-ReLU one the test would miss
+
+
+def test_plain_network_gradient_vanishes_toward_the_input_and_residual_does_not():
+    """What the vanishing-gradient tab and its caption say, at the page's own settings (BatchNorm off)."""
+    from explorer.training import gradient_experiment
+
+    frame = gradient_experiment(("plain34", "resnet34_a"), batch_norm=False, image_size=16, batch=8)
+    ends = frame.groupby("network")["output_grad_norm"].agg(["first", "last"])
+    ratio = ends["first"] / ends["last"]
+    assert ratio["plain34"] < 1e-4  # orders of magnitude smaller at the first layer
+    assert ratio["resnet34_a"] > 0.05  # within a small factor: the shortcut carries it
+
+
+def test_gradient_tab_plots_the_chosen_gradient_in_korean(app_factory):
+    at = app_factory("course_concepts", sel_model="mnist_cnn", sel_weights="none", lang="ko")
+    at.radio(key="cc_gr_depth").set_value(18).run()
+    at.button(key="cc_gr_run").click().run()
+    assert not at.exception, at.exception
+    def y_title() -> str:
+        chart = [c for c in at.get("plotly_chart") if "plain18" in c.proto.spec]
+        assert chart
+        return json.loads(chart[0].proto.spec)["layout"]["yaxis"]["title"]["text"]
+
+    assert "∂L/∂a" in y_title() and "기울기" in y_title()
+    at.radio(key="cc_gr_quantity").set_value("grad_norm").run()
+    assert "∂L/∂W" in y_title()
+
+
+# --- course notes: AlexNet's dropout, Korean table headers, VGG's FC share -----------------------------------------
+def test_alexnet_paper_drops_the_outputs_of_fc6_and_fc7():
+    from explorer.models import build_model
+
+    model = build_model("alexnet_paper")
+    kinds = [type(m).__name__ for m in model.classifier]
+    assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert model.classifier[6].out_features == 1000
+    assert torch.all(model.classifier[0].bias == 1) and torch.all(model.classifier[3].bias == 1)  # the paper's init
+    assert torch.all(model.classifier[6].bias == 0)
+
+
+def test_course_concepts_tables_have_korean_headers(app_factory):
+    at = app_factory("course_concepts", sel_model="mnist_cnn", sel_weights="none", lang="ko")
+    assert not at.exception, at.exception
+    headers = {str(c) for frame in at.dataframe for c in frame.value.columns}
+    english = {"trainable", "fixed", "connections", "connections (paper)", "paper: params", "torchvision: params",
+               "branch", "train_error", "residual, option A (resnetN_a)"}
+    assert not headers & english, headers & english
+    assert "학습 가능" in headers and "논문: 파라미터" in headers
+
+
+def test_vgg16_fully_connected_share_by_hand():
+    from explorer.history import fully_connected_share
+
+    convs = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),
+             (256, 256, 56), (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14),
+             (512, 512, 14)]
+    conv_params = sum(9 * cin * cout + cout for cin, cout, _ in convs)
+    conv_ops = sum(9 * cin * cout * side * side for cin, cout, side in convs)
+    fcs = [(512 * 7 * 7, 4096), (4096, 4096), (4096, 1000)]
+    fc_params = sum(i * o + o for i, o in fcs)
+    fc_ops = sum(i * o for i, o in fcs)
+    share = fully_connected_share("vgg_d")
+    assert share["params"] == pytest.approx(100 * fc_params / (fc_params + conv_params))
+    assert share["mult_adds"] == pytest.approx(100 * fc_ops / (fc_ops + conv_ops))
+    assert 89 < share["params"] < 90 and share["mult_adds"] < 1
+
+
+# --- the user's own networks -----------------------------------------------------------------------------------------
+TUPLE_NETS = '''
+import torch
+import torch.nn as nn
+
+
+class PairOut(nn.Module):
+    """Returns (logits, features), as much course code does."""
+    input_shape = (3, 24, 24)
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        self.cls = nn.Linear(4 * 22 * 22, 5)
+
+    def forward(self, x):
+        f = self.body(x)
+        return self.cls(torch.flatten(f, 1)), f
+
+
+class NoTensorOut(nn.Module):
+    input_shape = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return {"shape": tuple(self.conv(x).shape)}
+'''
+
+
+@pytest.fixture
+def tuple_nets(tmp_path, monkeypatch):
+    path = tmp_path / "pairs.py"
+    path.write_text(TUPLE_NETS)
+    monkeypatch.setenv("EXPLORER_MODELS", str(path))
+    return path
+
+
+def test_a_network_returning_a_tuple_loads_with_its_first_tensors_classes(tuple_nets):
+    from explorer.models import load_model
+
+    loaded = load_model("PairOut", weights="none", device="cpu")
+    with torch.no_grad():
+        logits, _features = loaded.model(torch.zeros(1, 3, 24, 24))
+    assert len(loaded.class_names) == logits.shape[1] == 5
+    with pytest.raises(ValueError, match="no tensor"):
+        load_model("NoTensorOut", weights="none", device="cpu")
+
+
+def _saved(state) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def test_state_dicts_with_odd_keys_or_no_values_are_refused_by_name():
+    from explorer.models.checkpoints import CheckpointError, read_state_dict
+
+    weight = torch.zeros(2, 3)
+    with pytest.raises(CheckpointError, match="key 1 .*int.* not a parameter name"):
+        read_state_dict(_saved({1: weight}))
+    with pytest.raises(CheckpointError, match="not a parameter name"):
+        read_state_dict(_saved({("conv", 1): weight}))
+    with pytest.raises(CheckpointError, match="'w'.*meta device"):
+        read_state_dict(_saved({"w": torch.empty(2, 3, device="meta")}))
+    quantized = torch.quantize_per_tensor(torch.ones(2, 3), 0.1, 0, torch.qint8)
+    with pytest.raises(CheckpointError, match="'q'.*quantized"):
+        read_state_dict(_saved({"q": quantized}))
+
+
+def test_complex_or_bool_weights_are_refused_and_half_precision_loads():
+    from explorer.models.checkpoints import CheckpointError, apply_state_dict
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    complex_state = dict(state, **{"0.weight": state["0.weight"].to(torch.complex64) * (1 + 1j)})
+    with pytest.raises(CheckpointError, match=r"0\.weight: checkpoint complex64 vs model float32"):
+        apply_state_dict(model, complex_state)
+    with pytest.raises(CheckpointError, match=r"0\.bias: checkpoint bool vs model float32"):
+        apply_state_dict(model, dict(state, **{"0.bias": torch.ones(2, dtype=torch.bool)}))
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    apply_state_dict(model, half)
+    torch.testing.assert_close(model[0].weight, state["0.weight"].half().float())
+
+
+FUNCTIONAL_NET = '''
+import torch, torch.nn as nn, torch.nn.functional as F
+
+class OwnWeights(nn.Module):
+    input_shape = (1, 16, 20)
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6, 1, 5, 5))
+        self.b = nn.Parameter(torch.zeros(6))
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.relu(F.conv2d(x, self.w, self.b, stride=2))
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
+'''
+
+
+def test_compare_counts_functional_convolutions(tmp_path, monkeypatch):
+    from explorer.history import mult_adds_by_module
+    from explorer.models import build_model
+
+    path = tmp_path / "own.py"
+    path.write_text(textwrap.dedent(FUNCTIONAL_NET))
+    monkeypatch.setenv("EXPLORER_MODELS", str(path))
+    model = build_model("OwnWeights")
+    out_h, out_w = (16 - 5) // 2 + 1, (20 - 5) // 2 + 1  # 6 × 8
+    expected = 6 * 1 * 5 * 5 * out_h * out_w + 6 * 3  # weights × positions, no bias (Compare's convention)
+    assert sum(mult_adds_by_module(model, (1, 16, 20)).values()) == expected
+
+
+# --- typed networks: the Build page's figures, and a spec without an input token ---------------------------------
+def test_build_page_headline_mult_adds_equal_torchinfo(app_factory):
+    torchinfo = pytest.importorskip("torchinfo")
+    from explorer.models.arch import build_arch
+
+    spec = "in-1x28x28 conv5-6 M conv5-16 M FC-120 FC-84 FC-10"
+    at = app_factory("build", build_current=spec)
+    assert not at.exception, at.exception
+    model, shape = build_arch(spec)
+    expected = torchinfo.summary(model, input_size=(1, *shape), verbose=0).total_mult_adds
+    metric = [m for m in at.metric if m.label == "Mult-adds"][0]
+    assert f"{expected:,}" in metric.proto.help
+
+
+def test_a_typed_network_without_input_token_is_built_for_the_sidebar_input(app_factory):
+    from explorer.analysis import largest_input_side
+    from explorer.models.arch import ArchSpecError, spec_with_input
+
+    at = app_factory("architecture", sel_model="arch:conv3-8 M FC-10", sel_weights="none", sel_input="28x28")
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    # conv3 keeps 28×28, M halves it: the FC takes 8·14·14 inputs (listed in the layer table)
+    text = " ".join(str(frame.value.to_dict()) for frame in at.dataframe)
+    assert "1,568" in text or "1568" in text
+    with pytest.raises(ArchSpecError, match="sides of 1–512 pixels; it was given 3×600×600"):
+        spec_with_input("conv3-8 M GAP FC-10", (3, 600, 600))
+    assert largest_input_side("arch:conv3-8 M GAP FC-10") <= 512
+
+
+def test_a_folder_named_as_a_model_file_is_reported_as_a_folder(tmp_path, monkeypatch):
+    from explorer.models import list_models, user_model_problems
+
+    folder = tmp_path / "my_models"
+    folder.mkdir()
+    monkeypatch.setenv("EXPLORER_MODELS", str(folder))
+    assert "resnet18" in list_models()
+    problems = user_model_problems()
+    assert len(problems) == 1 and "is a folder" in problems[0].message and "no such file" not in problems[0].message
