@@ -180,13 +180,13 @@ with tabs[2]:
                                 for name, g in frame.groupby("network", sort=False)])
             figure.update_layout(yaxis_type="log", xaxis_title=t("cc.gr.x"), yaxis_title=t(f"cc.gr.y.{quantity}"),
                                  height=380, margin=dict(l=10, r=10, t=30, b=10))
+            figure.update_yaxes(exponentformat="power")  # 10⁻⁶, not plotly's "1µ"
             st.plotly_chart(figure, width="stretch", key="cc_gr_chart")
             ends = frame.groupby("network", sort=False)[quantity].agg(["first", "last"])
             ends["ratio"] = ends["first"] / ends["last"]
-            st.dataframe(ends.rename_axis(t("cc.gr.network")).rename(columns={
-                "first": t("cc.gr.first"), "last": t("cc.gr.last"), "ratio": t("cc.gr.ratio")}), width="content",
-                column_config={c: st.column_config.NumberColumn(format="%.3g") for c in
-                               (t("cc.gr.first"), t("cc.gr.last"), t("cc.gr.ratio"))})
+            shown = ends.map(lambda v: f"{v:.3g}")  # 2.08e-06: three significant digits at any scale
+            st.dataframe(shown.rename_axis(t("cc.gr.network")).rename(columns={
+                "first": t("cc.gr.first"), "last": t("cc.gr.last"), "ratio": t("cc.gr.ratio")}), width="content")
             download(frame, f"gradients_{depth}_bn{int(batch_norm)}_steps{steps}.csv", "cc_gr_csv")
     st.caption(t("cc.gr.caption"))
     st.code("python -m explorer gradients resnet18 --input 3x64x64 --csv", language="bash")
@@ -272,6 +272,7 @@ with tabs[5]:
 with tabs[6]:
     st.subheader(t("cc.lenet.title"))
     st.markdown(t("cc.lenet.body"))
+    st.markdown(t("cc.lenet.notes"))
     table = C.lenet_table()
     st.dataframe(headed(table), hide_index=True, width="stretch")
     st.caption(t("cc.lenet.caption", trainable=f"{int(table['trainable'].sum()):,}", total=f"{int(table['params'].sum()):,}",
@@ -282,6 +283,7 @@ with tabs[6]:
 with tabs[7]:
     st.subheader(t("cc.alex.title"))
     st.markdown(t("cc.alex.body"))
+    st.markdown(f"**{t('cc.alex.notes_title')}**\n\n" + t("cc.alex.notes"))
     with st.spinner(t("common.computing")):
         table = C.alexnet_table()
     st.dataframe(headed(table), hide_index=True, width="stretch", column_config={

@@ -314,3 +314,210 @@ def test_a_folder_named_as_a_model_file_is_reported_as_a_folder(tmp_path, monkey
     assert "resnet18" in list_models()
     problems = user_model_problems()
     assert len(problems) == 1 and "is a folder" in problems[0].message and "no such file" not in problems[0].message
+
+
+# --- attribution methods (review): train mode, reused convs, occlusion's edges, Guided Grad-CAM, inference mode ---
+def _bn_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(6, 3))
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "saliency", "integrated_gradients", "occlusion", "guided_gradcam",
+                                    "analyze", "predict"])
+def test_a_model_left_in_train_mode_is_explained_in_eval_mode_and_not_changed(method):
+    from explorer.analysis import analyze, attribute, grad_cam, predict
+
+    model = _bn_net()
+    x = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    calls = {
+        "grad_cam": lambda: grad_cam(model, x, "4", 1),
+        "analyze": lambda: analyze(model, x, "4", 1).cam_raw["4"],
+        "predict": lambda: np.array([p.probability for p in predict(model, x, 3, ["a", "b", "c"])]),
+    }
+    run = calls.get(method, lambda: attribute(model, x, method, layer="4", target=1))
+    model.eval()
+    expected = run()
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    first, second = run(), run()
+    assert model.training and all(m.training for m in model.modules())  # the caller's flags come back
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key  # running statistics untouched
+    np.testing.assert_allclose(first, expected, atol=1e-6)
+    np.testing.assert_allclose(second, expected, atol=1e-6)
+
+
+def test_the_default_cam_layer_is_the_last_call_of_a_reused_conv():
+    from explorer.analysis import default_cam_layer, executed_output_shapes
+
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.shared = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            x = self.shared(torch.relu(self.stem(x)))
+            x = self.shared(F.max_pool2d(torch.relu(x), 2))  # the last conv call: 12×16
+            return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    model = Reused().eval()
+    shapes = executed_output_shapes(model, (3, 24, 32))
+    assert shapes["shared"] == (1, 4, 24, 32) and shapes["shared#2"] == (1, 4, 12, 16)
+    assert default_cam_layer(model, (3, 24, 32)) == "shared#2"
+
+
+@pytest.mark.parametrize("side, window, stride", [((64, 64), 9, 9), ((20, 36), 4, 3), ((21, 35), 5, 5)])
+def test_occlusion_covers_every_pixel_as_captum_does(side, window, stride):
+    from captum.attr import Occlusion
+
+    from explorer.analysis import occlusion
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(16, 3)).eval()
+    x = torch.randn(1, 3, *side, generator=torch.Generator().manual_seed(2))
+    ours = occlusion(model, x, target=1, window=window, stride=stride)
+    theirs = Occlusion(model).attribute(x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
+                                        baselines=0, target=1)[0].sum(0).numpy()
+    theirs = np.maximum(theirs, 0)
+    assert theirs.max() > 0
+    np.testing.assert_allclose(ours, theirs / theirs.max(), atol=1e-5)
+    assert ours[-1].max() > 0 or theirs[-1].max() == 0  # the last row is covered
+
+
+def test_guided_gradcam_is_guided_backprop_times_the_bilinear_gradcam():
+    from explorer.analysis import guided_gradcam
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    x = torch.randn(1, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+
+    class GuidedReLU(torch.autograd.Function):  # a ReLU whose backward also zeroes negative gradients
+        @staticmethod
+        def forward(ctx, t):
+            ctx.save_for_backward(t)
+            return t.clamp_min(0)
+
+        @staticmethod
+        def backward(ctx, g):
+            (t,) = ctx.saved_tensors
+            return g.clamp_min(0) * (t > 0)
+
+    def run(inp, guided):
+        out, act = inp, None
+        for index, module in enumerate(model):
+            out = GuidedReLU.apply(out) if guided and isinstance(module, nn.ReLU) else module(out)
+            if index == 6:
+                act = out
+        return out, act
+
+    xg = x.clone().requires_grad_(True)
+    (guided,) = torch.autograd.grad(run(xg, True)[0][0, 1], xg)
+    out, act = run(x, False)
+    (grad,) = torch.autograd.grad(out[0, 1], act)
+    cam = torch.relu((grad[0].mean((1, 2))[:, None, None] * act[0]).sum(0)).detach()
+    up = F.interpolate(cam[None, None], size=(24, 40), mode="bilinear", align_corners=False)[0, 0].clamp_min(0)
+    values = (guided[0] * up).abs().amax(0).numpy()
+    expected = np.clip(values / np.percentile(values, 99.5), 0, 1)
+    np.testing.assert_allclose(guided_gradcam(model, x, "6", 1), expected, atol=1e-4)
+
+
+def test_attributions_work_under_inference_mode():
+    from explorer.analysis import grad_cam, saliency
+
+    model = _bn_net().eval()
+    x = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    expected_cam, expected_saliency = grad_cam(model, x, "4", 1), saliency(model, x, 1)
+    with torch.inference_mode():
+        inference_x = x.clone()
+        np.testing.assert_allclose(grad_cam(model, inference_x, "4", 1), expected_cam, atol=1e-6)
+        np.testing.assert_allclose(saliency(model, inference_x, 1), expected_saliency, atol=1e-6)
+
+
+# --- a whole class on one server: passes that other threads cannot disturb, and that disturb nobody -------------
+def test_counting_depth_leaves_other_threads_forward_passes_alone():
+    """Compare's depth used torch.fx, which patches nn.Module.__call__ for the whole process while it traces."""
+    import threading
+
+    from explorer.history import weight_layer_depth
+
+    other = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())
+    failures: list[BaseException] = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.fc = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            def elsewhere():  # another session's forward pass, at this very moment
+                try:
+                    other(torch.zeros(1, 3, 8, 8))
+                except BaseException as exc:  # noqa: BLE001
+                    failures.append(exc)
+            thread = threading.Thread(target=elsewhere)
+            thread.start()
+            thread.join()
+            return self.fc(F.adaptive_avg_pool2d(self.b(torch.relu(self.a(x))), 1).flatten(1))
+
+    assert weight_layer_depth(Probe().eval(), (3, 16, 16)) == 3  # a → b → fc
+    assert not failures, failures
+
+
+def test_tables_ignore_another_threads_unlocked_forward_pass():
+    import threading
+
+    from explorer.analysis import executed_output_shapes, layer_table
+    from explorer.history import profile
+
+    class Busy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Conv2d(3, 3, 3, padding=1)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            y = self.inner(x)
+            # someone ignoring the model's lock runs a submodule meanwhile, on another thread
+            thread = threading.Thread(target=lambda: self.inner(torch.zeros(1, 3, 5, 5)))
+            thread.start()
+            thread.join()
+            return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+    model = Busy().eval()
+    table = layer_table(model, (3, 8, 8))
+    assert list(table["layer"]) == ["inner", "adaptive_avg_pool2d", "flatten", "fc"]  # no "inner#2"
+    assert table.set_index("layer").loc["inner", "mult_adds"] == (3 * 3 * 9 + 3) * 8 * 8
+    counts, _params = profile(model, (3, 8, 8))
+    assert counts == {"inner": 3 * 3 * 9 * 8 * 8, "fc": 3 * 2}
+    assert set(executed_output_shapes(model, (3, 8, 8))) == {"inner", "fc"}
+
+
+def test_copies_made_inside_a_pass_do_not_take_the_pass_with_them():
+    from explorer.analysis import pass_cost, route_call
+    from explorer.core import hook_count
+    from explorer.training import layer_gradient_norms
+
+    def net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                             nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+
+    x, y = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(3)), torch.tensor([0, 1, 2, 0])
+    clean = layer_gradient_norms(net(), x, y)
+    model = net()
+    with route_call(model, "3", lambda t: t):  # a pass in progress on this thread
+        inside = layer_gradient_norms(model, x, y)
+        cost_inside = pass_cost(model, (3, 32, 32), "shared")
+    assert hook_count(model) == 0
+    np.testing.assert_allclose(inside[["output_grad_norm", "grad_norm"]].to_numpy(),
+                               clean[["output_grad_norm", "grad_norm"]].to_numpy(), rtol=1e-5)
+    assert pass_cost(model, (3, 32, 32), "shared") == cost_inside == pass_cost(net(), (3, 32, 32), "shared")

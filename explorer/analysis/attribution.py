@@ -2,7 +2,9 @@
 
 Every function returns an (H, W) float32 map at the input's spatial size, scaled to [0, 1].
 
-Shared models: everything runs under ``explorer.core.hooked(model)`` (the model's lock; modes and grad flags restored). Guided backprop (inside
+Shared models: everything runs under ``explorer.core.hooked(model, evaluate=True)`` (the model's lock; eval mode
+while it runs, modes and grad flags restored: a model left in training mode is explained as it predicts, and its
+BatchNorm statistics are never updated). Guided backprop (inside
 Guided Grad-CAM) registers hooks on every ``nn.ReLU`` of the model; holding the lock means no other
 analysis of this project runs a forward or backward pass while they exist, and captum removes them in
 ``finally`` (``tests/test_attribution.py`` checks no hook is left, also after a failing call).
@@ -15,7 +17,8 @@ and captum is handed the probe: it sees exactly that call, and in-place ops down
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,10 +38,22 @@ LAYER_METHODS: frozenset[str] = frozenset({"guided_gradcam"})
 
 
 def _single_image(x: torch.Tensor, model: nn.Module, requires_grad: bool = False) -> torch.Tensor:
-    """A private copy of one image on the model's device (the caller's tensor is never modified)."""
+    """A private copy of one image on the model's device (the caller's tensor is never modified; one made under
+    ``torch.inference_mode`` becomes a normal tensor, which autograd can follow)."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected one image [1,C,H,W], got {tuple(x.shape)}")
-    return x.detach().to(device_of(model)).requires_grad_(requires_grad)
+    with torch.inference_mode(False):
+        image = x.detach().to(device_of(model))
+        if image.is_inference():
+            image = image.clone()
+        return image.requires_grad_(requires_grad)
+
+
+@contextmanager
+def _gradients_on() -> Iterator[None]:
+    """Grad mode on, whatever the caller's (``no_grad``, ``inference_mode``), as ``analyze`` does."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def _selected_logit(model: nn.Module, target: int | None, chosen: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -80,7 +95,7 @@ class _Logits(nn.Module):
 def resolve_target(model: nn.Module, x: torch.Tensor, target: int | None) -> int:
     """``target`` checked against the model's classes (``ValueError`` outside them), or the top-1 class for ``x``:
     one no-grad forward pass either way (a negative index would silently explain the last classes)."""
-    with hooked(model), torch.no_grad():
+    with hooked(model, evaluate=True), torch.no_grad():
         scores = logits_of(model(_single_image(x, model)))
     if target is None:
         return int(scores[0].argmax())
@@ -125,7 +140,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str, target: int | None =
     x = _single_image(x, model)
     probe = nn.Identity()
     chosen: list[int] = []
-    with hooked(model), route_call(model, layer, probe), torch.enable_grad():
+    with hooked(model, evaluate=True), route_call(model, layer, probe), _gradients_on():
         cam = LayerGradCam(_selected_logit(model, target, chosen), probe).attribute(
             x, target=0, relu_attributions=True
         )
@@ -135,7 +150,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str, target: int | None =
 
 
 def guided_gradcam(model: nn.Module, x: torch.Tensor, layer: str, target: int | None = None) -> np.ndarray:
-    """Guided Grad-CAM: guided backprop (ReLU gradients clipped at 0) times the layer's Grad-CAM.
+    """Guided Grad-CAM: guided backprop (ReLU gradients clipped at 0) times the layer's Grad-CAM, upsampled
+    bilinearly to the input (as Selvaraju et al. and :func:`grad_cam`'s heatmap; captum's default is nearest).
 
     Only ``nn.ReLU`` modules are guided; a functional ``F.relu`` (GoogLeNet, Inception) passes plain
     gradients.
@@ -145,8 +161,8 @@ def guided_gradcam(model: nn.Module, x: torch.Tensor, layer: str, target: int | 
     x = _single_image(x, model, requires_grad=True)
     target = resolve_target(model, x, target)
     probe = nn.Identity()
-    with hooked(model), route_call(model, layer, _spatial_probe(layer, probe)), torch.enable_grad():
-        attr = GuidedGradCam(_Logits(model), probe).attribute(x, target=target)
+    with hooked(model, evaluate=True), route_call(model, layer, _spatial_probe(layer, probe)), _gradients_on():
+        attr = GuidedGradCam(_Logits(model), probe).attribute(x, target=target, interpolate_mode="bilinear")
     return _unit(attr[0].abs().amax(0))
 
 
@@ -157,7 +173,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: int | None = None) -> np
 
     x = _single_image(x, model, requires_grad=True)
     chosen: list[int] = []
-    with hooked(model), torch.enable_grad():
+    with hooked(model, evaluate=True), _gradients_on():
         attr = Saliency(_selected_logit(model, target, chosen)).attribute(x, target=0, abs=True)
     return _unit(attr[0].amax(0))
 
@@ -187,7 +203,7 @@ def integrated_gradients(
     total = torch.zeros_like(x)
     for chunk in _chunks(n_steps, internal_batch_size):
         alpha = torch.tensor(alphas[list(chunk)], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
-        with hooked(model), torch.enable_grad():
+        with hooked(model, evaluate=True), _gradients_on():
             batch = (baseline + alpha * (x - baseline)).requires_grad_(True)
             scores = logits_of(model(batch))
             if not 0 <= target < scores.shape[1]:
@@ -206,7 +222,8 @@ def occlusion(
     """How much the class score drops when a grey (zero) square hides each place (Zeiler & Fergus 2014).
 
     The window defaults to 1/7 of the image side and the stride to the window (about 50 forward passes).
-    Each pixel gets the mean score drop of the windows that cover it (captum's ``Occlusion``). The passes run
+    Each pixel gets the mean score drop of the windows that cover it (captum's ``Occlusion``: the last window of a
+    row or column is clipped at the edge when the stride does not divide the rest). The passes run
     ``perturbations_per_eval`` at a time, each batch under the model's lock and the lock released between
     batches, so other users of a shared model wait for one batch at most, never for the whole map.
     """
@@ -217,9 +234,13 @@ def occlusion(
     stride = stride or window
     if window > min(height, width):
         raise ValueError(f"the occlusion window ({window}) is larger than the image ({height}x{width})")
-    places = [(top, left) for top in range(0, height - window + 1, stride)
-              for left in range(0, width - window + 1, stride)]
-    with hooked(model), torch.no_grad():
+    # As captum's Occlusion: ⌈(side − window) / stride⌉ + 1 positions per axis, the last window clipped at the
+    # edge, so every row and column is covered when the stride does not divide (side − window).
+    def starts(side: int) -> range:
+        return range(0, (-(-(side - window) // stride)) * stride + 1, stride)
+
+    places = [(top, left) for top in starts(height) for left in starts(width)]
+    with hooked(model, evaluate=True), torch.no_grad():
         scores = logits_of(model(x))
         if not 0 <= target < scores.shape[1]:
             raise ValueError(f"target class {target} is outside 0..{scores.shape[1] - 1}")
@@ -231,7 +252,7 @@ def occlusion(
         for row, index in enumerate(chunk):
             top, left = places[index]
             batch[row, :, top:top + window, left:left + window] = 0.0
-        with hooked(model), torch.no_grad():
+        with hooked(model, evaluate=True), torch.no_grad():
             occluded = logits_of(model(batch))[:, target].double().cpu()
         for row, index in enumerate(chunk):
             top, left = places[index]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from explorer.analysis.functional_ops import FunctionalCall, FunctionalRecorder, has_children
 from explorer.analysis.layer_calls import INPUT_SUFFIX, CallInfo, CallSpec, first_tensor, replace_first_tensor, resolve_modules, block_of, call_name, is_activation, is_conv, parse_call
-from explorer.core import device_of, hooked, named_module_tree, watchable_modules
+from explorer.core import PASS_PATCH_MARK, device_of, hooked, named_module_tree, watchable_modules
 
 
 # ------------------------------------------------------------------------------------- hook plumbing
@@ -188,6 +188,7 @@ class _ForwardPatch:
             replacement = post(module, output, token)
             return output if replacement is None else replacement
 
+        setattr(patched, PASS_PATCH_MARK, True)  # a copy made during the pass drops it (explorer.core.strip_pass_state)
         module.__dict__["forward"] = patched
         return cls(module)
 
@@ -610,7 +611,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             store.same_values(downstream, key)
         return downstream
 
-    with hooked(model, tree) as add, torch.no_grad():
+    with hooked(model, tree, evaluate=True) as add, torch.no_grad():
         x_model = x.to(device_of(model))
         recorder = (FunctionalRecorder(model, on_function_enter, on_function_exit, keep_tensors=False,
                                        module_paths=set(tree))

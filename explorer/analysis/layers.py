@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 from explorer.analysis.hooks import run_pass
-from explorer.analysis.layer_calls import is_conv
-from explorer.core import hooked, model_device_dtype, watchable_modules
+from explorer.analysis.layer_calls import call_name, is_conv, parse_call
+from explorer.core import hooked, model_device_dtype, on_this_thread, watchable_modules
 
 
 def conv_layer_names(model: nn.Module) -> list[str]:
@@ -20,22 +20,26 @@ _executed_cache: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyD
 
 
 def executed_output_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
-    """Each module's (first-call) output shape in execution order, from one no-grad pass on zeros."""
+    """The output shape of every module call, in the order the calls end, from one no-grad pass on zeros in eval
+    mode; keyed by call name (``name`` for a module's first call, ``name#k`` for its k-th: a module used twice has
+    two entries). Only this thread's pass is recorded."""
     per_model = _executed_cache.setdefault(model, {})
     key = tuple(input_shape)
     if key in per_model:
         return per_model[key]
     shapes: dict[str, tuple[int, ...]] = {}
+    counts: dict[str, int] = {}
 
     def hook(name: str):
         def fn(_m, _i, out):
-            if name not in shapes and isinstance(out, torch.Tensor):
-                shapes[name] = tuple(out.shape)
-        return fn
+            k = counts[name] = counts.get(name, 0) + 1
+            if isinstance(out, torch.Tensor):
+                shapes[call_name(name, k)] = tuple(out.shape)
+        return on_this_thread(fn)
 
     device, dtype = model_device_dtype(model)
-    with hooked(model) as add:
-        model.eval()  # shapes only: a model in training mode must not fold these zeros into its BatchNorm statistics
+    # eval: shapes only, and a model in training mode must not fold these zeros into its BatchNorm statistics
+    with hooked(model, evaluate=True) as add:
         for name, module in watchable_modules(model).items():
             if name:
                 add(module.register_forward_hook(hook(name)))
@@ -72,7 +76,8 @@ def _find_default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] 
         return convs[-1]
     shapes = executed_output_shapes(model, input_shape)
     conv_names = set(convs)
-    executed = [n for n in shapes if n in conv_names and len(shapes[n]) == 4]
+    # every call of every conv, in execution order: a conv used twice is last at its second call (``name#2``)
+    executed = [n for n in shapes if parse_call(n).module in conv_names and len(shapes[n]) == 4]
     spatial = [n for n in executed if shapes[n][2] * shapes[n][3] > 1] or executed or convs
     best = spatial[-1]
     size = shapes.get(best, (0, 0, 0, 0))[2:]

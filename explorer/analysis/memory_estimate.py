@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_leaves
 from explorer.analysis.hooks import run_pass
 from explorer.analysis.layer_calls import logits_of, parse_call
 from explorer.analysis.shared_pass import gradcam_from
-from explorer.core import model_lock
+from explorer.core import model_lock, strip_pass_state
 
 META = torch.device("meta")
 
@@ -101,7 +101,10 @@ def meta_twin(model: nn.Module) -> nn.Module:
             empty = torch.empty_like(tensor, device=META)
             memo[id(tensor)] = nn.Parameter(empty, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else empty
         twin = copy.deepcopy(model, memo)
-    for module in twin.modules():  # hooks the model carries for its own reasons stay with the model
+    # what a pass of this thread had put on the model stays with it (the lock is re-entrant: a copy made inside a
+    # pass would run the original's patched forwards), and so do hooks the model carries for its own reasons
+    strip_pass_state(twin)
+    for module in twin.modules():
         for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
             getattr(module, kind, {}).clear()
     twin.eval()

@@ -12,7 +12,7 @@ import torch.nn as nn
 from explorer.analysis.functional_ops import (FunctionalCall, FunctionalRecorder, functional_ceil_mode, functional_geometry,
                                               functional_mult_adds)
 from explorer.core import model_device_dtype, watchable_modules
-from explorer.core import hooked
+from explorer.core import hooked, on_this_thread
 
 CSV_COLUMNS = ["layer", "type", "depth", "input_shape", "output_shape", "kernel", "stride", "padding",
                "dilation", "params", "trainable_params", "mult_adds"]
@@ -191,8 +191,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
         try:
             for module, name in names.items():
                 if name:  # the root itself is the "total" line, reported separately
-                    add(module.register_forward_pre_hook(pre_hook))
-                    add(module.register_forward_hook(post_hook))
+                    add(module.register_forward_pre_hook(on_this_thread(pre_hook)))
+                    add(module.register_forward_hook(on_this_thread(post_hook)))
             with torch.no_grad():
                 if functional:
                     recorder = FunctionalRecorder(model, function_enter, function_exit)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from explorer.analysis.layer_calls import CallInfo, logits_of, parse_call
 from explorer.analysis.hooks import run_pass
-from explorer.core import device_of, model_lock
+from explorer.core import device_of, hooked, model_lock
 
 @dataclass
 class Prediction:
@@ -182,6 +182,6 @@ def predict(model: nn.Module, x: torch.Tensor, k: int = 5, categories: Sequence[
     """Top-k predictions for one image, or None without categories (random weights: no meaningful classes)."""
     if categories is None:
         return None
-    with model_lock(model), torch.no_grad():
+    with hooked(model, evaluate=True), torch.no_grad():
         scores = logits_of(model(x.to(device_of(model)))).detach()[0].float().cpu()
     return top_k(torch.softmax(scores, 0).numpy(), k, categories)

@@ -2,7 +2,8 @@
 from explorer.core.tensors import TensorTags, flat_tensors
 from explorer.core.budget_cache import BUDGET_ENV, BudgetCache, arrays_in, default_budget_bytes, nbytes_of
 from explorer.core.device import describe_device, device_of, is_out_of_memory, model_device_dtype, pick_device
-from explorer.core.hooks import hook_count, hooked, named_module_tree, traced_modules, watchable_modules
+from explorer.core.hooks import (PASS_PATCH_MARK, hook_count, hooked, named_module_tree, on_this_thread, strip_pass_state,
+                                 traced_modules, watchable_modules)
 from explorer.core.fingerprint import architecture_fingerprint
 from explorer.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALES_DIR, catalogue, key_differences, translate
 from explorer.core.locks import model_lock
@@ -16,7 +17,7 @@ from explorer.core.numbers import EMPTY_CELL, cell_text, human_bytes, human_numb
 
 __all__ = [
     "BUDGET_ENV", "BudgetCache", "architecture_fingerprint", "GLOBAL_RNG_LOCK", "TensorTags", "flat_tensors", "DEFAULT_LANGUAGE", "LANGUAGES", "LOCALES_DIR", "arrays_in", "catalogue",
-    "default_budget_bytes", "describe_device", "device_of", "hook_count", "hooked", "named_module_tree", "traced_modules", "watchable_modules", "model_device_dtype", "is_out_of_memory", "key_differences", "model_lock", "nbytes_of",
+    "default_budget_bytes", "describe_device", "device_of", "hook_count", "hooked", "named_module_tree", "on_this_thread", "PASS_PATCH_MARK", "strip_pass_state", "traced_modules", "watchable_modules", "model_device_dtype", "is_out_of_memory", "key_differences", "model_lock", "nbytes_of",
     "pick_device", "seeded_global", "translate",
     "ClassroomError", "ClassroomStore", "ClassView", "normalise_code", "shared_dir_from_env",  # class sessions
     "MAX_SPEC_VALUE_CHARS", "MAX_TYPED_SIDE", "Param", "ParsedView", "describe_problems", "encode_query", "encode_value", "parse_query", "parse_shape",  # shareable links

@@ -7,6 +7,7 @@ parameter), even when the pass raised.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -73,9 +74,13 @@ def traced_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
 
 
 @contextmanager
-def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None) -> Iterator[Callable[[Any], None]]:
+def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None,
+           evaluate: bool = False) -> Iterator[Callable[[Any], None]]:
     """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``.
-    ``tree``: the model's :func:`named_module_tree` when the caller has just walked it."""
+    ``tree``: the model's :func:`named_module_tree` when the caller has just walked it. ``evaluate``: run the
+    block with the model in eval mode (``model.eval()``; the flags come back afterwards): a pass that explains
+    the model as it predicts, the same on every call, never folding its input into a shared model's BatchNorm
+    statistics (another session may have left the model in training mode)."""
     handles: list[Any] = []
     with model_lock(model):
         modules = list((tree or named_module_tree(model)).values())
@@ -83,11 +88,22 @@ def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None) -> Iterat
         # Each module's own parameters, from the list above (``model.parameters()`` walks the tree again); a
         # parameter shared by two modules is restored twice, to the same value.
         grads = [(p, p.requires_grad) for module in modules for p in module._parameters.values() if p is not None]
+        active = _active_hook_ids()
+
+        def add(handle: Any) -> None:
+            handles.append(handle)
+            hook_id = getattr(handle, "id", None)
+            if hook_id is not None:
+                active.add(hook_id)
+
         try:
-            yield handles.append
+            if evaluate and any(training for _, training in modes):
+                model.eval()
+            yield add
         finally:
             for handle in handles:
                 handle.remove()
+                active.discard(getattr(handle, "id", None))
             # Only what changed is set back (Module.__setattr__ costs a few µs per module, per pass).
             for module, training in modes:
                 if module.training != training:
@@ -95,6 +111,58 @@ def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None) -> Iterat
             for parameter, requires_grad in grads:
                 if parameter.requires_grad != requires_grad:
                     parameter.requires_grad_(requires_grad)
+
+
+def on_this_thread(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` wrapped to run only on the thread that wraps it (the thread whose pass registers it): a forward
+    hook fires on every thread's forward pass of the model, and one that ignores the model's lock must not add its
+    calls to this pass's record (nor pop this pass's stacks)."""
+    owner = threading.get_ident()
+    get_ident = threading.get_ident
+
+    def filtered(*args: Any, **kwargs: Any) -> Any:
+        if get_ident() == owner:
+            return hook(*args, **kwargs)
+        return None
+
+    return filtered
+
+
+# Set on the ``forward`` a pass puts in a module's instance dict for its duration (``explorer.analysis.hooks``): a
+# copy made during that pass must not keep it (it would run the original module's forward).
+PASS_PATCH_MARK = "_explorer_pass_patch"
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+
+
+# The ids of the hook handles that this thread's passes (``hooked``) hold now.
+_pass_hooks = threading.local()
+
+
+def _active_hook_ids() -> set[int]:
+    ids = getattr(_pass_hooks, "ids", None)
+    if ids is None:
+        ids = _pass_hooks.ids = set()
+    return ids
+
+
+def strip_pass_state(copied: nn.Module) -> nn.Module:
+    """A deep copy of a model, made under its lock, without what a pass of this thread had put on the original
+    (the lock is re-entrant: a copy made inside a pass sees it): the hooks registered through :func:`hooked`, and
+    every patched ``forward``. Hooks the model carries for its own reasons (``weight_norm``'s) stay.
+    Returns ``copied`` (changed in place; only a private copy may be given)."""
+    ids = _active_hook_ids()
+    for module in copied.modules():
+        if ids:
+            for kind in _HOOK_DICTS:
+                found = getattr(module, kind, None)
+                if found:
+                    for key in [k for k in found if k in ids]:
+                        del found[key]
+        patched = module.__dict__.get("forward")
+        if patched is not None and getattr(patched, PASS_PATCH_MARK, False):
+            del module.__dict__["forward"]
+    return copied
 
 
 def hook_count(model: nn.Module) -> int:

@@ -18,11 +18,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.fx
 import torch.nn as nn
 
 from explorer.analysis import FunctionalRecorder, functional_mult_adds
-from explorer.core import device_of, hooked
+from explorer.core import device_of, hooked, on_this_thread
 from explorer.models import ModelRef, build_model, get_entry, load_model
 from explorer.models.arch import build_arch, input_shape_of
 
@@ -105,9 +104,9 @@ def profile_with_size(model: nn.Module, input_shape: Sequence[int],
         if ops:
             counts[call.name] = counts.get(call.name, 0) + ops
 
-    with hooked(model) as add:
+    with hooked(model, evaluate=True) as add:  # the inference pass: auxiliary heads off, BatchNorm untouched
         for module in names:
-            add(module.register_forward_hook(hook))
+            add(module.register_forward_hook(on_this_thread(hook)))
         recorder = FunctionalRecorder(model, on_exit=on_function_exit, keep_tensors=False)
         recorder.attach(add)  # calls inside a leaf module are the module's own (counted by the hook above)
         x = torch.zeros(1, *input_shape, device=device)
@@ -130,40 +129,54 @@ def count_mult_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     return sum(mult_adds_by_module(model, input_shape).values())
 
 
-class _WeightLayerTracer(torch.fx.Tracer):
-    """torch.fx's tracer, with self-declared weight layers kept whole (LeNet-5's C3 assembles its weight by item
-    assignment, which a symbolic trace cannot step through)."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return is_weight_layer(m) or super().is_leaf_module(m, module_qualified_name)
+# Functional ops that are weight layers in a network's own ``forward`` (``F.conv2d`` on its own parameters).
+_WEIGHT_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                         "linear"})
 
 
-def weight_layer_depth(model: nn.Module) -> int:
+def _guess_input_shape(model: nn.Module) -> tuple[int, ...] | None:
+    """An input the model takes, when the caller names none: its declared ``input_shape`` (project and operator
+    networks), else its first convolution's channels at 224×224."""
+    declared = getattr(model, "input_shape", None)
+    if isinstance(declared, (tuple, list)) and len(declared) == 3:
+        return tuple(int(v) for v in declared)
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return (first.in_channels, 224, 224) if first is not None else None
+
+
+def weight_layer_depth(model: nn.Module, input_shape: Sequence[int] | None = None) -> int:
     """The number of weight layers (convolutions, FC) on the longest input→output path of the graph.
 
     This is how the papers count depth: VGG-16 has 16, GoogLeNet 22, ResNet-18 18 (a shortcut's 1×1
-    projection runs beside the block, not after it). Falls back to counting every weight layer when the
-    model cannot be traced symbolically.
+    projection runs beside the block, not after it). The graph is the one the model executes on ``input_shape``
+    (default: :func:`_guess_input_shape`) in eval mode (GoogLeNet's auxiliary heads only run in training), read
+    by :func:`explorer.diagram.capture_graph`: a pass under the model's lock whose recorder sees only this thread.
+    (torch.fx's symbolic tracing, used before, patches ``nn.Module.__call__`` for the whole process while it runs:
+    every other session's forward pass failed meanwhile.) Falls back to counting every weight layer when the
+    model cannot run on that input.
     """
-    was_training = model.training
-    model.eval()  # trace the inference graph (GoogLeNet's auxiliary heads only run in training)
+    from explorer.diagram import capture_graph
+
+    shape = tuple(input_shape) if input_shape is not None else _guess_input_shape(model)
     try:
-        graph = _WeightLayerTracer().trace(model)
-    except Exception:  # data-dependent control flow: no graph, count modules instead
+        if shape is None:
+            raise ValueError("no input shape")
+        graph = capture_graph(model, shape)
+    except Exception:  # no input it takes: count modules instead
         return sum(is_weight_layer(m) for m in model.modules())
-    finally:
-        model.train(was_training)
-    modules = dict(model.named_modules())
-    functional = {torch.nn.functional.conv2d, torch.nn.functional.linear, torch.conv2d}
-    depth: dict[torch.fx.Node, int] = {}
+    incoming: dict[str, list[str]] = {}
+    for edge in graph.edges:
+        incoming.setdefault(edge.dst, []).append(edge.src)
+    depth: dict[str, int] = {}
     best = 0
-    for node in graph.nodes:
-        here = max((depth[arg] for arg in node.all_input_nodes), default=0)
-        if node.op == "call_module" and is_weight_layer(modules.get(node.target, nn.Module())):
+    for node in graph.nodes:  # in execution order: every producer comes before its consumers
+        here = max((depth.get(src, 0) for src in incoming.get(node.id, ())), default=0)
+        if node.source == "module":
+            module = model.get_submodule(node.module) if node.module else model
+            here += int(is_weight_layer(module))
+        elif node.source == "function" and node.op in _WEIGHT_OPS:
             here += 1
-        elif node.op == "call_function" and node.target in functional:
-            here += 1
-        depth[node] = here
+        depth[node.id] = here
         best = max(best, here)
     return best
 
@@ -267,7 +280,7 @@ def model_stats(name: str, receptive: bool = True) -> ModelStats:
     def counts(model: nn.Module, shape: tuple[int, int, int]) -> tuple:
         # Parameters and size over the same modules, those an eval pass runs (auxiliary heads in neither).
         by_module, used_params, used_bytes = profile_with_size(model, shape)
-        return used_params, sum(by_module.values()), weight_layer_depth(model), used_bytes / 2**20, shape
+        return used_params, sum(by_module.values()), weight_layer_depth(model, shape), used_bytes / 2**20, shape
 
     params, mult_adds, depth, size_mb, shape = _meta_or_cpu(name, counts)
     rf = None

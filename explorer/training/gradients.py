@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from explorer.analysis import logits_of
-from explorer.core import hooked, model_lock
+from explorer.core import hooked, model_lock, strip_pass_state
 from explorer.data import SHAPE_CLASSES, make_shapes
 from explorer.models import BATCH_NORMS, build_model
 
@@ -61,8 +61,8 @@ def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tenso
     output is handed on as a copy, so an in-place activation after it (``ReLU(inplace=True)``) leaves the output
     whose gradient is taken as the layer made it.
     """
-    with model_lock(model):  # hooks exist only under the lock: the copy carries none of another pass's
-        private = copy.deepcopy(model)
+    with model_lock(model):  # hooks exist only under the lock: the copy carries none of another thread's pass
+        private = strip_pass_state(copy.deepcopy(model))  # nor of this thread's, when called inside one
     private.train()
     layers = weight_layers(private)
     params = [p for _, _, weights in layers for p in weights]
