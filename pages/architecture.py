@@ -55,7 +55,8 @@ view, view_config = people_table(view, "table.col.", first=("layer", "type", "ou
                                  counts=("params", "weights", "biases", "trainable_params", "mult_adds"),
                                  wide=("formula",))
 st.dataframe(view, hide_index=True, width="stretch", height=420, column_config=view_config)
-st.download_button(t("common.download_csv"), table[columns].to_csv(index=False).encode(),
+# Every layer at every depth, whatever the filters above show (the button says so), formulas included.
+st.download_button(t("arch.download_all"), table[columns + ["formula"]].to_csv(index=False).encode(),
                    file_name=f"{safe_name}_layers.csv", mime="text/csv", on_click="ignore")
 
 with st.expander(t("arch.formula_title"), expanded=False):

@@ -5,7 +5,7 @@ import torch
 
 from explorer.imaging import augment as A
 from ui.common import error_box, halt, run_through_app, selection, t
-from ui.filters_ui import cached_draws
+from ui.filters_ui import cached_draws, draw_pictures
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -60,21 +60,25 @@ except ValueError as exc:
 st.subheader(t("aug.draws_title", n=n, seed=seed))
 st.caption(t("aug.draws_caption", w=sel.image.width, h=sel.image.height, side=PREVIEW_SIDE, seed=seed))
 left, right = st.columns([1, 4])
-left.image(A.prepare_preview(sel.image, PREVIEW_SIDE), caption=t("aug.original"), width="stretch")
-pictures = [A.to_display(torch.from_numpy(d), normalize) for d in draws]
+preview = A.prepare_preview(sel.image, PREVIEW_SIDE)
+left.image(preview, caption=t("aug.original"), width="stretch")
+pictures = draw_pictures(sel.image_hash, tuple(config.to_dict().items()), n, seed, PREVIEW_SIDE, normalize,
+                         _draws=draws)
 with right:
     for start in range(0, n, PER_ROW):
         cols = st.columns(PER_ROW)
         for i in range(start, min(start + PER_ROW, n)):
             shape = "×".join(map(str, draws[i].shape))
             cols[i - start].image(pictures[i][0], caption=t("aug.draw_caption", i=i, seed=seed + i, shape=shape),
-                                  width="stretch")
+                                  width="stretch", output_format="PNG")
 if normalize:
     clipped = max(p[1] for p in pictures)
     st.caption(t("aug.display_normalized", clipped=100 * clipped))
 
 st.subheader(t("aug.code_title"))
-st.code(A.pipeline_code(config, seed), language="python")
+# The draws come from the app's copy of the picture (at most PREVIEW_SIDE px): the code names that copy's size.
+st.code(A.pipeline_code(config, seed, preview_size=preview.size if preview.size != sel.image.size else None,
+                        preview_side=PREVIEW_SIDE), language="python")
 
 st.subheader(t("aug.tensor_title"))
 pick = st.slider(t("aug.tensor_pick"), 0, n - 1, 0, key="aug_pick") if n > 1 else 0

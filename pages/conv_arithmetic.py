@@ -12,9 +12,21 @@ run_through_app()  # app.py's sidebar and navigation around this page, also on a
 st.title(t("rf.arith_title"))
 st.caption(t("rf.arith_intro"))
 
-defaults = {"ca_n": 7, "ca_f": 3, "ca_p": 0, "ca_s": 2, "ca_d": 1}
-for name, value in defaults.items():
-    st.session_state.setdefault(name, value)
+
+def within(key: str, low: int, high: int, default: int) -> None:
+    """The widget's state inside its range before the widget is drawn (a value set from outside, e.g. a test or an
+    old session, would make Streamlit raise instead of drawing)."""
+    value = st.session_state.get(key, default)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        value = default
+    st.session_state[key] = max(low, min(value, high))
+
+
+LIMITS = {"ca_n": (1, 64, 7), "ca_f": (1, 15, 3), "ca_p": (0, 16, 0), "ca_s": (1, 8, 2), "ca_d": (1, 6, 1)}
+for name, (low, high, value) in LIMITS.items():
+    within(name, low, high, value)
 c = st.columns(5)
 n = c[0].number_input(t("rf.arith_n"), 1, 64, key="ca_n", help=t("rf.arith_n_help"))
 f = c[1].number_input(t("rf.arith_f"), 1, 15, key="ca_f", help=t("rf.arith_f_help"))
@@ -54,7 +66,7 @@ if a is not None:
     windows = a.output * a.output
     index = 0
     if windows > 1:
-        st.session_state["ca_pos"] = min(st.session_state.get("ca_pos", 1), windows)
+        within("ca_pos", 1, windows, 1)
         index = st.slider(t("rf.arith_position"), 1, windows, key="ca_pos", help=t("rf.arith_position_help")) - 1
     row, col = divmod(index, a.output)
     names = {INPUT: t("rf.cell_input"), PADDING: t("rf.cell_padding"), TAP: t("rf.cell_tap"), GAP: t("rf.cell_gap"),
@@ -67,13 +79,14 @@ if a is not None:
 # --- three 3×3 layers vs one big kernel ------------------------------------------------------------------
 st.subheader(t("rf.stack_title"))
 st.caption(t("rf.stack_intro"))
-st.session_state.setdefault("ca_c", 64)
-st.session_state.setdefault("ca_l", 3)
-st.session_state.setdefault("ca_k", 3)
-st.session_state.setdefault("ca_hw", 56)
+within("ca_c", 1, 2048, 64)
+within("ca_l", 2, 8, 3)  # a stack: one layer would be compared with itself
+if st.session_state.get("ca_k") not in (3, 5):
+    st.session_state["ca_k"] = 3
+within("ca_hw", 7, 224, 56)
 c = st.columns(4)
 channels = c[0].number_input(t("rf.stack_c"), 1, 2048, key="ca_c")
-layers = c[1].slider(t("rf.stack_l"), 1, 8, key="ca_l")
+layers = c[1].slider(t("rf.stack_l"), 2, 8, key="ca_l")
 kernel = c[2].selectbox(t("rf.stack_k"), [3, 5], key="ca_k")
 spatial = c[3].slider(t("rf.stack_hw"), 7, 224, key="ca_hw")
 cmp = compare_stack(int(channels), int(layers), int(kernel), int(spatial))

@@ -53,7 +53,9 @@ for i, step in enumerate(middle, 1):
     step_names[f"step{i}"] = step.name
     labels[f"step{i}"] = t(f"maps.step.{step.role if step.role in ('add', 'input') else 'after'}",
                            name=step.name.removesuffix(":in"), type=step.module_type)
-labels["activation"] = t("maps.kind.activation")
+# named after the network's own activation (LeNet-5's scaled tanh, EfficientNet's SiLU), not always ReLU
+activation_type = chain[-1].module_type if has_activation else "ReLU"
+labels["activation"] = t("maps.kind.activation", type=activation_type)
 options = ["feature", *[f"step{i}" for i in range(1, len(middle) + 1)], "activation"]
 if st.session_state.get("maps_kind") not in options:
     st.session_state["maps_kind"] = "feature"
@@ -64,7 +66,8 @@ arrows = " → ".join(
     t("maps.chain.add", name=s.name, shortcut=s.shortcut) if s.role == "add" else f"{s.name} ({s.module_type})"
     for s in chain)
 st.caption(t("maps.chain_caption", chain=arrows, feature=chain[0].name,
-             activation=chain[-1].name if has_activation else "—"))
+             activation=chain[-1].name if has_activation else "—")
+           + (" " + t("maps.relu_note") if has_activation and activation_type.lower().startswith("relu") else ""))
 st.caption(t("maps.wording_note"))
 added = next((s for s in chain if s.role == "add"), None)
 if added is not None:

@@ -48,8 +48,13 @@ def note(codes: str) -> str:
 summary = summarize(table, (H, W))
 if summary.last_conv:
     rh, rw = summary.last_conv_rf
-    lines = [t("rf.last_conv", layer=summary.last_conv, rf=f"{rh}×{rw}", size=f"{H}×{W}", ratio=f"{rh / H:.2f}",
-               jump=num(summary.last_conv_jump[0]), map=f"{summary.last_conv_map[0]}×{summary.last_conv_map[1]}")]
+    jh, jw = summary.last_conv_jump
+    # per axis when they differ: a non-square input or unequal strides
+    ratio = (t("rf.ratio_square", ratio=f"{rh / H:.2f}", size=f"{H}×{W}") if f"{rh / H:.2f}" == f"{rw / W:.2f}"
+             else t("rf.ratio_sides", rh=f"{rh / H:.2f}", rw=f"{rw / W:.2f}", size=f"{H}×{W}"))
+    jump = t("rf.jump_square", jump=num(jh)) if jh == jw else t("rf.jump_sides", jh=num(jh), jw=num(jw))
+    lines = [t("rf.last_conv", layer=summary.last_conv, rf=f"{rh}×{rw}", ratio=ratio, jump=jump,
+               map=f"{summary.last_conv_map[0]}×{summary.last_conv_map[1]}")]
     lines.append(t("rf.last_conv_bigger") if max(rh / H, rw / W) > 1 else t("rf.last_conv_smaller",
                                                                                pct=f"{100 * rh * rw / (H * W):.0f}"))
     if summary.final_map and summary.final_map_rf != summary.last_conv_rf:
@@ -97,7 +102,7 @@ for name in chosen:
         st.warning(t("rf.chart_failed", name=name, message=exc))
         continue
     curves[f"{name} ({shape[1]}×{shape[2]})"] = curve
-st.plotly_chart(growth_figure(curves, H, x_title=t("rf.chart_x"), y_title=t("rf.chart_y"), image_label=t("rf.chart_image")),
+st.plotly_chart(growth_figure(curves, (H, W), x_title=t("rf.chart_x"), y_title=t("rf.chart_y"), image_label=t("rf.chart_image")),
                 width="stretch", key="rf_growth")
 st.caption(t("rf.chart_caption"))
 

@@ -521,3 +521,106 @@ def test_copies_made_inside_a_pass_do_not_take_the_pass_with_them():
     np.testing.assert_allclose(inside[["output_grad_norm", "grad_norm"]].to_numpy(),
                                clean[["output_grad_norm", "grad_norm"]].to_numpy(), rtol=1e-5)
     assert pass_cost(model, (3, 32, 32), "shared") == cost_inside == pass_cost(net(), (3, 32, 32), "shared")
+
+
+# --- what the pages show: receptive-field summary, conv arithmetic, augmentation, feature maps ---------------------
+def test_receptive_field_summary_gives_each_side_on_a_non_square_input(app_factory):
+    at = app_factory("receptive_field", sel_model="resnet18", sel_weights="none", sel_input="200x160")
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in [*at.markdown, *at.info])
+    # resnet18's last conv (layer4.1.conv2) sees 435 pixels: 1 + Σ (k − 1)·jump over its convs and pools
+    assert "2.17× the height and 2.72× the width of the 200×160 image" in text
+
+
+def test_conv_arithmetic_grid_marks_cells_no_dilated_tap_reads():
+    from explorer.receptive import UNVISITED, conv_arithmetic, kernel_grid
+
+    for n, f, p, s, d in [(7, 3, 0, 2, 2), (9, 3, 1, 1, 3), (8, 2, 2, 3, 2), (7, 3, 1, 2, 1)]:
+        arith = conv_arithmetic(n, f, p, s, d)
+        last = arith.output ** 2 - 1  # the last window: the cells it reads never hide others
+        grid, (row, col) = kernel_grid(arith, last)
+        x = torch.zeros(1, 1, n + 2 * p, n + 2 * p, requires_grad=True)  # the padded input itself
+        F.conv2d(x, torch.ones(1, 1, f, f), stride=s, dilation=d).sum().backward()
+        read = (x.grad[0, 0] != 0).numpy()
+        # outside the window drawn (its own span shows taps and skipped cells) and outside the padding band
+        outside = np.ones_like(read)
+        r0, c0, span = arith.positions[row], arith.positions[col], arith.effective_kernel
+        outside[r0:r0 + span, c0:c0 + span] = False
+        inner = np.zeros_like(read)
+        inner[p:p + n, p:p + n] = True
+        mask = outside & inner
+        np.testing.assert_array_equal((grid == UNVISITED)[mask], ~read[mask], err_msg=str((n, f, p, s, d)))
+        if (n, f, p, s, d) == (7, 3, 0, 2, 2):
+            assert (~read[mask]).any()  # rows and columns 1, 3, 5 are never read
+
+
+def test_conv_arithmetic_page_clamps_values_set_out_of_range(app_factory):
+    at = app_factory("conv_arithmetic", ca_pos=0, ca_hw=500, ca_l=1, ca_n=7)
+    assert not at.exception, at.exception
+    assert at.slider(key="ca_l").value == 2 and at.slider(key="ca_hw").value == 224
+    stack_table = [frame.value for frame in at.dataframe if len(frame.value.columns) == 3]
+    assert stack_table  # property, the stack, the big kernel: two columns of figures
+
+
+def test_augmentation_code_reproduces_the_draws_of_a_large_picture():
+    from PIL import Image
+
+    from explorer.imaging import augment as A
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (900, 1500, 3), dtype=np.uint8))
+    config = A.AugmentConfig(hflip_p=0.5, rotation_degrees=15.0, crop=True, crop_size=96, brightness=0.3,
+                             erasing_p=0.5, normalize=True)
+    preview = A.prepare_preview(image, 320)
+    shown = A.draws(preview, config, 3, seed=7)
+    code = A.pipeline_code(config, 7, preview_size=preview.size, preview_side=320)
+    resize = next(line for line in code.splitlines() if ".resize(" in line)
+    namespace: dict = {"image": image}
+    exec(code, namespace)  # the pipeline itself
+    exec("from PIL import Image\n" + resize.lstrip("# ").split("  #")[0], namespace)  # the copy, as the comment says
+    for i, draw in enumerate(shown):
+        torch.manual_seed(7 + i)
+        torch.testing.assert_close(namespace["transform"](namespace["image"]), draw, rtol=0, atol=0)
+
+
+def test_augmentation_pictures_are_the_draws_own_pixels():
+    import io
+
+    from PIL import Image
+
+    from explorer.imaging import augment as A
+    from ui.filters_ui import draw_pictures
+
+    draws = [torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(i)).numpy() for i in range(2)]
+    pictures = draw_pictures("k", (), 2, 0, 320, False, _draws=draws)
+    for (data, _clipped), draw in zip(pictures, draws):
+        shown = np.asarray(Image.open(io.BytesIO(data)))
+        expected = (np.clip(draw, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
+        zoom = shown.shape[0] // 5
+        assert zoom >= 2 and shown.shape[:2] == (5 * zoom, 7 * zoom)
+        np.testing.assert_array_equal(shown[::zoom, ::zoom], expected)  # PNG, whole pixels: exact
+
+
+@pytest.mark.parametrize("cmap", ["hot", "jet", "bone", "viridis"])
+def test_interactive_heatmaps_use_opencvs_colours(cmap):
+    import cv2
+
+    from explorer.imaging import COLORMAPS, plotly_colorscale
+
+    scale = plotly_colorscale(cmap)
+    assert scale[0][0] == 0.0 and scale[-1][0] == 1.0
+    for position, colour in scale:
+        row = round(position * 255)
+        bgr = cv2.applyColorMap(np.array([[row]], dtype=np.uint8), COLORMAPS[cmap])[0, 0]
+        assert colour == f"rgb({bgr[2]},{bgr[1]},{bgr[0]})"
+
+
+def test_a_tanh_networks_activation_map_is_not_called_relu(app_factory):
+    at = app_factory("feature_maps", sel_model="lenet5", sel_weights="none")
+    assert not at.exception, at.exception
+    at.selectbox(key="maps_layer").set_value("C1").run()
+    assert not at.exception, at.exception
+    radio = at.radio(key="maps_kind")
+    labels = radio.options
+    assert any("ScaledTanh" in label or "Tanh" in label for label in labels), labels
+    assert not any("ReLU" in label for label in labels), labels

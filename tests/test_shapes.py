@@ -151,7 +151,9 @@ def test_functional_pools_and_string_padding_read_their_own_arguments():
     for layer in ("avg_pool2d", "lp_pool2d"):
         lhs, rhs = table.loc[layer, "formula"].rsplit(" = ", 1)
         assert _evaluate(lhs) == int(rhs)
-    assert table.loc["conv2d", ["padding", "formula"]].tolist() == ["same", ""]
+    # padding="same": PyTorch pads D·(F − 1) = 2 in all, one on each side; the formula says so and evaluates
+    assert table.loc["conv2d", "padding"] == "same"
+    assert table.loc["conv2d", "formula"] == "(2 − 3 + 2·1)/1 + 1 = 2"
 
 
 def test_a_float64_network_gets_a_float64_input():

@@ -320,7 +320,9 @@ def heatmap_figure(values: np.ndarray, cmap: str, height: int, title: str | None
     validation per figure, ``go.Heatmap`` ~1 ms."""
     import plotly.graph_objects as go
 
-    heat = go.Heatmap(z=values, colorscale="gray" if cmap == "bone" else cmap, zmin=zmin, zmax=zmax,
+    from explorer.imaging import plotly_colorscale
+
+    heat = go.Heatmap(z=values, colorscale=[list(stop) for stop in plotly_colorscale(cmap)], zmin=zmin, zmax=zmax,
                       hovertemplate="x: %{x}<br>y: %{y}<br>%{z:.4g}<extra></extra>")
     layout = dict(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0),
                   xaxis=dict(constrain="domain", showgrid=False, zeroline=False, visible=axes),

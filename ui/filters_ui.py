@@ -347,3 +347,24 @@ def cached_draws(image_key: str, config_items: tuple, n: int, seed: int, preview
     config = A.AugmentConfig.from_dict(dict(config_items))
     preview = A.prepare_preview(_image, preview_side)
     return [d.numpy() for d in A.draws(preview, config, n, seed)]
+
+
+# Draws are shown on screen at least this many pixels on their long side, enlarged by whole pixels.
+DRAW_MIN_SIDE = 160
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def draw_pictures(image_key: str, config_items: tuple, n: int, seed: int, preview_side: int, normalize: bool,
+                  _draws) -> list[tuple[bytes, float]]:
+    """Each draw as PNG bytes (the tensor's own pixels: a JPEG would show other colours at sharp edges), enlarged by
+    a whole-pixel factor when tiny, with the share of values clipped for display; encoded once per draw set."""
+    import torch
+
+    from explorer.imaging import as_pixels, to_png
+    from explorer.imaging import augment as A
+
+    pictures = []
+    for draw in _draws:
+        picture, clipped = A.to_display(torch.from_numpy(draw), normalize)
+        pictures.append((to_png(as_pixels(picture, DRAW_MIN_SIDE)), clipped))
+    return pictures

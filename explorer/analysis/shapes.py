@@ -252,16 +252,27 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
     drops a last window that would start in the right padding (``… − 1``, PyTorch's rule); a transposed
     convolution inverts it: ``(N − 1)·S − 2P + D·(F − 1) + output_padding + 1``."""
     ins, outs = _spatial(input_shape), _spatial(output_shape)
-    if len(ins) != 2 or len(outs) != 2 or isinstance(getattr(module, "padding", 0), str):
+    if len(ins) != 2 or len(outs) != 2:
         return ""
     k = _as_pair(module.kernel_size)
     s = _as_pair(getattr(module, "stride", None) or module.kernel_size)
-    p = _as_pair(getattr(module, "padding", 0))
     d = _as_pair(getattr(module, "dilation", 1))
+    padding = getattr(module, "padding", 0)
+    if isinstance(padding, str):  # "valid": none; "same": D·(F − 1) in all, the odd one on the right (PyTorch's split)
+        if padding not in ("same", "valid"):
+            return ""
+        totals = [d[axis] * (k[axis] - 1) if padding == "same" else 0 for axis in range(2)]
+        sides = [(total // 2, total - total // 2) for total in totals]
+    else:
+        sides = [(pad, pad) for pad in _as_pair(padding)]
+    p = tuple(left for left, _ in sides)
     transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
     parts = []
     for axis in range(2):
         n, f, pad, st, dil = ins[axis], k[axis], p[axis], s[axis], d[axis]
+        left, right = sides[axis]
+        padded = f"2·{pad}" if left == right else f"({left} + {right})"  # both sides of the axis
+        total_pad = left + right
         span = f"({dil}·({f} − 1) + 1)" if dil > 1 else f"{f}"  # the dilated kernel's extent
         eff = dil * (f - 1) + 1
         if transposed:
@@ -271,8 +282,8 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
             tail = f" + {added}" if added else ""
             parts.append(f"({n} − 1)·{st} − 2·{pad} + {grow}{tail} + 1 = {outs[axis]}")
             continue
-        exact = (n - eff + 2 * pad) % st == 0
-        body = f"({n} − {span} + 2·{pad})/{st}"
+        exact = (n - eff + total_pad) % st == 0
+        body = f"({n} − {span} + {padded})/{st}"
         if getattr(module, "ceil_mode", False) and not exact:
             rounded_up = -(-(n - eff + 2 * pad) // st) + 1
             dropped = " − 1" if (rounded_up - 1) * st >= n + pad else ""  # the last window starts in the padding
@@ -281,7 +292,8 @@ def output_formula(module: nn.Module, input_shape: str, output_shape: str) -> st
             parts.append(f"{body} + 1 = {outs[axis]}")
         else:
             parts.append(f"⌊{body}⌋ + 1 = {outs[axis]}")
-    same = ins[0] == ins[1] and outs[0] == outs[1] and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1]
+    same = (ins[0] == ins[1] and outs[0] == outs[1] and k[0] == k[1] and s[0] == s[1] and sides[0] == sides[1]
+            and d[0] == d[1])
     return parts[0] if same else " ; ".join(parts)
 
 

@@ -21,7 +21,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "viz": ("COLORMAPS", "DISPLAY_TILE_SIDE", "Tiling", "channel_order", "channel_stats", "colorize", "colorize_index",
             "colour_index", "filter_grid", "indexed_png", "filter_images", "input_picture", "normalize", "overlay", "resize_map",
             "tile_channels", "to_jpeg", "to_png", "to_rgb_uint8", "upscale", "DOWNLOAD_MIN_SIDE", "SCREEN_MIN_SIDE",
-            "as_pixels", "pixel_zoom"),
+            "as_pixels", "pixel_zoom", "plotly_colorscale"),
 }
 _OWNER = {name: module for module, names in _MODULES.items() for name in names}
 

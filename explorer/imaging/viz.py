@@ -48,6 +48,16 @@ def _lut(cmap: str) -> np.ndarray:
     return table
 
 
+@functools.lru_cache(maxsize=None)
+def plotly_colorscale(cmap: str, steps: int = 33) -> tuple[tuple[float, str], ...]:
+    """The colormap as a plotly colorscale, sampled from the same lookup table as every picture (``colorize``),
+    so an interactive heatmap shows the colours of the grid, the overlay and the PNG downloads (plotly's own
+    "hot" or "jet" differ by up to ~100 levels; it has no "bone")."""
+    table = _lut(cmap)
+    rows = np.linspace(0, 255, steps).round().astype(int)
+    return tuple((float(row / 255), "rgb({},{},{})".format(*(int(v) for v in table[row]))) for row in rows)
+
+
 def colour_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Values in [0, 1] (NaN = gap) as colormap table rows (uint8) and the gap mask (None without gaps):
     the colormap-independent half of ``colorize``, kept so another colormap is only a table lookup."""

@@ -35,8 +35,8 @@ def kernel_grid(arith: ConvArithmetic, index: int) -> tuple[np.ndarray, tuple[in
     row, col = divmod(index, out)
     size = arith.padded
     visited = np.zeros(size, dtype=bool)
-    for start in arith.positions:
-        visited[start:start + arith.effective_kernel] = True
+    for window in range(out):  # the taps, not the span: with dilation the kernel skips the cells between them
+        visited[list(arith.taps(window))] = True
     is_pad = np.array([arith.is_padding(c) for c in range(size)])
     grid = np.full((size, size), INPUT, dtype=int)
     grid[~visited[:, None] | ~visited[None, :]] = UNVISITED
@@ -116,16 +116,21 @@ def stack_diagram_figure(comparison: StackComparison, *, input_label: str = "inp
     return fig
 
 
-def growth_figure(curves: Mapping[str, pd.DataFrame], image_size: int, *, x_title: str = "depth",
+def growth_figure(curves: Mapping[str, pd.DataFrame], image_size: int | tuple[int, int], *, x_title: str = "depth",
                   y_title: str = "receptive field (pixels)", image_label: str = "image size") -> go.Figure:
-    """Field size against depth, one line per model (frames from ``receptive.growth_by_depth``)."""
+    """Field size against depth, one line per model (frames from ``receptive.growth_by_depth``: the larger of a
+    field's height and width). ``image_size``: a side, or (H, W), drawn as one dashed line, or two when H ≠ W."""
     fig = go.Figure()
     for name, curve in curves.items():
         fig.add_trace(go.Scatter(x=curve["depth"], y=curve["rf"], mode="lines+markers", name=name,
                                  text=curve["layer"], line_shape="hv",
                                  hovertemplate=f"{name}<br>%{{text}}<br>%{{x}}: %{{y}} px<extra></extra>"))
-    fig.add_hline(y=image_size, line_dash="dash", line_color="#555555",
-                  annotation_text=f"{image_label} = {image_size}", annotation_position="top left")
+    height, width = (int(v) for v in image_size) if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    lines = [(height, f"{image_label} = {height}")] if height == width else \
+        [(height, f"{image_label} = {height} (H)"), (width, f"{image_label} = {width} (W)")]
+    for side, text in lines:
+        fig.add_hline(y=side, line_dash="dash", line_color="#555555", annotation_text=text,
+                      annotation_position="top left" if side == max(height, width) else "bottom left")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x_title, yaxis_title=y_title,
                       hovermode="closest", legend=dict(orientation="h", y=-0.2))
     return fig
