@@ -37,9 +37,13 @@ if len(names) < MIN_MODELS:
 
 try:
     with st.spinner(t("common.computing")):
-        table = compare_table(tuple(names))
+        table, failed = compare_table(tuple(names))
 except Exception as exc:
     error_box(exc)
+    halt()
+for name, message in failed:  # one per model; the others are still compared
+    st.warning(t("cmp.failed", model=short(name), message=message))
+if table.empty:
     halt()
 
 st.subheader(t("cmp.table_title"))
@@ -68,7 +72,8 @@ y = st.radio(t("cmp.y"), y_options, key="cmp_y", horizontal=True, format_func=fo
 missing = table.loc[table[y].isna(), "model"].tolist()
 if missing:
     st.info(t("cmp.no_accuracy", models=", ".join(short(m) for m in missing)))
-figure = bubble_chart(table, y=y, labels={"gflops": labels["gflops"], y: t(f"cmp.y.{y}")})
+figure = bubble_chart(table, y=y, labels={"gflops": labels["gflops"], "params_m": labels["params_m"], y: t(f"cmp.y.{y}")},
+                      names={name: short(name) for name in table["model"]})
 st.plotly_chart(figure, width="stretch", key="cmp_chart")
 st.caption(t("cmp.chart_caption"))
 

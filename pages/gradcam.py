@@ -2,7 +2,7 @@
 import streamlit as st
 
 from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
-from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, overlay, to_png
+from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, colorize, overlay, to_png
 from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
 from ui.common import error_box, formatter, halt, run_through_app, t
@@ -28,6 +28,8 @@ except Exception as exc:
 if not cam_plan(key, loaded, sel.image)[1]:  # degraded: the earliest layers were left out to fit the budget
     st.info(t("security.cam_degraded", n=len(top_cams), side=cam_max_side(key, loaded, sel.image)))
 layers = sorted(top_cams, key=lambda n: order.get(n, -1))
+# A 1×1 map says nothing about where (its heatmap is one colour): offered only when no layer has a larger one.
+layers = [n for n in layers if len(shapes.get(n) or ()) == 3 and shapes[n][1] * shapes[n][2] > 1] or layers
 if not layers:
     st.warning(t("cam.no_layers"))
     halt()
@@ -79,7 +81,8 @@ d1, d2 = st.columns(2)
 # Downloads enlarged by whole pixels to a usable size (a 64×64 input would be a thumbnail on a slide).
 d1.download_button(t("cam.download_overlay"), lambda: to_png(as_pixels(blend, DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{layer}_c{target}_gradcam.png",
                    mime="image/png", key="cam_dl_overlay", on_click="ignore")
-d2.download_button(t("cam.download_heat"), lambda: to_png(as_pixels(heat, DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
+# the heatmap as shown: its values in the chosen colormap (the same table as the figure's colour scale)
+d2.download_button(t("cam.download_heat"), lambda: to_png(as_pixels(colorize(heat, cmap), DOWNLOAD_MIN_SIDE)), file_name=f"{safe_name}_{layer}_c{target}_heat.png",
                    mime="image/png", key="cam_dl_heat", on_click="ignore")
 st.caption(t("cam.formula"))
 

@@ -9,6 +9,7 @@ import json
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -624,3 +625,147 @@ def test_a_tanh_networks_activation_map_is_not_called_relu(app_factory):
     labels = radio.options
     assert any("ScaledTanh" in label or "Tanh" in label for label in labels), labels
     assert not any("ReLU" in label for label in labels), labels
+
+
+# --- second read and the Grad-CAM / Compare pages (review) ----------------------------------------------------------
+class _InputShortcut(nn.Module):
+    """The identity takes the model's input itself: ``body(x) + self.shortcut(x)`` at the top."""
+
+    def __init__(self, rewrite: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.shortcut, self.body = nn.Identity(), nn.Conv2d(3, 3, 3, padding=1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+        self.rewrite = rewrite
+
+    def forward(self, x):
+        s = self.shortcut(x)
+        if self.rewrite:  # the identity's output changed in place afterwards: no gradient through it exists
+            s += self.body(x)
+            return self.head(s)
+        return self.head(self.body(x) + s)
+
+
+def test_a_passthrough_cam_never_ties_the_callers_input():
+    from explorer.analysis import analyze
+
+    model = _InputShortcut().eval()
+    x = torch.rand(1, 3, 8, 8)
+    before = x.clone()
+    first = analyze(model, x, "shortcut", 1).cam_raw["shortcut"]
+    assert not x.requires_grad and x.grad_fn is None and x._version == 0
+    torch.testing.assert_close(x, before)
+    np.testing.assert_allclose(analyze(model, x, "shortcut", 1).cam_raw["shortcut"], first)
+    np.testing.assert_allclose(first, _hand_cam(model, x, "shortcut", 1), atol=1e-6)
+
+
+def test_a_passthrough_rewritten_in_place_still_gets_a_map():
+    from explorer.analysis import analyze
+
+    model = _InputShortcut(rewrite=True).eval()
+    x = torch.rand(1, 3, 8, 8)
+    cam = analyze(model, x.clone(), "shortcut", 1).cam_raw["shortcut"]
+    # the uses of what the call returned: s is the graph's leaf, s += body(x) adds nothing that depends on it
+    s = x.clone().requires_grad_(True)
+    score = model.head(s + model.body(x))[0, 1]
+    (grad,) = torch.autograd.grad(score, s)
+    expected = torch.relu((grad[0].mean((1, 2))[:, None, None] * x[0]).sum(0)).detach().numpy()
+    np.testing.assert_allclose(cam, expected, atol=1e-6)
+
+
+def test_the_default_cam_layer_climbs_to_the_enclosing_call_of_a_reused_block():
+    from explorer.analysis import default_cam_layer
+
+    class ReusedBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            x = F.max_pool2d(self.block(self.stem(x)), 2)
+            x = self.block(x)  # the block's second call holds the last conv call (block.0#2)
+            return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    assert default_cam_layer(ReusedBlock().eval(), (3, 16, 16)) == "block#2"
+
+
+def test_the_sidebar_names_the_notations_limit_for_a_typed_network(app_factory):
+    at = app_factory("architecture", sel_model="arch:conv3-8 M GAP FC-10", sel_weights="none", sel_input="600x600")
+    assert not at.exception, at.exception
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "typed network" in warnings and "512×" in warnings or "scaled down to 512×512" in warnings, warnings
+    assert "memory budget" not in warnings
+
+
+def test_compare_leaves_out_only_the_model_it_cannot_compare(app_factory):
+    from explorer.history import compare_available
+
+    bad = "arch:in-3x8x8 conv3-8 M M M M FC-10"  # the fourth pool gets a 1×1 map: nothing left to pool
+    table, failed = compare_available(["mnist_cnn", "tiny_vgg", bad])
+    assert list(table["model"]) == ["mnist_cnn", "tiny_vgg"]
+    assert [name for name, _ in failed] == [bad] and "token 6" in failed[0][1]
+    assert table.set_index("model").loc["mnist_cnn", "params_m"] * 1e6 == pytest.approx(2762)
+    at = app_factory("compare", cmp_models=["mnist_cnn", "tiny_vgg", bad])
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Could not compare" in w.value for w in at.warning)
+    assert any(len(frame.value) == 2 for frame in at.dataframe)
+
+
+def test_compare_counts_weights_used_through_functional_calls(tmp_path, monkeypatch):
+    from explorer.history import profile_with_size
+    from explorer.models import build_model
+
+    path = tmp_path / "proj.py"
+    path.write_text(textwrap.dedent('''
+        import torch, torch.nn as nn, torch.nn.functional as F
+
+        class ProjFunctional(nn.Module):
+            input_shape = (1, 16, 16)
+
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(1, 4, 3, padding=1)
+                self.proj = nn.Conv2d(4, 6, 3, padding=1)  # never called: its weights are used through F.conv2d
+                self.fc = nn.Linear(6, 3)
+
+            def forward(self, x):
+                x = F.conv2d(torch.relu(self.stem(x)), self.proj.weight, self.proj.bias, padding=1)
+                return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+    '''))
+    monkeypatch.setenv("EXPLORER_MODELS", str(path))
+    model = build_model("ProjFunctional").eval()
+    counts, params, size = profile_with_size(model, (1, 16, 16))
+    expected = (9 * 4 + 4) + (36 * 6 + 6) + (6 * 3 + 3)  # stem, proj (through F.conv2d), fc
+    assert params == expected == sum(p.numel() for p in model.parameters())
+    assert size == 4 * expected
+    assert sum(counts.values()) == 9 * 4 * 256 + 36 * 6 * 256 + 18
+
+
+def test_grad_cam_layers_leave_out_one_by_one_maps(app_factory):
+    at = app_factory("gradcam", sel_model="resnet18", sel_weights="none", sel_input="32x32")
+    assert not at.exception, at.exception
+    options = at.selectbox(key="cam_layer").options
+    assert options and not any(option.endswith("×1×1") for option in options), options
+
+
+def test_a_compare_link_takes_as_many_models_as_the_page():
+    from explorer.history import MAX_MODELS
+    from ui.links import COMPARE_MAX_MODELS, PAGE_PARAMS
+
+    assert COMPARE_MAX_MODELS == MAX_MODELS
+    models = next(p for p in PAGE_PARAMS["compare"] if p.name == "models")
+    assert models.max_items == MAX_MODELS
+
+
+def test_bubble_chart_speaks_the_pages_words():
+    from explorer.history import bubble_chart
+
+    table = pd.DataFrame({"model": ["arch:in-1x8x8 conv3-4 GAP FC-2", "mnist_cnn"], "gflops": [0.1, 0.2],
+                          "top1": [50.0, 60.0], "params_m": [0.01, 0.02]})
+    figure = bubble_chart(table, "top1", labels={"gflops": "G 곱셈-덧셈", "params_m": "파라미터 (M)", "top1": "top-1"},
+                          names={"arch:in-1x8x8 conv3-4 GAP FC-2": "my net"})
+    trace = figure.data[0]
+    assert list(trace.text) == ["my net", "mnist_cnn"]
+    assert "G 곱셈-덧셈" in trace.hovertemplate and "파라미터 (M)" in trace.hovertemplate

@@ -21,10 +21,11 @@ import streamlit as st
 # --- Compare ---------------------------------------------------------------------------------------
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def compare_table(names: tuple[str, ...]) -> pd.DataFrame:
-    from explorer.history import compare_models
+def compare_table(names: tuple[str, ...]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The table of the models that can be compared, and (name, message) for those that cannot."""
+    from explorer.history import compare_available
 
-    return compare_models(list(names))
+    return compare_available(list(names))
 
 
 def compare_model(name: str, weights_key: str, device: str):

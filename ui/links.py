@@ -33,6 +33,10 @@ from explorer.core import (LANGUAGES, MAX_SPEC_VALUE_CHARS, MAX_TYPED_SIDE, Clas
 from ui.common import t
 from ui.format import inline_code
 
+# explorer.history.MAX_MODELS, the Compare page's limit (not imported: this module loads with the first page, and
+# explorer.history brings pandas; tests/test_review13.py checks the two agree)
+COMPARE_MAX_MODELS = 8
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAGE = "home"  # the page at "/" (st.Page(..., default=True) has an empty url_path)
 # A follower's poll interval (``$EXPLORER_CLASS_POLL_S``, 0.2-10). The lag is half an interval on average plus
@@ -82,7 +86,7 @@ PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
                 Param("padding", "flt_padding", "name"),
                 Param("stride", "flt_stride", "int", low=1, high=4),
                 Param("color", "flt_color", "choice", ("gray", "rgb"))),
-    "compare": (Param("models", "cmp_models", "list", max_items=6, max_chars=MAX_SPEC_VALUE_CHARS),
+    "compare": (Param("models", "cmp_models", "list", max_items=COMPARE_MAX_MODELS, max_chars=MAX_SPEC_VALUE_CHARS),
                 Param("y", "cmp_y", "choice", ("top1", "top5", "weight_layers"))),
 }
 

@@ -74,14 +74,32 @@ def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, 
     budget = request_budget_bytes()
     side = model_largest_side(name)
     megabytes = budget // 2**20
+    typed = _typed_limit(name)
+    grammar = typed is not None and side >= typed  # the typed network's own limit, not memory
     if max(hw) > side:
         scale = side / max(hw)
         capped = (max(1, int(hw[0] * scale)), max(1, int(hw[1] * scale)))
         if side >= MAX_INPUT_SIDE:  # the app's own limit, not this model's memory
             sb.warning(t("security.input_over_max", text=text, side=side, h=capped[0], w=capped[1]))
+        elif grammar:
+            sb.warning(t("security.input_over_typed", text=text, side=side, h=capped[0], w=capped[1]))
         else:
             sb.warning(t("security.input_capped", text=text, h=capped[0], w=capped[1], budget=megabytes))
         hw = capped
+    elif grammar:
+        sb.caption(t("security.input_typed_cap", side=side))
     elif side < MAX_INPUT_SIDE:
         sb.caption(t("security.input_cap", side=side, budget=megabytes))
     return hw
+
+
+def _typed_limit(name: str) -> int | None:
+    """The largest side a network typed without an ``in-`` token is built for (the grammar's), else None."""
+    from explorer.models import ModelRef
+    from explorer.models.arch import MAX_TYPED_INPUT_SIDE, declares_input
+
+    try:
+        ref = ModelRef.parse(name)
+        return MAX_TYPED_INPUT_SIDE if ref.kind == "arch" and not declares_input(ref.value) else None
+    except Exception:  # a spec that does not parse: reported where the model loads
+        return None

@@ -20,7 +20,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "activations": ("callable_layers", "capture",),
     "attribution": ("LAYER_METHODS", "METHODS", "attribute", "grad_cam", "guided_gradcam", "integrated_gradients", "occlusion", "resolve_target", "saliency",),
     "budget": ("REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_candidates", "cam_layers_within", "max_input_side", "largest_input_side", "largest_side_key", "pass_cost", "request_budget_bytes", "reserved_pass",),
-    "functional_ops": ("FunctionalCall", "FunctionalRecorder", "functional_mult_adds",),
+    "functional_ops": ("FunctionalCall", "FunctionalRecorder", "WEIGHT_LAYER_OPS", "functional_mult_adds",),
     "hooks": ("Recompute", "route_call",),
     "host_arrays": ("HostActivations",),
     "layer_calls": ("INPUT_SUFFIX", "CallInfo", "ChainStep", "activation_chain", "activation_pair", "block_of", "call_name", "is_activation", "is_conv", "logits_of", "parse_call",),

@@ -259,8 +259,8 @@ def largest_input_side(name: str, budget: int | None = None, max_bytes: int | No
         return MAX_SIDE
     side = max_input_side(model, channels, budget=budget, natural_side=max(natural), max_bytes=max_bytes)
     if ref.kind == "arch":
-        from explorer.models.arch import MAX_INPUT_SIDE, declares_input
+        from explorer.models.arch import MAX_TYPED_INPUT_SIDE, declares_input
 
         if not declares_input(ref.value):  # built for the input it is given, within a typed input's limits
-            side = min(side, MAX_INPUT_SIDE)
+            side = min(side, MAX_TYPED_INPUT_SIDE)
     return side

@@ -80,8 +80,7 @@ def batchnorm_demo(model: nn.Module, x: torch.Tensor, layer: str, channel: int =
     # ``hooked`` holds the model's lock (hooks exist only under it: the copy carries none of another pass's) and
     # restores every train/eval flag: the layer's input is the evaluation-mode one, since a model in training mode
     # would update every BatchNorm's running statistics in this pass (no_grad does not stop that) and drop units.
-    with hooked(model):
-        model.eval()
+    with hooked(model, evaluate=True):
         inp = capture(model, x, [f"{layer}:in"])[f"{layer}:in"].float()
         private = copy.deepcopy(module).float().cpu()
     channels = inp.shape[1]

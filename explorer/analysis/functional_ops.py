@@ -34,6 +34,9 @@ item tolist numpy new_zeros new_ones new_empty new_full new_tensor zeros_like on
 rand_like randn_like randint_like copy_ storage untyped_storage is_floating_point is_complex get_device
 retain_grad register_hook backward""".split())
 _CONV_OPS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
+# Functional ops that are weight layers (``F.conv2d``/``F.linear`` on a network's own parameters): what
+# :func:`functional_mult_adds` counts and Compare's depth counts as a layer.
+WEIGHT_LAYER_OPS = frozenset({*_CONV_OPS, "linear"})
 _POOL_OPS = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3, "avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3,
              "max_pool2d_with_indices": 2, "lp_pool2d": 2}
 

@@ -424,6 +424,7 @@ def run_pass(
     max_bytes: int | None = None,
     on_device: bool = False,
     inplace_leaves: frozenset[str] = frozenset(),
+    tie_passthrough: bool = True,
 ) -> _Pass:
     """One forward pass with hooks. Caller holds the model's lock (``hooked`` takes it again: RLock).
 
@@ -447,7 +448,8 @@ def run_pass(
     the rest by reference, and if one of those was rewritten after all, the pass is redone cloning everything.
     """
     key = (tuple(x.shape), x.dtype, str(device_of(model)), None if record is None else tuple(map(str, record)),
-           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device, tuple(sorted(inplace_leaves)))
+           tuple(map(str, cam_specs)), list_calls, cam_all, max_bytes, on_device, tuple(sorted(inplace_leaves)),
+           tie_passthrough)
     plan = _plan_for(model, key)
     # Also from a caller inside torch.inference_mode(): its tensors have no version counter (which tells the store
     # what was rewritten in place) and cannot start a Grad-CAM graph.
@@ -455,19 +457,20 @@ def run_pass(
         if x.is_inference():
             x = x.clone()
         result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device, plan,
-                                      inplace_leaves)
+                                      inplace_leaves, tie_passthrough)
         if plan is None:
             _learn_plan(model, key, rewritten)
         elif rewritten:  # a reference was changed after all (a path that depends on the data): clone everything
             result, rewritten = _one_pass(model, x, record, cam_specs, list_calls, cam_all, max_bytes, on_device,
-                                          None, inplace_leaves)
+                                          None, inplace_leaves, tie_passthrough)
             _learn_plan(model, key, rewritten)
     return result
 
 
 def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | None, cam_specs: Sequence[CallSpec],
               list_calls: bool, cam_all: bool, max_bytes: int | None, on_device: bool,
-              clone_only: frozenset[str] | None, inplace_leaves: frozenset[str] = frozenset()) -> tuple[_Pass, set[str]]:
+              clone_only: frozenset[str] | None, inplace_leaves: frozenset[str] = frozenset(),
+              tie_passthrough: bool = True) -> tuple[_Pass, set[str]]:
     tree = named_module_tree(model)
     all_modules = {name: module for name, module in watchable_modules(tree).items() if name}
     record_all = record is None
@@ -516,6 +519,9 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
         earlier CAM layer of the same pass see it), so the tensor itself is tied to the leaf, not a copy."""
         torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
         changed_in_place = tensor._version > 0  # the forward may go on with this very tensor, not our copy
+        passthrough = passthrough and tie_passthrough
+        if passthrough and any(tensor is buffer for buffer in model.buffers()):
+            passthrough = False  # a module handing on one of the model's own buffers: never tie shared state
         if ((passthrough or (changed_in_place and cam_key in inplace_leaves)) and not tensor.requires_grad
                 and not tensor._is_view()):  # PyTorch refuses to change a no-grad view in place under grad mode
             act = tensor.detach().clone().requires_grad_(True)
@@ -611,8 +617,11 @@ def _one_pass(model: nn.Module, x: torch.Tensor, record: Sequence[CallSpec] | No
             store.same_values(downstream, key)
         return downstream
 
-    with hooked(model, tree, evaluate=True) as add, torch.no_grad():
+    # frozen: gradients are asked of activations only (see hooked)
+    with hooked(model, tree, evaluate=True, freeze=True) as add, torch.no_grad():
         x_model = x.to(device_of(model))
+        if x_model is x:  # the pass may tie its input to a graph (a pass-through CAM call): never the caller's tensor
+            x_model = x.detach().clone()
         recorder = (FunctionalRecorder(model, on_function_enter, on_function_exit, keep_tensors=False,
                                        module_paths=set(tree))
                     if functional else None)

@@ -81,13 +81,18 @@ def _find_default_cam_layer(model: nn.Module, input_shape: tuple[int, int, int] 
     spatial = [n for n in executed if shapes[n][2] * shapes[n][3] > 1] or executed or convs
     best = spatial[-1]
     size = shapes.get(best, (0, 0, 0, 0))[2:]
-    parts = best.split(".")
+    calls = list(shapes)  # in the order the calls end: a call's enclosing call ends after it
+    parts = parse_call(best).module.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         parent = ".".join(parts[:cut])
-        out = shapes.get(parent)
+        # the parent's call that encloses ``best``: the first of its calls to end after it (a block used twice
+        # encloses its conv's second call in its own second call)
+        start = calls.index(best) if best in shapes else 0
+        enclosing = next((c for c in calls[start + 1:] if parse_call(c).module == parent), None)
+        out = shapes.get(enclosing) if enclosing is not None else None
         if out is None or len(out) != 4 or out[2:] != size:
             break
-        best = parent
+        best = enclosing
     return best
 
 
@@ -95,8 +100,7 @@ def _last_functional_map(model: nn.Module, input_shape: tuple[int, int, int]) ->
     """A network without conv modules (``F.conv2d`` on its own parameters): its last functional convolution
     with a spatial map, else its last functional call with one."""
     device, dtype = model_device_dtype(model)
-    with hooked(model):
-        model.eval()  # as above: zeros must not reach a training model's BatchNorm statistics
+    with hooked(model, evaluate=True):  # as above: zeros must not reach a training model's BatchNorm statistics
         calls = run_pass(model, torch.zeros(1, *input_shape, device=device, dtype=dtype), record=[],
                          list_calls=True).calls
     spatial = [c for c in calls if c.is_function and c.shape and len(c.shape) == 3 and c.shape[1] * c.shape[2] > 1]

@@ -119,25 +119,36 @@ def analyze(
     record = None if layers is None else [parse_call(n) for n in layers]
     # Grad mode on for the class score's graph, whatever the caller's (no_grad, inference_mode) around this call.
     with model_lock(model), torch.inference_mode(False), torch.enable_grad():
-        result = run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes,
-                          on_device=on_device)
-        scores = logits_of(result.output)
-        if scores.dim() != 2 or scores.shape[0] != 1:
-            raise ValueError(f"the model's output is not class scores [1, classes]: {tuple(scores.shape)}")
-        chosen = int(scores[0].argmax()) if target is None else int(target)
-        if not 0 <= chosen < scores.shape[1]:
-            raise ValueError(f"target class {chosen} is outside 0..{scores.shape[1] - 1}")
-        cam_raw: dict[str, np.ndarray] = {}
-        if result.cam_acts:
+        for tie in (True, False):
+            result = run_pass(model, x, record=record, cam_specs=cam_specs, cam_all=cam_all, max_bytes=max_bytes,
+                              on_device=on_device, tie_passthrough=tie)
+            scores = logits_of(result.output)
+            if scores.dim() != 2 or scores.shape[0] != 1:
+                raise ValueError(f"the model's output is not class scores [1, classes]: {tuple(scores.shape)}")
+            chosen = int(scores[0].argmax()) if target is None else int(target)
+            if not 0 <= chosen < scores.shape[1]:
+                raise ValueError(f"target class {chosen} is outside 0..{scores.shape[1] - 1}")
+            if not result.cam_acts:
+                break
             names = list(dict.fromkeys([s.call_name for s in cam_specs] + list(result.cam_acts)))
             acts = [result.cam_acts[n] for n in names]
             # The copies handed on by calls that had changed their output in place: a copy the class score does not
             # depend on was dropped by the forward, which went on with (and may have changed again) its own tensor.
             copies = [(n, c) for n, c in result.inplace_cams.items() if c is not None]
-            if scores.requires_grad:
-                found = torch.autograd.grad(scores[0, chosen], acts + [c for _, c in copies], allow_unused=True)
-            else:  # no CAM layer's copy reached the scores (every one dropped, or a dead branch)
-                found = (None,) * (len(acts) + len(copies))
+            try:
+                if scores.requires_grad:
+                    found = torch.autograd.grad(scores[0, chosen], acts + [c for _, c in copies], allow_unused=True)
+                else:  # no CAM layer's copy reached the scores (every one dropped, or a dead branch)
+                    found = (None,) * (len(acts) + len(copies))
+                break
+            except RuntimeError as exc:
+                # A pass-through call's tensor tied to the graph, then rewritten in place by the forward
+                # (``s = shortcut(y); s += conv2(y)``): no gradient through that tensor exists. Once more untied:
+                # the uses of what the call returned (the graph's own leaf), as before the tie.
+                if not tie or "modified by an inplace operation" not in str(exc):
+                    raise
+        cam_raw: dict[str, np.ndarray] = {}
+        if result.cam_acts:
             grads = list(found[:len(acts)])
             dropped = {n for (n, _), g in zip(copies, found[len(acts):]) if g is None}
             dropped |= {n for n, g in zip(names, grads) if g is None and n in result.inplace_cams}

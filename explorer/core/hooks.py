@@ -75,12 +75,14 @@ def traced_modules(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
 
 @contextmanager
 def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None,
-           evaluate: bool = False) -> Iterator[Callable[[Any], None]]:
+           evaluate: bool = False, freeze: bool = False) -> Iterator[Callable[[Any], None]]:
     """Hold the model's lock; yield ``add(handle)`` to collect hook handles; remove them all in ``finally``.
     ``tree``: the model's :func:`named_module_tree` when the caller has just walked it. ``evaluate``: run the
     block with the model in eval mode (``model.eval()``; the flags come back afterwards): a pass that explains
     the model as it predicts, the same on every call, never folding its input into a shared model's BatchNorm
-    statistics (another session may have left the model in training mode)."""
+    statistics (another session may have left the model in training mode). ``freeze``: no parameter requires
+    grad inside (restored afterwards): a pass that wants gradients of activations only (Grad-CAM) then records no
+    weight-gradient work, keeps fewer tensors, and an in-place write after a layer cannot spoil its backward."""
     handles: list[Any] = []
     with model_lock(model):
         modules = list((tree or named_module_tree(model)).values())
@@ -99,6 +101,10 @@ def hooked(model: nn.Module, tree: dict[str, nn.Module] | None = None,
         try:
             if evaluate and any(training for _, training in modes):
                 model.eval()
+            if freeze:
+                for parameter, requires_grad in grads:
+                    if requires_grad:
+                        parameter.requires_grad_(False)
             yield add
         finally:
             for handle in handles:

@@ -293,10 +293,10 @@ def capture_graph(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     every module's train/eval flag restored even when the forward pass fails, which raises ``DiagramError``.
     """
     # hooked: the model's lock, hooks removed and every train/eval flag put back in finally
-    with hooked(model) as add:
+    # eval: the inference graph (no auxiliary heads, BatchNorm with running statistics)
+    with hooked(model, evaluate=True) as add:
         x = _random_input(model, input_shape)
         recorder = _Recorder(model)
-        model.eval()  # the inference graph: no auxiliary heads, BatchNorm with running statistics
         with torch.no_grad():
             recorder.set_producer(x, recorder.input_id)
             try:

@@ -1,6 +1,6 @@
 """The papers' networks side by side: model comparison (accuracy vs operations) and the papers' tables."""
-from explorer.history.compare import (COLUMNS, MAX_MODELS, MIN_MODELS, ModelStats, bubble_chart, compare_models,
-                                      count_mult_adds, count_params, model_stats, mult_adds_by_module, profile,
+from explorer.history.compare import (COLUMNS, MAX_MODELS, MIN_MODELS, ModelStats, bubble_chart, compare_available, compare_models,
+                                      count_mult_adds, count_params, model_stats, mult_adds_by_module, profile, profile_with_size,
                                       weight_layer_depth, weights_size_mb)
 from explorer.history.alexnet import alexnet_comparison
 from explorer.history.lenet import LENET5_PRINTED, lenet5_table
@@ -10,8 +10,8 @@ from explorer.history.papers import (GOOGLENET_DIFF_TEXT, explain_differences, f
 
 __all__ = [
     "alexnet_comparison", "LENET5_PRINTED", "lenet5_table", "INCEPTION_3A_INPUT", "ModuleCost", "NaiveInception", "inception_reduction_costs",
-    "COLUMNS", "GOOGLENET_DIFF_TEXT", "MAX_MODELS", "MIN_MODELS", "ModelStats", "bubble_chart", "compare_models",
+    "COLUMNS", "GOOGLENET_DIFF_TEXT", "MAX_MODELS", "MIN_MODELS", "ModelStats", "bubble_chart", "compare_available", "compare_models",
     "count_mult_adds", "count_params", "explain_differences", "fully_connected_share", "googlenet_receptive_fields", "googlenet_table", "model_stats", "mult_adds_by_module",
-    "profile", "resnet_flops_table", "resnet_table", "vgg_config_table", "vgg_summary_table", "weight_layer_depth",
+    "profile", "profile_with_size", "resnet_flops_table", "resnet_table", "vgg_config_table", "vgg_summary_table", "weight_layer_depth",
     "weights_size_mb",
 ]

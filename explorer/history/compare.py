@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 
-from explorer.analysis import FunctionalRecorder, functional_mult_adds
-from explorer.core import device_of, hooked, on_this_thread
+from explorer.analysis import WEIGHT_LAYER_OPS, FunctionalCall, FunctionalRecorder, functional_mult_adds
+from explorer.core import device_of, flat_tensors, hooked, on_this_thread
+from explorer.diagram import capture_graph
 from explorer.models import ModelRef, build_model, get_entry, load_model
 from explorer.models.arch import build_arch, input_shape_of
 
@@ -98,11 +99,17 @@ def profile_with_size(model: nn.Module, input_shape: Sequence[int],
         if is_weight_layer(module):
             counts[name] = counts.get(name, 0) + _mult_adds_of_call(module, inputs, output)
 
-    def on_function_exit(call: Any) -> None:
+    own = {id(t) for t in (*model.parameters(), *model.buffers())}
+    passed: dict[int, torch.Tensor] = {}  # the model's tensors handed to a functional op: used at inference too
+
+    def on_function_exit(call: FunctionalCall) -> None:
         # A network written with F.conv2d / F.linear on its own weights: the same weights × positions (no bias)
         ops = functional_mult_adds(call, bias=False)
         if ops:
             counts[call.name] = counts.get(call.name, 0) + ops
+        for tensor in flat_tensors([call.args, call.kwargs]):
+            if id(tensor) in own:
+                passed[id(tensor)] = tensor
 
     with hooked(model, evaluate=True) as add:  # the inference pass: auxiliary heads off, BatchNorm untouched
         for module in names:
@@ -115,6 +122,8 @@ def profile_with_size(model: nn.Module, input_shape: Sequence[int],
             model(x)
     used = {id(p): p for m, name in names.items() if name in ran or m is model for p in m.parameters(recurse=False)}
     buffers = {id(b): b for m, name in names.items() if name in ran or m is model for b in m.buffers(recurse=False)}
+    for key, tensor in passed.items():  # F.conv2d(x, self.proj.weight): proj never ran, its weight did
+        (used if isinstance(tensor, nn.Parameter) else buffers)[key] = tensor
     size = sum(t.numel() * t.element_size() for t in [*used.values(), *buffers.values()])
     return counts, sum(p.numel() for p in used.values()), size
 
@@ -127,11 +136,6 @@ def mult_adds_by_module(model: nn.Module, input_shape: Sequence[int],
 
 def count_mult_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     return sum(mult_adds_by_module(model, input_shape).values())
-
-
-# Functional ops that are weight layers in a network's own ``forward`` (``F.conv2d`` on its own parameters).
-_WEIGHT_OPS = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-                         "linear"})
 
 
 def _guess_input_shape(model: nn.Module) -> tuple[int, ...] | None:
@@ -155,8 +159,6 @@ def weight_layer_depth(model: nn.Module, input_shape: Sequence[int] | None = Non
     every other session's forward pass failed meanwhile.) Falls back to counting every weight layer when the
     model cannot run on that input.
     """
-    from explorer.diagram import capture_graph
-
     shape = tuple(input_shape) if input_shape is not None else _guess_input_shape(model)
     try:
         if shape is None:
@@ -174,7 +176,7 @@ def weight_layer_depth(model: nn.Module, input_shape: Sequence[int] | None = Non
         if node.source == "module":
             module = model.get_submodule(node.module) if node.module else model
             here += int(is_weight_layer(module))
-        elif node.source == "function" and node.op in _WEIGHT_OPS:
+        elif node.source == "function" and node.op in WEIGHT_LAYER_OPS:
             here += 1
         depth[node.id] = here
         best = max(best, here)
@@ -302,11 +304,32 @@ def model_stats(name: str, receptive: bool = True) -> ModelStats:
 
 
 def compare_models(names: Sequence[str], receptive: bool = True) -> pd.DataFrame:
-    """One row per model (2–8 distinct names), columns :data:`COLUMNS`; unknown accuracy is NaN."""
+    """One row per model (2–8 distinct names), columns :data:`COLUMNS`; unknown accuracy is NaN. A model that
+    cannot be compared raises (:func:`compare_available` leaves it out instead)."""
+    names = _checked_names(names)
+    return _stats_table([asdict(model_stats(name, receptive=receptive)) for name in names])
+
+
+def compare_available(names: Sequence[str], receptive: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """:func:`compare_models` for the models that can be compared, and ``(name, message)`` for each that cannot
+    (an unknown name, a typed network that fails to build): one bad entry does not hide the others."""
+    rows, failed = [], []
+    for name in _checked_names(names):
+        try:
+            rows.append(asdict(model_stats(name, receptive=receptive)))
+        except Exception as exc:  # said per model by the page; the others are still compared
+            failed.append((name, str(exc) or type(exc).__name__))
+    return _stats_table(rows), failed
+
+
+def _checked_names(names: Sequence[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     if not MIN_MODELS <= len(names) <= MAX_MODELS:
         raise ValueError(f"compare {MIN_MODELS} to {MAX_MODELS} different models (got {len(names)})")
-    rows = [asdict(model_stats(name, receptive=receptive)) for name in names]
+    return names
+
+
+def _stats_table(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("receptive_field", "top1", "top5"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
@@ -373,35 +396,39 @@ def place_bubble_labels(x: np.ndarray, y: np.ndarray, diameters: np.ndarray, nam
     return offsets
 
 
-def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | None = None):
+def bubble_chart(table: pd.DataFrame, y: str = "top1", labels: dict[str, str] | None = None,
+                 names: Mapping[str, str] | None = None):
     """Operations (x) against ``y`` (default top-1 accuracy), bubble area ∝ parameters.
 
-    Models without a value for ``y`` are left out (the caller says so). ``labels`` renames axis titles.
+    Models without a value for ``y`` are left out (the caller says so). ``labels`` renames axis titles (and the
+    hover text's quantities); ``names`` gives a shorter label per model (the page's, for typed networks).
     """
     import plotly.graph_objects as go
 
     labels = {"gflops": "G mult-adds", "top1": "ImageNet top-1 (%)", "top5": "ImageNet top-5 (%)",
               "weight_layers": "weight layers", "params_m": "parameters (M)", **(labels or {})}
     data = table.dropna(subset=[y, "gflops"])
+    shown = [str((names or {}).get(m, m)) for m in data["model"]]
     peak = float(table["params_m"].max() or 1.0)
     # Bubble *area* proportional to parameters, like the classic figure; sizeref maps the largest to 60 px.
     sizeref = 2.0 * peak / (60.0 ** 2)
     x_range, y_range = _padded_range(data["gflops"]), _padded_range(data[y])
     diameters = np.maximum(4.0, np.sqrt(2.0 * data["params_m"].to_numpy(dtype=float) / sizeref))
     offsets = place_bubble_labels(data["gflops"].to_numpy(dtype=float), data[y].to_numpy(dtype=float),
-                                  diameters, [str(m) for m in data["model"]], x_range, y_range)
+                                  diameters, shown, x_range, y_range)
     figure = go.Figure(go.Scatter(
-        x=data["gflops"], y=data[y], mode="markers", text=data["model"],
+        x=data["gflops"], y=data[y], mode="markers", text=shown,
         marker=dict(size=data["params_m"], sizemode="area", sizeref=sizeref, sizemin=4,
                     color=list(range(len(data))), colorscale="Viridis", opacity=0.7, line=dict(width=1)),
         customdata=data[["params_m"]].to_numpy(),
-        hovertemplate="%{text}<br>%{x:.2f} G mult-adds<br>%{y}<br>%{customdata[0]:.3g} M params<extra></extra>",
+        hovertemplate=(f"%{{text}}<br>{labels['gflops']}: %{{x:.3g}}<br>{labels.get(y, y)}: %{{y}}"
+                       f"<br>{labels['params_m']}: %{{customdata[0]:.3g}}<extra></extra>"),
         cliponaxis=False,
     ))
     # Names as annotations at pixel offsets chosen so that no two overlap each other or another bubble (a thin
     # line joins a name moved away to its bubble): close small models (mobilenet, shufflenet, efficientnet)
     # no longer pile their names on top of one another.
-    for (gx, gy, name, diameter), (ax, ay) in zip(zip(data["gflops"], data[y], data["model"], diameters), offsets):
+    for (gx, gy, name, diameter), (ax, ay) in zip(zip(data["gflops"], data[y], shown, diameters), offsets):
         figure.add_annotation(x=gx, y=gy, text=str(name), ax=ax, ay=ay, showarrow=True, arrowhead=0,
                               standoff=float(diameter) / 2,  # the line stops at the bubble's edge
                               arrowwidth=1, arrowcolor="rgba(90,90,90,0.6)", font=dict(size=LABEL_FONT_PX))

@@ -189,8 +189,6 @@ def fully_connected_share(name: str = "vgg_d", input_shape: tuple[int, int, int]
 
 @lru_cache(maxsize=8)
 def _fully_connected_share(name: str, input_shape: tuple[int, int, int]) -> dict[str, float]:
-    from explorer.history.compare import mult_adds_by_module
-
     model = _meta_model(name)
     linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
     names = {id(m): n for n, m in model.named_modules()}

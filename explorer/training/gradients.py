@@ -86,15 +86,15 @@ def layer_gradient_norms(model: nn.Module, x: torch.Tensor, targets: torch.Tenso
     found = torch.autograd.grad(loss, params + kept, allow_unused=True)
     grads, output_grads = iter(found[:len(params)]), iter(found[len(params):])
     rows = []
-    for depth, (index, (name, module, weights)) in enumerate(enumerate(layers), start=1):
+    for index, (name, module, weights) in enumerate(layers):
         squares = 0.0
         for weight in weights:
             grad = next(grads)
             squares += float(grad.pow(2).sum()) if grad is not None else 0.0
-        output_squares = [next(output_grads) for _ in outputs[index]]
-        output_norm = (sum(float(g.pow(2).sum()) for g in output_squares if g is not None) ** 0.5
-                       if output_squares else float("nan"))
-        rows.append({"layer": name, "type": type(module).__name__, "depth": depth, "output_grad_norm": output_norm,
+        gradients_of_outputs = [next(output_grads) for _ in outputs[index]]  # one per call of the layer
+        output_norm = (sum(float(g.pow(2).sum()) for g in gradients_of_outputs if g is not None) ** 0.5
+                       if gradients_of_outputs else float("nan"))
+        rows.append({"layer": name, "type": type(module).__name__, "depth": index + 1, "output_grad_norm": output_norm,
                      "grad_norm": squares ** 0.5,
                      "weight_norm": float(sum(w.detach().pow(2).sum() for w in weights)) ** 0.5,
                      "params": sum(w.numel() for w in weights)})
