@@ -769,3 +769,42 @@ def test_bubble_chart_speaks_the_pages_words():
     trace = figure.data[0]
     assert list(trace.text) == ["my net", "mnist_cnn"]
     assert "G 곱셈-덧셈" in trace.hovertemplate and "파라미터 (M)" in trace.hovertemplate
+
+
+# --- the training lab (review): transfer toggles, the folder split a run trains on ---------------------------------
+@pytest.mark.parametrize("mode, toggle", [("fine_tune", {"batch_norm": False}), ("feature_extract", {"dropout": 0.5})])
+def test_a_transfer_run_trains_and_saves_the_network_its_config_describes(tmp_path, mode, toggle):
+    from explorer.models import load_run
+    from explorer.training import TrainConfig
+    from explorer.training.loop import prepare, run_training
+
+    config = TrainConfig(model="mnist_cnn", dataset="shapes", samples=40, epochs=1, batch_size=16, mode=mode,
+                         max_steps=1, **toggle)
+    trained = prepare(config).model
+
+    def layers(model: nn.Module) -> list[tuple[str, str]]:
+        return [(name, type(m).__name__) for name, m in model.named_modules()
+                if isinstance(m, (nn.BatchNorm2d, nn.Dropout)) and not (isinstance(m, nn.Dropout) and m.p == 0)]
+
+    if "batch_norm" in toggle:
+        assert not any(kind == "BatchNorm2d" for _, kind in layers(trained))  # the toggle was applied
+    else:
+        assert any(kind == "Dropout" for _, kind in layers(trained))
+    run_training(config, tmp_path / mode)
+    loaded = load_run(tmp_path / mode, device="cpu")  # failed with "unexpected keys: BN1.weight, ..." before
+    assert layers(loaded.model) == layers(trained)
+
+
+def test_the_folder_split_shown_is_the_one_the_run_trains_on(app_factory, tmp_path, monkeypatch):
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / "pets" / cls / f"{i}.png")
+    monkeypatch.setenv("EXPLORER_DATA_ROOTS", str(tmp_path))
+    at = app_factory("training", trn_dataset="folder", trn_seed=7)
+    at.text_input(key="trn_folder").set_value(str(tmp_path / "pets")).run()
+    assert not at.exception, at.exception
+    assert not [w for w in at.number_input if w.key == "trn_split_seed"]  # one seed for preview and run
+    assert any("7" in c.value and "seed" in c.value.lower() for c in at.caption)

@@ -1,7 +1,7 @@
 """Widgets, cached helpers and result views for the Training lab page (pages/training.py).
 
 Session-state keys (all prefixed ``trn_``): ``trn_session`` (this browser session's id for the worker
-registry), ``trn_dataset``, ``trn_samples``, ``trn_zip``, ``trn_folder``, ``trn_split_seed``, ``trn_model``,
+registry), ``trn_dataset``, ``trn_samples``, ``trn_zip``, ``trn_folder``, ``trn_model``,
 ``trn_size``, ``trn_mode``, ``trn_bn``, ``trn_dropout``, ``trn_epochs``, ``trn_batch``, ``trn_optimizer``,
 ``trn_lr``, ``trn_schedule``, ``trn_wd``, ``trn_augment``, ``trn_seed``, ``trn_device``, ``trn_deg_depth``,
 ``trn_deg_size``, ``trn_polling`` (a run was going at the last full rerun), ``trn_compare``,
@@ -132,7 +132,10 @@ def data_section() -> DataChoice:
 
 def _folder_preview(folder: str) -> int | None:
     """The 7:2:1 split counts per class (the course homework), warnings, and the optional write-out."""
-    seed = int(st.number_input(t("train.split_seed"), 0, 2**31 - 1, 0, key="trn_split_seed"))
+    # The run's own seed (its widget is under the training settings): the run splits the folder with it, so the
+    # preview, the written split and the files the run trains on are the same (a separate split seed once differed).
+    seed = int(st.session_state.get("trn_seed") or 0)
+    st.caption(t("train.split_seed_note", seed=seed))
     try:
         counts, empty, skipped = _split_preview(folder, seed)
     except (ValueError, OSError) as exc:  # OSError: a folder with unreadable parts ("/" once crashed here)

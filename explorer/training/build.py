@@ -59,8 +59,11 @@ def model_options(model: str) -> frozenset[str]:
 
 
 def toggles_of(config: TrainConfig) -> tuple[dict, dict]:
-    """(builder keyword arguments, surgery after building) for the BatchNorm/Dropout toggles."""
-    native = _native_options(config.model)
+    """(builder keyword arguments, surgery after building) for the BatchNorm/Dropout toggles.
+
+    In the transfer modes the network is a pretrained copy, built without arguments: every toggle is surgery on it,
+    so the run trains (and its ``config.json`` rebuilds) the network the config describes."""
+    native = _native_options(config.model) if config.mode == "scratch" else set()
     kwargs, surgery = {}, {}
     for option in ("batch_norm", "dropout"):
         value = getattr(config, option)
