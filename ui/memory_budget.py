@@ -68,13 +68,13 @@ def model_largest_side(name: str) -> int:
 
 def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, int]:
     """``hw`` scaled down (aspect kept) to the model's largest side, saying so in the sidebar ``sb``."""
-    from explorer.analysis import MAX_INPUT_SIDE, request_budget_bytes
+    from explorer.analysis import MAX_INPUT_SIDE, request_budget_bytes, typed_side_limit
     from ui.common import t
 
     budget = request_budget_bytes()
     side = model_largest_side(name)
     megabytes = budget // 2**20
-    typed = _typed_limit(name)
+    typed = typed_side_limit(name)
     grammar = typed is not None and side >= typed  # the typed network's own limit, not memory
     if max(hw) > side:
         scale = side / max(hw)
@@ -91,15 +91,3 @@ def cap_input(sb: Any, name: str, hw: tuple[int, int], text: str) -> tuple[int, 
     elif side < MAX_INPUT_SIDE:
         sb.caption(t("security.input_cap", side=side, budget=megabytes))
     return hw
-
-
-def _typed_limit(name: str) -> int | None:
-    """The largest side a network typed without an ``in-`` token is built for (the grammar's), else None."""
-    from explorer.models import ModelRef
-    from explorer.models.arch import MAX_TYPED_INPUT_SIDE, declares_input
-
-    try:
-        ref = ModelRef.parse(name)
-        return MAX_TYPED_INPUT_SIDE if ref.kind == "arch" and not declares_input(ref.value) else None
-    except Exception:  # a spec that does not parse: reported where the model loads
-        return None

@@ -19,7 +19,7 @@ from explorer.analysis.main_path import MERGE_TYPES, main_path
 _MODULES: dict[str, tuple[str, ...]] = {
     "activations": ("callable_layers", "capture",),
     "attribution": ("LAYER_METHODS", "METHODS", "attribute", "grad_cam", "guided_gradcam", "integrated_gradients", "occlusion", "resolve_target", "saliency",),
-    "budget": ("REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_candidates", "cam_layers_within", "max_input_side", "largest_input_side", "largest_side_key", "pass_cost", "request_budget_bytes", "reserved_pass",),
+    "budget": ("REQUEST_BUDGET_ENV", "RequestTooLargeError", "cam_candidates", "cam_layers_within", "max_input_side", "largest_input_side", "largest_side_key", "pass_cost", "request_budget_bytes", "reserved_pass", "typed_side_limit",),
     "functional_ops": ("FunctionalCall", "FunctionalRecorder", "WEIGHT_LAYER_OPS", "functional_mult_adds",),
     "hooks": ("Recompute", "route_call",),
     "host_arrays": ("HostActivations",),

@@ -258,9 +258,19 @@ def largest_input_side(name: str, budget: int | None = None, max_bytes: int | No
     except Exception:  # reported where the model loads; no cap beyond the absolute one here
         return MAX_SIDE
     side = max_input_side(model, channels, budget=budget, natural_side=max(natural), max_bytes=max_bytes)
-    if ref.kind == "arch":
-        from explorer.models.arch import MAX_TYPED_INPUT_SIDE, declares_input
+    typed = typed_side_limit(name)  # built for the input it is given, within a typed input's limits
+    return side if typed is None else min(side, typed)
 
-        if not declares_input(ref.value):  # built for the input it is given, within a typed input's limits
-            side = min(side, MAX_TYPED_INPUT_SIDE)
-    return side
+
+def typed_side_limit(name: str) -> int | None:
+    """The largest side a network typed without an ``in-`` token is built for (the grammar's limit on a typed
+    input), else None: a registry name, a run, a spec that declares its input, or one that does not parse (reported
+    where the model loads)."""
+    from explorer.models import ModelRef
+    from explorer.models.arch import MAX_TYPED_INPUT_SIDE, declares_input
+
+    try:
+        ref = ModelRef.parse(name)
+        return MAX_TYPED_INPUT_SIDE if ref.kind == "arch" and not declares_input(ref.value) else None
+    except Exception:
+        return None
