@@ -19,7 +19,7 @@ __version__ = "0.2.0"
 # public name -> the package that defines it
 _PUBLIC = {
     "ModelRef": "models", "LoadedModel": "models", "list_models": "models", "get_entry": "models",
-    "build_model": "models", "load_model": "models", "register_model": "models", "natural_input_shape": "models",
+    "build_model": "models", "get_model": "models", "load_model": "models", "register_model": "models", "natural_input_shape": "models",
     "list_runs": "models", "load_run": "models", "CheckpointError": "models",
     "load_image": "imaging", "sample_image": "imaging", "ImageLoadError": "imaging", "SAMPLES": "imaging",
     "layer_table": "analysis", "model_totals": "analysis", "capture": "analysis", "callable_layers": "analysis",

@@ -22,6 +22,20 @@ def test_list_models_has_required_families():
     assert len(names) == len(set(names))
 
 
+def test_get_model_is_torchvisions_verb_for_the_registry():
+    import torchvision
+
+    import explorer
+
+    net = explorer.get_model("resnet18")
+    reference = torchvision.models.resnet18()
+    assert not net.training
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert explorer.get_model("mnist_cnn", num_classes=10)(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    with pytest.raises(KeyError):
+        explorer.get_model("no_such_net")
+
+
 def _forward_ok(name: str) -> None:
     loaded = models.load_model(name, weights=None, device="cpu")
     assert not loaded.model.training

@@ -23,7 +23,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "catalog": ("get_entry", "list_models",),
     "heads": ("find_aux_heads", "find_head", "head_names", "head_out_features", "replace_head",),
     "loaded": ("LoadedModel",),
-    "loading": ("DOWNLOAD_TIMEOUT_S", "IMAGENET_MEAN", "IMAGENET_STD", "build_model", "fetch_pretrained", "load_model", "natural_input_shape", "with_input_shape",),
+    "loading": ("DOWNLOAD_TIMEOUT_S", "IMAGENET_MEAN", "IMAGENET_STD", "build_model", "fetch_pretrained", "get_model", "load_model", "natural_input_shape", "with_input_shape",),
     "paper": ("GOOGLENET_INCEPTION", "VGG_MODEL_NAMES", "VGG_TORCHVISION_TWIN", "PaperInception",),
     "ref": ("ARCH_PREFIX", "ModelRef", "is_run_folder",),
     "registry": ("ModelEntry", "register_model",),

@@ -50,6 +50,13 @@ def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: 
     return model.eval()
 
 
+def get_model(name: str | ModelRef, **config: Any) -> nn.Module:
+    """torchvision's verb for the registry (``torchvision.models.get_model``): the network registered as ``name`` (or
+    an ``arch:`` spec), randomly initialised with the seeded weights, in eval mode. ``config``: the builder's own
+    arguments (``num_classes=10``). The same as :func:`build_model`; weights come with :func:`load_model`."""
+    return build_model(name, **config)
+
+
 def fetch_pretrained(weights: Any, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Make sure the weights file is in torch's hub cache (used as is when there), downloading with a short timeout."""
     return download_to_cache(weights, timeout)
