@@ -1,5 +1,6 @@
 """Course concepts computed live: batch normalisation, dropout, vanishing gradients, 1×1 reductions, pooling,
-plain vs residual networks (the degradation experiment), LeNet-5's and AlexNet's counts as the papers give them."""
+plain vs residual networks (the degradation experiment), LeNet-5's and AlexNet's counts as the papers give them,
+and the notes' MLP (25,514 parameters) against their MNIST CNN (2,762)."""
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -7,7 +8,7 @@ import streamlit as st
 
 from explorer.analysis import POOLINGS, gap_vs_flatten, last_spatial_map, pool_image, pool_output_size
 from explorer.imaging import colorize, normalize, to_png, upscale
-from explorer.training import degradation_curves, degradation_result, paper_table2
+from explorer.training import degradation_curves, degradation_result, degradation_verdict, paper_table2
 from ui import concepts_cache as C
 from ui.analysis_cache import cache_key, heatmap_figure, layer_maps, overview
 from ui.common import (error_box, formatter, input_too_small, loaded_model, model_cache_key, run_through_app, selection,
@@ -40,6 +41,9 @@ COLUMN_KEYS = {
     "layers": "layers", "plain": "plain", "residual, option A (resnetN_a)": "residual_a",
     "torchvision, projections (resnetN)": "tv_projections", "ResNet": "resnet", "branch": "branch", "model": "model",
     "train_loss": "train_loss", "train_error": "train_error", "valid_error": "valid_error",
+    "mult_adds": "mult_adds", "weight layers": "weight_layers", "mult_adds per param": "mult_adds_per_param",
+    "params (notes)": "params_notes", "weight layers (notes)": "weight_layers_notes",
+    "accuracy % (notes)": "accuracy_notes",
 }
 
 
@@ -68,7 +72,7 @@ def spatial_layers() -> list[str]:
 
 
 tabs = st.tabs([t(f"cc.tab.{name}") for name in
-                ("bn", "dropout", "gradients", "reductions", "pooling", "residual", "lenet", "alexnet")])
+                ("bn", "dropout", "gradients", "reductions", "pooling", "residual", "lenet", "alexnet", "mlp")])
 
 # --- batch normalisation ----------------------------------------------------------------------------------
 with tabs[0]:
@@ -263,6 +267,12 @@ with tabs[5]:
         st.dataframe(headed(final.round(2)), width="content")
         setting = result["setting"]
         st.caption(t("cc.res.setting", **{k: setting[k] for k in ("dataset", "image_size", "epochs", "batch_size", "lr")}))
+        # What this run shows, in its own numbers (a short run need not reproduce all of the paper's conclusion)
+        verdict = degradation_verdict(result)
+        errors = {k: f"{v:.1f}" for k, v in verdict.items() if not isinstance(v, bool)}
+        parts = [t("cc.res.plain_" + ("degrades" if verdict["plain_degrades"] else "no_degradation"), **errors),
+                 t("cc.res.residual_" + ("not_worse" if verdict["residual_not_worse"] else "short_run"), **errors)]
+        st.caption(" ".join(parts))
         download(curves, "degradation.csv", "cc_res_csv")
     st.code("python scripts/degradation.py            # the shipped setting, 2 CPU cores\n"
             "python scripts/degradation.py --dataset cifar10 --epochs 60 --batch-size 128 --lr 0.1 --device cuda "
@@ -290,3 +300,36 @@ with tabs[7]:
         header("paper: params"): st.column_config.NumberColumn(format="localized"),
         header("torchvision: params"): st.column_config.NumberColumn(format="localized")})
     download(table, "alexnet_paper_vs_torchvision.csv", "cc_alex_csv")
+
+# --- MLP vs CNN (the notes' Lab 4: 25,514 → 2,762 parameters) -------------------------------------------------------
+with tabs[8]:
+    st.subheader(t("cc.mlp.title"))
+    st.markdown(t("cc.mlp.body"))
+    summary, layers, by_side = C.mlp_vs_cnn()
+
+    def named(frame: pd.DataFrame) -> pd.DataFrame:
+        """The model column's keys ("mlp", "cnn") as the page's names for the two networks."""
+        return frame.assign(model=frame["model"].map(lambda key: t(f"cc.mlp.name.{key}")))
+
+    st.dataframe(headed(named(summary)), hide_index=True, width="stretch", column_config={
+        header(c): st.column_config.NumberColumn(format="localized")
+        for c in ("params", "mult_adds", "params (notes)")})
+    mlp_row, cnn_row = (summary.set_index("model").loc[k] for k in ("mlp", "cnn"))
+    st.caption(t("cc.mlp.caption", fewer=f"{mlp_row['params'] / cnn_row['params']:.1f}",
+                 more=f"{cnn_row['mult_adds'] / mlp_row['mult_adds']:.1f}"))
+    download(summary, "mlp_vs_cnn.csv", "cc_mlp_csv")
+    st.markdown(f"**{t('cc.mlp.layers')}**")
+    st.dataframe(headed(named(layers)), hide_index=True, width="stretch", column_config={
+        header(c): st.column_config.NumberColumn(format="localized") for c in ("params", "mult_adds")})
+    download(layers, "mlp_vs_cnn_layers.csv", "cc_mlp_layers_csv")
+    st.markdown(f"**{t('cc.mlp.scaling')}**")
+    series = (("mlp", "solid"), ("cnn", "solid"), ("cnn convolutions", "dash"))
+    figure = go.Figure([go.Scatter(x=by_side["side"], y=by_side[column], mode="lines+markers", line=dict(dash=dash),
+                                   name=t(f"cc.mlp.series.{column.replace(' ', '_')}"))
+                        for column, dash in series])
+    figure.update_layout(yaxis_type="log", xaxis_title=t("cc.mlp.x"), yaxis_title=t("cc.mlp.y"), height=380,
+                         margin=dict(l=10, r=10, t=30, b=10))
+    figure.update_yaxes(exponentformat="power")
+    st.plotly_chart(figure, width="stretch", key="cc_mlp_chart")
+    st.caption(t("cc.mlp.scaling_caption"))
+    download(by_side, "mlp_vs_cnn_by_input_side.csv", "cc_mlp_side_csv")

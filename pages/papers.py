@@ -38,7 +38,7 @@ HEADER_KEYS = {
     "paper_printed_m": "paper_printed_m", "torchvision_twin": "torchvision_twin",
     "torchvision_params": "torchvision_params", "type": "type", "patch size/stride": "patch",
     "output size": "output_size", "depth": "depth", "#3×3 reduce": "reduce3", "#5×5 reduce": "reduce5",
-    "pool proj": "pool_proj", "ops": "ops", "params (paper printed)": "params_printed",
+    "pool proj": "pool_proj", "ops": "ops", "weights (K = 1024)": "weights_k1024", "params (paper printed)": "params_printed",
     "ops (paper printed)": "ops_printed", "params (torchvision)": "params_tv", "ops (torchvision)": "ops_tv",
     "torchvision differences": "tv_diff", "layer name": "layer_name", "blocks": "blocks",
     "FLOPs (computed, torchvision v1.5)": "flops_v15", "FLOPs (computed, v1 strides)": "flops_v1",

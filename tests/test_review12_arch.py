@@ -116,22 +116,35 @@ def test_inception_v3_description_counts_the_model_as_built():
 
 
 def test_googlenet_note_states_the_tables_own_deviations():
+    """Table 1's params are weights only in K = 1,024 (review 14): checked from the table's own widths by hand."""
     from explorer.core import translate
     from explorer.history import googlenet_table
 
     table = googlenet_table().set_index("key")
 
     def printed(key: str) -> float:
-        return float(str(table.loc[key, "params (paper printed)"]).rstrip("K")) * 1e3
+        return float(str(table.loc[key, "params (paper printed)"]).rstrip("K"))
 
-    computed = {k: int(table.loc[k, "params"]) for k in table.index if printed_ok(table, k)}
-    deviations = {k: computed[k] / printed(k) - 1 for k in computed}
+    hand: dict[str, float] = {"conv2+conv3": (64 * 64 + 64 * 9 * 192) / 1024, "fc": 1024 * 1000 / 1024}
+    channels = 192
+    for key in [k for k in table.index if k.startswith("inception")]:
+        w = {c: int(table.loc[key, c]) for c in ("#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj")}
+        hand[key] = (channels * (w["#1×1"] + w["#3×3 reduce"] + w["#5×5 reduce"] + w["pool proj"])
+                     + w["#3×3 reduce"] * 9 * w["#3×3"] + w["#5×5 reduce"] * 25 * w["#5×5"]) / 1024
+        channels = w["#1×1"] + w["#3×3"] + w["#5×5"] + w["pool proj"]
+    for key, value in hand.items():
+        assert table.loc[key, "weights (K = 1024)"] == pytest.approx(value, abs=0.051), key  # rounded to 0.1K
+    assert hand["fc"] == printed("fc") == 1000  # the unit: 1,024,000 weights printed "1000K"
+    for key in ("conv2+conv3", "inception3a", "inception3b", "inception4b", "fc"):
+        assert abs(hand[key] - printed(key)) <= 1, key
+    for key in ("inception4a", "inception4d", "inception4e", "inception5b"):
+        assert abs(hand[key] / printed(key) - 1) <= 0.02, key
+    for key in ("inception4c", "inception5a"):
+        assert abs(hand[key] / printed(key) - 1) > 0.05, key
     note = translate("papers.note.googlenet_params", "en")
-    assert f"conv1 {computed['conv1'] / 1e3:.1f}K computed vs {printed('conv1') / 1e3:.1f}K printed" in note
-    assert f"4c {computed['inception4c'] / 1e3:.0f}K vs {printed('inception4c') / 1e3:.0f}K ({deviations['inception4c']:.0%})".replace("%", " %") in note
-    others = [abs(v) for k, v in deviations.items() if k not in ("conv1", "inception4c")]
-    low, high = re.search(r"the other rows by (\d+)–(\d+) %", note).groups()
-    assert int(low) / 100 <= min(others) and max(others) <= int(high) / 100
+    assert f"4c ({hand['inception4c']:.1f}K vs {printed('inception4c'):.0f}K printed)" in note
+    assert f"5a ({hand['inception5a']:,.0f}K vs {printed('inception5a'):,.0f}K)" in note
+    assert "K = 1,024" in translate("papers.note.googlenet_params", "ko")
 
 
 def printed_ok(table, key: str) -> bool:

@@ -81,3 +81,10 @@ def parameter_pairs() -> pd.DataFrame:
                          "residual, option A (resnetN_a)": count_params(build_model(f"resnet{depth}_a")),
                          "torchvision, projections (resnetN)": count_params(build_model(f"resnet{depth}"))})
     return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False)
+def mlp_vs_cnn() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    from explorer.history import mlp_vs_cnn_layers, mlp_vs_cnn_summary, params_by_input_side
+
+    return mlp_vs_cnn_summary(), mlp_vs_cnn_layers(), params_by_input_side()

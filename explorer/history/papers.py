@@ -58,10 +58,11 @@ NOTES_TEXT: dict[str, str] = {
                   "so A and A-LRN are equal. Almost all parameters are in the first FC layer (512·7·7·4096).",
     "googlenet_stem": "GoogLeNet's first row: a 7×7 convolution of an RGB image has 7·7·3·64 = 9.4K weights and "
                       "needs 118M mult-adds at 112×112; the printed 2.7K / 34M do not fit a 3-channel input.",
-    "googlenet_params": "GoogLeNet: the computed parameters include biases, and the printed counts are often off: "
-                        "conv1 9.5K computed vs 2.7K printed, 4c 510K vs 463K (10 %), the other rows by 2–5 % (3a: "
-                        "164K vs 159K; 5a: 1,043K vs 1,072K). The printed 5a ops (54M) do not follow from its widths "
-                        "(51M); the ops columns agree elsewhere.",
+    "googlenet_params": "GoogLeNet: the paper's params column counts weights only, in K = 1,024 (its FC layer's "
+                        "1024·1000 weights are printed 1000K). Counted that way, conv2, 3a, 3b, 4b and the FC layer "
+                        "agree to within 1K and 4a, 4d, 4e, 5b to within 2 %; only 4c (497.5K vs 463K) and 5a (1,018K "
+                        "vs 1,072K) differ. 5a's printed params and ops agree with each other (1,072K·7·7 ≈ 54M) but "
+                        "not with its widths (51M); elsewhere the ops agree.",
     "googlenet_aux": "The auxiliary classifiers (after 4a and 4d) only run in training and are not in Table 1; "
                      "torchvision's pretrained googlenet drops them. Each is a 5×5/3 average pool (a window, not "
                      "global average pooling), a 1×1 convolution (128), FC-1024, 70 % dropout and a classifier; "
@@ -81,6 +82,14 @@ def _meta_model(name: str) -> nn.Module:
 
 def _params(modules: list[nn.Module]) -> int:
     return sum(p.numel() for p in {id(p): p for m in modules for p in m.parameters()}.values())
+
+
+def _weights_k1024(modules: list[nn.Module]) -> float:
+    """Convolution and FC weights of ``modules`` (no biases, no normalisation) in units of 1,024: the unit of
+    GoogLeNet's Table 1 "params" column (its FC layer's 1024·1000 weights are printed "1000K")."""
+    weights = {id(m.weight): m.weight for root in modules for m in root.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return round(sum(w.numel() for w in weights.values()) / 1024, 1)
 
 
 def _executed_outputs(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, tuple[tuple, tuple]]:
@@ -202,7 +211,7 @@ def _fully_connected_share(name: str, input_shape: tuple[int, int, int]) -> dict
 # --- GoogLeNet -------------------------------------------------------------------------------------
 
 GOOGLENET_COLUMNS = ["key", "type", "patch size/stride", "output size", "depth", "#1×1", "#3×3 reduce", "#3×3",
-                     "#5×5 reduce", "#5×5", "pool proj", "params", "ops", "params (paper printed)",
+                     "#5×5 reduce", "#5×5", "pool proj", "params", "ops", "weights (K = 1024)", "params (paper printed)",
                      "ops (paper printed)", "params (torchvision)", "ops (torchvision)", "torchvision differences"]
 _WIDTH_COLUMNS = ["#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj"]
 
@@ -327,6 +336,7 @@ def googlenet_table(input_shape: tuple[int, int, int] = (3, 224, 224)) -> pd.Dat
             "output size": _hwc(row["output"]), "depth": row["depth"],
             **{c: row["widths"].get(c) for c in _WIDTH_COLUMNS},
             "params": _params([p_children[n] for n in names]), "ops": _row_ops(names, paper_ops),
+            "weights (K = 1024)": _weights_k1024([p_children[n] for n in names]),
             "params (paper printed)": printed[0], "ops (paper printed)": printed[1],
             "params (torchvision)": _params([tv_children[n] for n in in_tv]) if in_tv else None,
             "ops (torchvision)": _row_ops(in_tv, tv_ops) if in_tv else None,
@@ -336,6 +346,7 @@ def googlenet_table(input_shape: tuple[int, int, int] = (3, 224, 224)) -> pd.Dat
     records.append({"key": "total", "type": "total", "patch size/stride": "", "output size": "",
                     "depth": weight_layer_depth(paper),
                     "params": sum(r["params"] for r in records), "ops": sum(r["ops"] for r in records),
+                    "weights (K = 1024)": round(sum(r["weights (K = 1024)"] for r in records), 1),
                     "params (paper printed)": "", "ops (paper printed)": "",
                     "params (torchvision)": sum(r["params (torchvision)"] or 0 for r in records),
                     "ops (torchvision)": sum(r["ops (torchvision)"] or 0 for r in records),

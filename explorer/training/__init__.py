@@ -5,7 +5,7 @@ from explorer.training.config import (AUX_LOSS_WEIGHT, DEMO_EPOCHS, DEMO_LR, DEM
                                       OPTIMIZERS, SCHEDULES, TrainConfig)
 from explorer.training.evaluation import MAX_MISCLASSIFIED_SAVED, Evaluation, evaluate, read_evaluation, save_results
 from explorer.training.degradation import (PAPER_TABLE2_TOP1, degradation_curves, degradation_result,
-                                           paper_table2)
+                                           degradation_verdict, paper_table2)
 from explorer.training.events import Epoch, Finished, Started, Step
 from explorer.training.gradients import (GRADIENT_COLUMNS, GRADIENT_NETWORKS, gradient_experiment,
                                          layer_gradient_norms, random_batch, weight_layers, without_batchnorm)
@@ -21,6 +21,7 @@ from explorer.training.worker import (MAX_ACTIVE_WORKERS, Progress, RunInProgres
 
 __all__ = [
     "GRADIENT_COLUMNS", "GRADIENT_NETWORKS", "PAPER_TABLE2_TOP1", "degradation_curves", "degradation_result",
+    "degradation_verdict",
     "gradient_experiment", "layer_gradient_norms", "paper_table2", "random_batch", "weight_layers", "without_batchnorm",
     "AUX_LOSS_WEIGHT", "DEMO_EPOCHS", "DEMO_LR", "DEMO_SCHEDULE", "DEMO_SHAPES_SAMPLES", "DEFAULT_BACKBONE_LR_FACTOR", "DEGRADATION_DEPTHS", "Epoch", "Evaluation", "Finished",
     "MAX_ACTIVE_WORKERS", "MAX_MISCLASSIFIED_SAVED", "MODES", "OPTIMIZERS", "PreparedRun", "Progress", "QUICK_SIZES",

@@ -38,6 +38,21 @@ def degradation_curves(result: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "epoch", "train_loss", "train_error", "valid_error"])
 
 
+def degradation_verdict(result: dict[str, Any]) -> dict[str, Any]:
+    """What the run's last epoch shows, for a caption that says only that: the final training error (%) of each
+    network (``plain18``, ``plain34``, ``resnet18_a``, ``resnet34_a``), ``plain_degrades`` (the deeper plain network
+    trains worse) and ``residual_not_worse`` (with shortcuts the deeper one trains at least as well). A short run
+    may show the first without the second: the paper's ResNet-34 beats ResNet-18 after a full ImageNet schedule."""
+    curves = degradation_curves(result).dropna(subset=["train_error"])
+    final = {model: float(group.sort_values("epoch")["train_error"].iloc[-1])
+             for model, group in curves.groupby("model", sort=False)}
+    missing = [m for m in ("plain18", "plain34", "resnet18_a", "resnet34_a") if m not in final]
+    if missing:
+        raise ValueError(f"the degradation result has no training error for {', '.join(missing)}")
+    return {**final, "plain_degrades": final["plain34"] > final["plain18"],
+            "residual_not_worse": final["resnet34_a"] <= final["resnet18_a"]}
+
+
 def paper_table2() -> pd.DataFrame:
     """The paper's Table 2 as printed (top-1 error %), plain and residual side by side per depth."""
     return pd.DataFrame([{"layers": 18, "plain": PAPER_TABLE2_TOP1["plain-18"], "ResNet": PAPER_TABLE2_TOP1["ResNet-18"]},
