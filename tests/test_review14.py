@@ -163,3 +163,16 @@ def test_the_residual_tab_caption_says_what_the_shipped_run_shows(app_factory, l
     assert translate("cc.res.residual_" + ("short_run" if residual == "not_worse" else "not_worse"), lang,
                      **errors) not in captions
     assert f"{verdict['resnet34_a']:.1f} %" in captions and f"{verdict['resnet18_a']:.1f} %" in captions
+
+
+def test_lenet5_has_the_papers_seven_weight_layers_on_the_compare_page():
+    """LeCun et al. (1998): "LeNet-5 comprises seven layers ... all of which contain trainable parameters"; S2 and
+    S4 add one multiply per output unit (6·14·14 and 16·5·5) to the conv and FC layers' weight products."""
+    from explorer.history import compare_models
+
+    table = compare_models(["lenet5", "lenet5_dense"], receptive=False).set_index("model")
+    assert table.loc["lenet5", "weight_layers"] == 7
+    assert table.loc["lenet5_dense", "weight_layers"] == 5  # 2 convs + 3 FC, max pools hold no weights
+    c3 = 10 * 10 * 25 * (6 * 3 + 6 * 4 + 3 * 4 + 1 * 6)  # C3's 60 connected 5×5 kernels at 10×10
+    hand = 28 * 28 * 6 * 25 + 6 * 14 * 14 + c3 + 16 * 5 * 5 + 120 * 400 + 84 * 120 + 10 * 84
+    assert table.loc["lenet5", "gflops"] * 1e9 == pytest.approx(hand)

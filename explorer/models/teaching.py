@@ -66,6 +66,10 @@ class Subsampling(nn.Module):
     receptive-field tools treat it as one (it has the same geometry as a 2×2/2 average pool).
     """
 
+    # The paper counts its seven layers "all of which contain trainable parameters": S2 and S4 add to depth
+    # (explorer.history.compare), with one multiply per output unit (its coefficient) as their mult-adds.
+    is_weight_layer = True
+
     def __init__(self, channels: int, kernel_size: int = 2) -> None:
         super().__init__()
         self.channels = channels
