@@ -7,13 +7,15 @@ if __name__ != "__main__":
     # `streamlit run app.py` reads this file, finds `app` (Streamlit's discovery of st.App) and imports it once, in
     # the server, before any visitor: its lifespan warms torch, the default model, its image and its memory cap in
     # the background (ui.warmup). Each visitor's run executes this file as "__main__": the branch below.
+    from ui.entry import leave_legacy_pages_mode
     from ui.warmup import warm_start
 
+    leave_legacy_pages_mode()  # before any visitor: every run starts here, deep links included (ui.entry)
     app = st.App(__file__, lifespan=warm_start)
 else:
     st.set_page_config(page_title="CNN Architecture Explorer", layout="wide")
 
-    from ui.common import PageHalt, render_sidebar, t  # after set_page_config
+    from ui.common import PageHalt, inside_app, render_sidebar, t  # after set_page_config
     from ui import links
     from ui.present import fit_metrics
 
@@ -43,7 +45,8 @@ else:
     fit_metrics()  # before presentation mode's CSS, whose bigger metrics then win
     links.sidebar_tools(view)  # presentation mode, share link + QR code, class session
     try:
-        page.run()
+        with inside_app():  # the page's run_through_app: already inside the app
+            page.run()
     except PageHalt:  # the page ended early (ui.common.halt): an error shown, nothing more to draw
         pass
     finally:  # the URL (and a lecturer's class) then shows the view on screen

@@ -187,7 +187,7 @@ def test_pages_end_early_with_halt_not_st_stop():
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "stop"
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "st"):
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert len(calls) == 1 and calls[0].startswith("ui/common.py"), calls
+    assert len(calls) == 1 and calls[0].startswith("ui/entry.py"), calls  # run_through_app
 
 
 def test_format_functions_do_not_translate_when_called():

@@ -15,6 +15,7 @@ from typing import Any, Iterator, NoReturn
 import streamlit as st
 
 from explorer.core import DEFAULT_LANGUAGE, LANGUAGES, translate
+from ui.entry import inside_app, leave_legacy_pages_mode, run_through_app  # noqa: F401 - the pages' first line
 
 
 # --- language ----------------------------------------------------------------------------------
@@ -74,31 +75,6 @@ def halt() -> NoReturn:
     warning was lost and a lecturer's class was not told about the new view."""
     raise PageHalt
 
-
-
-def run_through_app() -> None:
-    """The first line of every page: make sure ``app.py`` (sidebar, navigation) runs around this page.
-
-    Until some session has called ``st.navigation``, Streamlit treats ``pages/`` as a legacy multipage folder:
-    the first session after the server starts that opens a deep link (``/gradcam``) runs that page file on
-    its own (and, with URL paths that differ from the file names, shows a "Page not found" dialog instead).
-    Here the page then leaves legacy mode, as ``st.navigation`` itself does, and runs ``app.py`` in its place,
-    in this same run (a rerun would drop a button click that came with it): ``app.py``'s ``st.navigation``
-    picks this page again by its URL path (page ids are derived from URL paths) and runs it inside the app.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:  # a Streamlit without the legacy mode
-        return
-    ctx = get_script_run_ctx()
-    if not getattr(PagesManager, "uses_pages_directory", False) or ctx is None:
-        return
-    PagesManager.uses_pages_directory = False
-    main = Path(ctx.pages_manager.main_script_path)
-    code = compile(main.read_bytes(), str(main), "exec")
-    exec(code, {"__name__": "__main__", "__file__": str(main)})  # noqa: S102 - our own entry script
-    st.stop()  # the page already ran inside app.py
 
 
 # --- cached loaders ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 SHARED_DIR_ENV = "EXPLORER_SHARED_DIR"
+SHARED_SUBDIR = ".shared"  # the default shared folder, inside the runs folder that replicas share
 RUNS_DIR_ENV = "EXPLORER_RUNS_DIR"  # explorer.models.runfolder.RUNS_ENV (core cannot import models)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a projector
 CODE_LENGTH = 4
@@ -50,12 +51,16 @@ class ClassView:
 
 
 def shared_dir_from_env() -> Path | None:
-    """``$EXPLORER_SHARED_DIR``, else the parent of ``$EXPLORER_RUNS_DIR`` (shared by replicas), else None."""
+    """``$EXPLORER_SHARED_DIR``, else ``.shared`` inside ``$EXPLORER_RUNS_DIR``, else None (this process only).
+
+    Inside the runs folder, not beside it: a deployment shares the runs folder between its replicas (a volume at
+    ``/data/runs`` in deploy/), not its parent, which is each container's own (class files written there were not
+    seen by students whose browsers reached another replica). The run list skips it (no checkpoint in it)."""
     text = os.environ.get(SHARED_DIR_ENV, "").strip()
     if text:
         return Path(text)
     runs = os.environ.get(RUNS_DIR_ENV, "").strip()
-    return Path(runs).resolve().parent if runs else None
+    return Path(runs).resolve() / SHARED_SUBDIR if runs else None
 
 
 def normalise_code(text: str) -> str | None:
