@@ -5,12 +5,13 @@ import torch
 
 from explorer.imaging import augment as A
 from ui.common import error_box, halt, run_through_app, selection, t
-from ui.filters_ui import cached_draws, draw_pictures
+from ui.filters_ui import cached_draws, draw_pictures, preview_png
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
 PREVIEW_SIDE = 320
 PER_ROW = 4
+INPUT_FILE = "augment_input.png"
 
 st.title(t("aug.title"))
 st.write(t("aug.intro"))
@@ -41,7 +42,10 @@ with st.expander(t("aug.pipeline"), expanded=True):
         sigma = col.slider(t("aug.blur_sigma"), 0.1, 5.0, (0.1, 2.0), 0.1, key="aug_sigma") if blur else (0.1, 2.0)
     with ten:
         st.markdown(f"**{t('aug.group.tensor')}**")
-        erasing = ten.slider(t("aug.erasing"), 0.0, 1.0, 0.0, 0.05, key="aug_erasing", help=t("aug.erasing_help"))
+        # The erased rectangle is 0 after the steps before it: the mean colour when normalised, black otherwise (the
+        # toggle is drawn below the slider: its value from the last run, the default on the first).
+        erasing_help = t("aug.erasing_help" if st.session_state.get("aug_normalize", True) else "aug.erasing_help_plain")
+        erasing = ten.slider(t("aug.erasing"), 0.0, 1.0, 0.0, 0.05, key="aug_erasing", help=erasing_help)
         normalize = ten.toggle(t("aug.normalize"), True, key="aug_normalize", help=t("aug.normalize_help"))
         seed = int(ten.number_input(t("aug.seed"), 0, 2**31 - 1, 0, 1, key="aug_seed"))
         n = ten.slider(t("aug.n"), 1, 16, 8, key="aug_n")
@@ -76,9 +80,13 @@ if normalize:
     st.caption(t("aug.display_normalized", clipped=100 * clipped))
 
 st.subheader(t("aug.code_title"))
-# The draws come from the app's copy of the picture (at most PREVIEW_SIDE px): the code names that copy's size.
-st.code(A.pipeline_code(config, seed, preview_size=preview.size if preview.size != sel.image.size else None,
-                        preview_side=PREVIEW_SIDE), language="python")
+# The draws start from the app's copy of the picture (loaded: EXIF rotation, transparency on white, size caps; then at
+# most PREVIEW_SIDE px): the code opens that very picture, offered beside it, so it draws what the app drew.
+st.code(A.pipeline_code(config, seed, input_file=INPUT_FILE), language="python")
+code_left, code_right = st.columns(2)
+code_left.download_button(t("aug.download_input"), preview_png(sel.image_hash, PREVIEW_SIDE, _image=sel.image),
+                          file_name=INPUT_FILE, mime="image/png", key="aug_input_png", on_click="ignore")
+code_right.caption(t("aug.download_input_caption", w=preview.width, h=preview.height))
 
 st.subheader(t("aug.tensor_title"))
 pick = st.slider(t("aug.tensor_pick"), 0, n - 1, 0, key="aug_pick") if n > 1 else 0

@@ -32,7 +32,9 @@ if view == "single":
         name, spec = ui.kernel_choice()
         kernel = ui.kernel_of(spec)
         if kernel is None:
-            st.caption(t("filters.composite_note"))
+            # By true convolution both Sobel kernels are flipped: gx, gy change sign, the direction turns by 180°.
+            st.caption(t("filters.composite_note_convolve") if settings.operation == "convolve"
+                       else t("filters.composite_note"))
         else:
             shown = F.flip_kernel(kernel) if settings.operation == "convolve" else kernel
             st.plotly_chart(D.kernel_figure(shown, t(f"filters.kernel_as.{settings.operation}")), key="flt_kfig")

@@ -24,7 +24,7 @@ def open_page(**state) -> AppTest:
     return at
 
 
-def test_default_page_shows_draws_code_and_stats():
+def test_default_page_shows_draws_code_and_stats(tmp_path, monkeypatch):
     at = open_page(aug_n=4)
     assert not at.error
     captions = [c for img in at.get("image") for c in img.captions]
@@ -32,6 +32,8 @@ def test_default_page_shows_draws_code_and_stats():
     code = at.code[0].value
     assert "v2.Compose([" in code and "v2.Normalize(mean=(0.485, 0.456, 0.406)" in code
     namespace: dict = {}
+    sample_image("shapes").save(tmp_path / "augment_input.png")  # the picture the page offers beside the code
+    monkeypatch.chdir(tmp_path)
     exec(code, namespace)  # noqa: S102 - the page's own generated code must run
     assert isinstance(namespace["transform"], torch.nn.Module)
     assert len(at.get("plotly_chart")) == 1

@@ -176,3 +176,128 @@ def test_lenet5_has_the_papers_seven_weight_layers_on_the_compare_page():
     c3 = 10 * 10 * 25 * (6 * 3 + 6 * 4 + 3 * 4 + 1 * 6)  # C3's 60 connected 5×5 kernels at 10×10
     hand = 28 * 28 * 6 * 25 + 6 * 14 * 14 + c3 + 16 * 5 * 5 + 120 * 400 + 84 * 120 + 10 * 84
     assert table.loc["lenet5", "gflops"] * 1e9 == pytest.approx(hand)
+
+
+# --- augmentation: the code beside the draws reproduces them from the picture the app offers (review 14) ----------
+def _uploads() -> dict[str, tuple[bytes, str, str, tuple[int, int]]]:
+    """Uploads the app changes while loading: an EXIF-rotated phone JPEG (shown 240 wide, 300 high once rotated) and
+    a transparent PNG (composited on white). Values: (bytes, file name, mime, (width, height) as the app shows it)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:240, 0:300]
+    rgb = np.stack([xx * 255 // 299, yy * 255 // 239, (xx + yy) % 256], -1).astype(np.uint8)
+    exif = Image.fromarray(rgb).getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    jpeg = io.BytesIO()
+    Image.fromarray(rgb).save(jpeg, "JPEG", quality=95, exif=exif)
+    rgba = np.dstack([rgb, np.tile(np.linspace(0, 255, 300).astype(np.uint8), (240, 1))])
+    png = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(png, "PNG")
+    return {"exif_jpeg": (jpeg.getvalue(), "p.jpg", "image/jpeg", (240, 300)),
+            "transparent_png": (png.getvalue(), "t.png", "image/png", (300, 240))}
+
+
+@pytest.mark.parametrize("case", ["exif_jpeg", "transparent_png"])
+def test_the_augmentation_code_draws_what_the_page_shows_from_the_offered_picture(app_factory, case, tmp_path,
+                                                                                   monkeypatch):
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    data, name, mime, shown_size = _uploads()[case]
+    stored: dict[str, tuple[str | None, bytes]] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[file_id] = (filename, path_or_data)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = app_factory(None, lang="en")
+    at.file_uploader(key="sel_upload").set_value((name, data, mime)).run()
+    at.switch_page("pages/augmentation.py").run()
+    assert not at.exception, at.exception
+    code = next(c.value for c in at.code if "v2.Compose" in c.value)
+    button = next(b for b in at.get("download_button") if b.proto.id.endswith("aug_input_png"))
+    file_name, picture = stored[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+    assert file_name == "augment_input.png"
+    offered = Image.open(io.BytesIO(picture))
+    # the app's orientation and transparency: the offered picture is upright and opaque, and white where the
+    # upload was transparent (its left column: alpha 0)
+    assert offered.mode == "RGB" and offered.size[0] / offered.size[1] == pytest.approx(
+        shown_size[0] / shown_size[1], rel=0.02)
+    if case == "transparent_png":
+        assert np.asarray(offered)[:, 0].min() >= 250
+    (tmp_path / "augment_input.png").write_bytes(picture)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)  # the code as shown: imports, the pipeline, and the picture it opens
+    seed = int(at.number_input(key="aug_seed").value)
+    torch.manual_seed(seed + 0)
+    mine = namespace["transform"](namespace["image"])
+    page_stats = at.dataframe[0].value  # the page's per-channel numbers of draw 0
+    flat = mine.reshape(3, -1).double()
+    assert np.allclose(page_stats.iloc[:, 1].to_numpy(float), flat.min(1).values.numpy(), atol=1e-5)
+    assert np.allclose(page_stats.iloc[:, 3].to_numpy(float), flat.mean(1).numpy(), atol=1e-5)
+    assert any(f"{mine.shape[0]}×{mine.shape[1]}×{mine.shape[2]}" in m.value for m in at.markdown)  # the shape shown
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_erasing_help_follows_the_normalise_toggle(app_factory, lang):
+    from explorer.core import translate
+
+    at = app_factory("augmentation", lang=lang)
+    assert at.slider(key="aug_erasing").help == translate("aug.erasing_help", lang)
+    at.toggle(key="aug_normalize").set_value(False).run()
+    at.run()  # the help reads the toggle's value from the run before (the toggle is drawn below the slider)
+    assert at.slider(key="aug_erasing").help == translate("aug.erasing_help_plain", lang)
+    assert not at.exception, at.exception
+
+
+# --- class sessions across replicas: the default shared folder is inside the shared runs folder (review 14) ---------
+def test_the_default_class_folder_is_inside_the_runs_folder_that_replicas_share(tmp_path, monkeypatch):
+    """deploy/ shares /data/runs between replicas, not /data: a class file in the runs folder's parent was each
+    container's own. Two processes (two replicas) given only the same runs folder see the same class."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from explorer.core import shared_dir_from_env
+
+    runs = tmp_path / "data" / "runs"
+    runs.mkdir(parents=True)
+    monkeypatch.delenv("EXPLORER_SHARED_DIR", raising=False)
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
+    shared = shared_dir_from_env()
+    assert shared is not None and runs.resolve() in shared.resolve().parents
+    monkeypatch.setenv("EXPLORER_SHARED_DIR", str(tmp_path / "elsewhere"))
+    assert shared_dir_from_env() == tmp_path / "elsewhere"  # the explicit setting still wins
+    monkeypatch.delenv("EXPLORER_SHARED_DIR")
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "EXPLORER_RUNS_DIR": str(runs), "PYTHONPATH": str(root)}
+    env.pop("EXPLORER_SHARED_DIR", None)
+    lecturer = subprocess.run(
+        [sys.executable, "-c", "from explorer.core import ClassroomStore, shared_dir_from_env\n"
+         "store = ClassroomStore(shared_dir_from_env()); code, token = store.start({'page': 'gradcam'})\n"
+         "store.publish(code, token, {'page': 'gradcam', 'layer': 'conv1'}); print(code)"],
+        capture_output=True, text=True, env=env, cwd=root, timeout=120)
+    assert lecturer.returncode == 0, lecturer.stderr[-2000:]
+    code = lecturer.stdout.strip().splitlines()[-1]
+    student = subprocess.run(
+        [sys.executable, "-c", "import json, sys\nfrom explorer.core import ClassroomStore, shared_dir_from_env\n"
+         f"view = ClassroomStore(shared_dir_from_env()).read({code!r})\n"
+         "print(json.dumps(None if view is None else view.state))"],
+        capture_output=True, text=True, env=env, cwd=root, timeout=120)
+    assert student.returncode == 0, student.stderr[-2000:]
+    assert json.loads(student.stdout.strip().splitlines()[-1]) == {"page": "gradcam", "layer": "conv1"}
+    assert not (tmp_path / "data" / "classes").exists()  # nothing in the replica's own /data
+    from explorer.models import list_runs
+
+    assert list_runs(runs) == []  # the shared folder is no run

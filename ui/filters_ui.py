@@ -35,14 +35,15 @@ class Settings:
 
 
 # --------------------------------------------------------------------------------------------- widgets
-def labels(prefix: str):
-    """A format_func for options ``v`` -> ``t(f"{prefix}.{v}")`` with the language fixed now.
+def labels(prefix: str, variants: frozenset[str] = frozenset(), suffix: str = ""):
+    """A format_func for options ``v`` -> ``t(f"{prefix}.{v}")`` with the language fixed now; the options in
+    ``variants`` read ``t(f"{prefix}.{v}{suffix}")`` instead (a label that depends on another widget).
 
     Widgets may call format_func outside this script run (AppTest does), where the session's language
     cannot be read; binding it here keeps the labels in the page's language.
     """
     lang = current_lang()
-    return lambda value: translate(f"{prefix}.{value}", lang)
+    return lambda value: translate(f"{prefix}.{value}{suffix if value in variants else ''}", lang)
 
 
 def settings_controls() -> Settings:
@@ -60,8 +61,11 @@ def settings_controls() -> Settings:
     padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, key="flt_padding",
                              format_func=labels("filters.padding"), help=t("filters.padding_help"))
     stride = c[1].slider(t("filters.stride"), 1, 4, 1, key="flt_stride")
+    # A colour result is drawn "signed" channel by channel (grey 0, brighter +, darker −), not blue/white/red.
+    display_labels = labels("filters.display", frozenset({"diverging"}), "_rgb") if color == "rgb" \
+        else labels("filters.display")
     display = c[2].selectbox(t("filters.display"), D.DISPLAY_MODES[:4], key="flt_display",
-                             format_func=labels("filters.display"), help=t("filters.display_help"))
+                             format_func=display_labels, help=t("filters.display_help"))
     return Settings(padding, int(stride), color != "rgb", operation, display)
 
 
@@ -220,6 +224,20 @@ def cached_view(image_key: str, spec: Spec, settings_key: tuple, _image):
     return fig, info
 
 
+def mapping_caption(info: dict) -> str:
+    """How the picture shows the values. Colour (per-channel) results have their own "signed" and "direction"
+    legends: each channel grey = 0, brighter +, darker − (no blue or red); the channels' angles side by side."""
+    mode = info["mode"]
+    colour = len(info["shape"]) == 3 and info["shape"][2] > 1
+    if colour and mode == "diverging":
+        key = "filters.mapping.diverging_rgb"
+    elif colour and mode == "direction":
+        key = "filters.mapping.direction_rgb"
+    else:
+        key = f"filters.mapping.{mode}"
+    return t(key, zmin=info["zmin"], zmax=info["zmax"], clipped=100 * info["clipped"])
+
+
 def show_result(image, image_key: str, spec: Spec, settings: Settings, title: str, key: str) -> None:
     """One result: figure, value range and display mapping, and a full-resolution PNG download."""
     try:
@@ -231,8 +249,7 @@ def show_result(image, image_key: str, spec: Spec, settings: Settings, title: st
     st.plotly_chart(fig, key=f"{key}_fig", config={"displaylogo": False})
     shape = "×".join(map(str, info["shape"]))
     st.caption(t("filters.range", lo=info["lo"], hi=info["hi"], shape=shape))
-    st.caption(t(f"filters.mapping.{info['mode']}", zmin=info["zmin"], zmax=info["zmax"],
-                 clipped=100 * info["clipped"]))
+    st.caption(mapping_caption(info))
     if max(info["shape"][:2]) > 384:
         st.caption(t("filters.downscaled"))
 
@@ -347,6 +364,15 @@ def cached_draws(image_key: str, config_items: tuple, n: int, seed: int, preview
     config = A.AugmentConfig.from_dict(dict(config_items))
     preview = A.prepare_preview(_image, preview_side)
     return [d.numpy() for d in A.draws(preview, config, n, seed)]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def preview_png(image_key: str, preview_side: int, _image) -> bytes:
+    """The picture the augmentation draws start from, as a lossless PNG (the code beside it opens this file)."""
+    from explorer.imaging import augment as A
+    from explorer.imaging import image_to_png
+
+    return image_to_png(A.prepare_preview(_image, preview_side))
 
 
 # Draws are shown on screen at least this many pixels on their long side, enlarged by whole pixels.

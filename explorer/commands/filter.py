@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--convolve", action="store_true", help="true convolution (flip the kernel first)")
     parser.add_argument("--per-channel", action="store_true", help="filter R, G, B separately (default: grey)")
     parser.add_argument("--display", default="auto", choices=["auto", "diverging", "abs", "clip", "direction"],
-                        help="how values become PNG colours (default: auto)")
+                        help="how values become PNG colours, as on the Filters page (default: auto; "
+                             "sobel_direction: angles on the page's cyclic colour scale, Twilight)")
     parser.add_argument("--gaussian-size", type=int, default=5, help="size of the 'gaussian' preset (odd)")
     parser.add_argument("--gaussian-sigma", type=float, default=1.0, help="sigma of the 'gaussian' preset")
     parser.add_argument("--png", required=True, type=Path, help="output PNG (the display mapping)")

@@ -147,24 +147,31 @@ def _literal(value: Any) -> str:
 
 
 def pipeline_code(config: AugmentConfig, seed: int | None = None, preview_size: tuple[int, int] | None = None,
-                  preview_side: int | None = None) -> str:
+                  preview_side: int | None = None, input_file: str | None = None) -> str:
     """Python source for the same pipeline, ready to paste (and to reproduce draw ``i`` with the seed).
 
-    ``preview_size`` (width, height): the draws were made from a smaller copy of the picture
-    (:func:`prepare_preview`); the code then says how to make that very copy, so the draws come out the same."""
+    ``input_file``: the name of a file holding the very picture the draws start from (the app offers it as a
+    download: an upload's EXIF rotation, its transparency on white and its size caps are already applied there), so
+    the code opens it and draws exactly what the app drew. Without it, ``preview_size`` (width, height) says that the
+    draws were made from a smaller copy of the picture (:func:`prepare_preview`) and how to make that very copy."""
     lines = ["import torch", "from torchvision.transforms import v2", "", "transform = v2.Compose(["]
     for name, kwargs in pipeline_steps(config):
         args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
         lines.append(f"    v2.{name}({args}),")
     lines.append("])")
     if seed is not None:
-        lines += ["", "# draw i as shown in the app (image: a PIL RGB image):"]
-        if preview_size is not None:
-            width, height = (int(v) for v in preview_size)
-            limit = f" at most {int(preview_side)} px" if preview_side else ""
-            lines += [f"# the app draws from its copy{limit} on the longer side:",
-                      f"# image = image.convert(\"RGB\").resize(({width}, {height}), Image.Resampling.LANCZOS)"
-                      "  # from PIL import Image"]
+        if input_file is not None:
+            lines += ["", "# draw i as shown in the app, from the picture it draws from (downloaded beside this code):",
+                      "from PIL import Image", "",
+                      f"image = Image.open({input_file!r}).convert(\"RGB\")"]
+        else:
+            lines += ["", "# draw i as shown in the app (image: a PIL RGB image):"]
+            if preview_size is not None:
+                width, height = (int(v) for v in preview_size)
+                limit = f" at most {int(preview_side)} px" if preview_side else ""
+                lines += [f"# the app draws from its copy{limit} on the longer side:",
+                          f"# image = image.convert(\"RGB\").resize(({width}, {height}), Image.Resampling.LANCZOS)"
+                          "  # from PIL import Image"]
         lines.append(f"# torch.manual_seed({int(seed)} + i); x = transform(image)")
     return "\n".join(lines) + "\n"
 

@@ -2,7 +2,7 @@
 
 A filter's output is float64 and may be negative or exceed 255 (Sobel, Laplacian, sharpen), so showing it
 needs a stated mapping: ``display_mapping`` picks one ("diverging" around 0, "abs", "clip" to 0..255 or
-"direction" for angles) and keeps the true value range beside the picture. Also here: plotly figures of
+"direction" for angles, on plotly's cyclic "Twilight" scale) and keeps the true value range beside the picture. Also here: plotly figures of
 results, kernels and small number grids (convolution by hand), and PNG / ``.npy`` bytes for downloads.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 
 from explorer.imaging.filters import as_image, as_kernel
@@ -72,13 +73,42 @@ DIVERGING_COLORSCALE = [[0.0, "rgb(33,102,172)"], [0.5, "rgb(247,247,247)"], [1.
 _DIV_LOW, _DIV_MID, _DIV_HIGH = (np.array(c, dtype=np.float64) for c in ((33, 102, 172), (247, 247, 247), (178, 24, 43)))
 
 
+# Angles (Sobel direction) on a cyclic scale, -180° and 180° the same colour: plotly's "Twilight", as its own stops.
+# The heatmap on screen gets these stops and the PNG (``direction_rgb``) interpolates the same ones linearly in RGB,
+# as plotly.js does, so both show one table (a linear grey ramp drew -179° black and +179° white).
+DIRECTION_COLORSCALE: tuple[tuple[float, str], ...] = tuple(
+    (float(position), colour) for position, colour in plotly.colors.get_colorscale("Twilight"))
+_DIRECTION_STOPS = np.array([position for position, _ in DIRECTION_COLORSCALE])
+_DIRECTION_RGB = np.array([plotly.colors.hex_to_rgb(colour) if colour.startswith("#")
+                           else plotly.colors.unlabel_rgb(colour) for _, colour in DIRECTION_COLORSCALE], np.float64)
+
+
+def direction_rgb(angles: np.ndarray) -> np.ndarray:
+    """Angles in degrees (-180..180, clipped) as float RGB 0-255 on ``DIRECTION_COLORSCALE``, shape (..., 3)."""
+    position = (np.clip(np.asarray(angles, dtype=np.float64), -180.0, 180.0) + 180.0) / 360.0
+    return np.stack([np.interp(position, _DIRECTION_STOPS, _DIRECTION_RGB[:, c]) for c in range(3)], axis=-1)
+
+
+def channel_panels(planes: list[np.ndarray], gap_value: float = np.nan) -> np.ndarray:
+    """(H, W) planes side by side, left to right, ``gap_value`` columns between them (a gap ~1/16 of a panel)."""
+    h, w = planes[0].shape[:2]
+    gap = np.full((h, max(1, w // 16), *planes[0].shape[2:]), gap_value, dtype=np.float64)
+    parts: list[np.ndarray] = []
+    for i, plane in enumerate(planes):
+        parts += [gap] if i else []
+        parts.append(np.asarray(plane, dtype=np.float64))
+    return np.concatenate(parts, axis=1)
+
+
 @dataclass(frozen=True)
 class DisplayMapping:
     """How a result is turned into a picture, with the true numbers beside it."""
 
     mode: str  # "diverging", "abs", "clip" or "direction"
-    rgb: np.ndarray  # (H, W, 3) uint8: the picture (for PNG and for colour results)
-    scalar: np.ndarray | None  # (H, W) values drawn with ``colorscale`` (grey results), else None
+    rgb: np.ndarray  # (H, W, 3) uint8: the picture (for PNG and for colour results); see ``display_mapping``
+    # values drawn with ``colorscale``: (H, W) for grey results, the channel panels (NaN gaps) of a colour
+    # "direction" result; None for other colour results (drawn as ``rgb``)
+    scalar: np.ndarray | None
     zmin: float
     zmax: float
     colorscale: object  # plotly colorscale for ``scalar``
@@ -111,10 +141,14 @@ def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndar
     """Map a result to a picture without hiding its sign or range.
 
     - "diverging": 0 is white, -m blue, +m red with m = ``saturation_limit`` (the 95th percentile of |value|;
-      beyond it full colour, their share is ``clipped_fraction``) (colour results: mid grey = 0);
+      beyond it full colour, their share is ``clipped_fraction``). Colour results are drawn channel by channel
+      instead: 127.5 + 127.5·v/m, so 0 is mid grey, +m full brightness and -m dark (no blue or red);
     - "abs": |value| from 0 (black) to m (white), m as above;
     - "clip": values as pixels, clipped to 0..255 (the clipped share is reported);
-    - "direction": angles -180..180 on a cyclic scale.
+    - "direction": angles -180..180 on the cyclic ``DIRECTION_COLORSCALE`` (-180° and 180° the same colour).
+      A colour result shows its first three channels (R, G, B) side by side, left to right, each on that
+      scale, with white gaps (``scalar`` holds them with NaN gaps, for the heatmap): three angles do not make
+      one colour.
 
     ``limits_from``: take the mode, colour limits, range and clipped share from this array instead (the
     full-resolution result when ``values`` is a downscaled copy for drawing).
@@ -154,8 +188,11 @@ def display_mapping(values: np.ndarray, mode: str = "auto", limits_from: np.ndar
         clipped = float(np.mean((ref < 0) | (ref > 255)))
         rgb = np.clip(arr, 0, 255)
     else:  # direction
-        zmin, zmax, scale = -180.0, 180.0, "Twilight"
-        rgb = 255.0 * (np.clip(arr, -180, 180) + 180.0) / 360.0
+        zmin, zmax, scale = -180.0, 180.0, DIRECTION_COLORSCALE
+        if not grey:
+            plane = channel_panels([arr[..., c] for c in range(3)])
+        rgb = direction_rgb(plane)
+        rgb[np.isnan(plane)] = 255.0  # the gaps between channel panels
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)
     elif rgb.shape[2] == 1:
@@ -173,8 +210,8 @@ def result_figure(
     """A plotly figure of a result (downscaled for drawing only) and its mapping: the mapping's picture is
     the drawn copy, its mode, colour limits, value range and clipped share come from the full result.
 
-    Grey results are a heatmap with a colour bar in real units (hover shows the value); colour results
-    are an RGB image.
+    Grey results are a heatmap with a colour bar in real units (hover shows the value), and so are colour
+    "direction" results (their channels side by side); other colour results are an RGB image.
     """
     full = as_image(values)
     # angles average as directions (±179° → ±180°, not 0°); the heatmap's hover shows these drawn values
@@ -236,7 +273,8 @@ def grid_figure(values: np.ndarray, highlight: tuple[int, int, int, int] | None 
 
 
 def to_png(values: np.ndarray, mode: str = "auto") -> bytes:
-    """PNG bytes of the display mapping of a full-resolution result (same colours as on screen)."""
+    """PNG bytes of the display mapping of a full-resolution result (the colours of the screen's figure: a
+    "direction" result through the same cyclic ``DIRECTION_COLORSCALE``, colour results' channels side by side)."""
     rgb = display_mapping(values, mode).rgb
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - cv2 only fails on impossible shapes

@@ -364,7 +364,9 @@ def validate_kernel(
 
     A kernel needs a centre (odd size) when the padding keeps the size ("same" padding: P = (F-1)/2);
     with ``padding="none"`` or an explicit ``pad`` any size works, as in ``torch.nn.functional.conv2d``.
-    A kernel larger than the image is refused.
+    A kernel larger than the *padded* image is refused (no window fits); a picture smaller than the kernel is
+    fine when its padding makes it large enough, as in ``torch.nn.functional.conv2d(padding=...)`` and
+    ``cv2.filter2D`` (``correlate`` adds reflect's own limit: P smaller than the image).
     """
     k = as_kernel(kernel)
     _check_padding(padding)
@@ -373,11 +375,15 @@ def validate_kernel(
             f"the kernel is {k.shape[0]}x{k.shape[1]}: with {padding!r} padding it needs a centre pixel, "
             "so both sides must be odd (3x3, 5x5, 7x7...); use padding 'none' for even sizes"
         )
-    if image_shape is not None and (k.shape[0] > image_shape[0] or k.shape[1] > image_shape[1]):
-        raise ValueError(
-            f"the kernel ({k.shape[0]}x{k.shape[1]}) is larger than the image "
-            f"({image_shape[0]}x{image_shape[1]})"
-        )
+    if image_shape is not None:
+        ph, pw = padding_amount(k.shape, padding, pad)
+        rows, cols = image_shape[0] + 2 * ph, image_shape[1] + 2 * pw
+        if k.shape[0] > rows or k.shape[1] > cols:
+            padded = f" padded by {ph}x{pw} on each side ({rows}x{cols})" if ph or pw else ""
+            raise ValueError(
+                f"the kernel ({k.shape[0]}x{k.shape[1]}) is larger than the image "
+                f"({image_shape[0]}x{image_shape[1]}){padded}: no window fits"
+            )
     return k
 
 
@@ -460,9 +466,12 @@ def sobel(gray: np.ndarray, padding: str = "reflect", stride: int = 1) -> tuple[
 
 
 def gradient_direction(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """Edge-gradient direction in degrees, -180..180: 0 = brighter to the right, 90 = brighter downwards.
+    """Edge-gradient direction in degrees, -180..180: 0 = brighter to the right, 90 = brighter downwards,
+    for gx, gy computed by correlation with ``sobel_x``, ``sobel_y`` (as cv2.Sobel).
 
-    Where both gradients are 0 (flat areas) the direction is undefined and reported as 0.
+    By true convolution (flipped kernels) gx and gy change sign and every direction turns by 180°:
+    0 = brighter to the left, 90 = brighter upwards. Where both gradients are 0 (flat areas) the direction
+    is undefined and reported as 0.
     """
     return np.degrees(np.arctan2(gy, gx))
 
@@ -481,7 +490,9 @@ def kernel_for(name: str, *, gaussian_size: int = 5, gaussian_sigma: float = 1.0
 def apply_filter(
     image: np.ndarray, name: str, padding: str = "zero", stride: int = 1, operation: str = "correlate", **kernel_args
 ) -> np.ndarray:
-    """Apply a preset by name, including ``sobel_magnitude`` and ``sobel_direction`` (degrees).
+    """Apply a preset by name, including ``sobel_magnitude`` and ``sobel_direction`` (degrees; with
+    ``operation="convolve"`` both Sobel kernels are flipped, so 0° = brighter to the left, see
+    ``gradient_direction``).
 
     Per-channel images are handled channel by channel for every filter.
     """
