@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer.receptive import compare_stack, conv_arithmetic
-from explorer.receptive import GAP, INPUT, PADDING, TAP, UNVISITED, kernel_positions_figure, stack_diagram_figure
+from explorer.receptive import (GAP, INPUT, MAX_GRID_SIDE, PADDING, TAP, UNVISITED, UNVISITED_PADDING,
+                                kernel_positions_figure, stack_diagram_figure)
 from ui.common import run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -24,15 +25,18 @@ def within(key: str, low: int, high: int, default: int) -> None:
     st.session_state[key] = max(low, min(value, high))
 
 
-LIMITS = {"ca_n": (1, 64, 7), "ca_f": (1, 15, 3), "ca_p": (0, 16, 0), "ca_s": (1, 8, 2), "ca_d": (1, 6, 1)}
+# N reaches the course notes' own examples (AlexNet's 227 with F = 11, S = 4 → 55; VGG's 224): the formula and the
+# metrics cost nothing at any size, and the cell grid is drawn only while it stays legible (MAX_GRID_SIDE).
+# ui/links.py's "conv_arithmetic" parameters carry the same ranges.
+LIMITS = {"ca_n": (1, 512, 7), "ca_f": (1, 15, 3), "ca_p": (0, 16, 0), "ca_s": (1, 8, 2), "ca_d": (1, 6, 1)}
 for name, (low, high, value) in LIMITS.items():
     within(name, low, high, value)
 c = st.columns(5)
-n = c[0].number_input(t("rf.arith_n"), 1, 64, key="ca_n", help=t("rf.arith_n_help"))
-f = c[1].number_input(t("rf.arith_f"), 1, 15, key="ca_f", help=t("rf.arith_f_help"))
-p = c[2].number_input(t("rf.arith_p"), 0, 16, key="ca_p", help=t("rf.arith_p_help"))
-s = c[3].number_input(t("rf.arith_s"), 1, 8, key="ca_s", help=t("rf.arith_s_help"))
-d = c[4].number_input(t("rf.arith_d"), 1, 6, key="ca_d", help=t("rf.arith_d_help"))
+n = c[0].number_input(t("rf.arith_n"), *LIMITS["ca_n"][:2], key="ca_n", help=t("rf.arith_n_help"))
+f = c[1].number_input(t("rf.arith_f"), *LIMITS["ca_f"][:2], key="ca_f", help=t("rf.arith_f_help"))
+p = c[2].number_input(t("rf.arith_p"), *LIMITS["ca_p"][:2], key="ca_p", help=t("rf.arith_p_help"))
+s = c[3].number_input(t("rf.arith_s"), *LIMITS["ca_s"][:2], key="ca_s", help=t("rf.arith_s_help"))
+d = c[4].number_input(t("rf.arith_d"), *LIMITS["ca_d"][:2], key="ca_d", help=t("rf.arith_d_help"))
 
 try:
     a = conv_arithmetic(int(n), int(f), int(p), int(s), int(d))
@@ -49,17 +53,30 @@ if a is not None:
     st.markdown(t("rf.arith_formula", formula=a.formula))
     st.code(f"{a.formula_numbers}\nnn.Conv2d(C_in, C_out, kernel_size={a.f}, stride={a.s}, padding={a.p}, dilation={a.d})"
             f"  # {a.n}×{a.n} → {a.output}×{a.output}", language="python")
+    draw_grid = a.padded <= MAX_GRID_SIDE
     if a.exact_fit:
         st.success(t("rf.arith_fits", span_formula=f"{a.span_formula} = {a.span_numbers}", span=a.span, s=a.s))
     else:
+        # Which of the last rows are never visited, and their colours only where the grid below draws them.
+        red = t("rf.arith_colour_unvisited") if draw_grid else ""
+        grey = t("rf.arith_colour_unvisited_padding") if draw_grid else ""
+        if not a.leftover_padding:
+            which = t("rf.arith_leftover_input", colour=red)
+        elif not a.leftover_input:
+            which = t("rf.arith_leftover_padding", colour=grey)
+        else:
+            which = t("rf.arith_leftover_mixed", k_in=a.leftover_input, k_pad=a.leftover_padding,
+                      colour_input=red, colour_padding=grey)
         st.warning(t("rf.arith_not_divisible", span_formula=f"{a.span_formula} = {a.span_numbers}", span=a.span,
-                     s=a.s, q=f"{a.quotient:.4g}", out=a.output, leftover=a.leftover))
+                     s=a.s, q=f"{a.quotient:.4g}", out=a.output, leftover=a.leftover, which=which))
     if a.d > 1:
         st.info(t("rf.arith_dilated", d=a.d, f=a.f, eff=a.effective_kernel, plain=a.n - a.f + 2 * a.p, span=a.span))
     if a.keeps_size:
         st.info(t("rf.arith_keeps"))
     elif a.same_padding_is_whole:
         st.info(t("rf.arith_same_hint", p=int(a.same_padding), s=a.s))
+    elif a.d > 1:  # the number shown is D(F − 1)/2, and the text names that formula
+        st.info(t("rf.arith_even_kernel_dilated", d=a.d, p=f"{a.same_padding:g}"))
     else:
         st.info(t("rf.arith_even_kernel", p=f"{a.same_padding:g}"))
 
@@ -69,12 +86,16 @@ if a is not None:
         within("ca_pos", 1, windows, 1)
         index = st.slider(t("rf.arith_position"), 1, windows, key="ca_pos", help=t("rf.arith_position_help")) - 1
     row, col = divmod(index, a.output)
-    names = {INPUT: t("rf.cell_input"), PADDING: t("rf.cell_padding"), TAP: t("rf.cell_tap"), GAP: t("rf.cell_gap"),
-             UNVISITED: t("rf.cell_unvisited")}
-    st.plotly_chart(kernel_positions_figure(a, index, input_title=t("rf.arith_padded_input"),
-                                            output_title=t("rf.arith_output_map"), cell_names=names),
-                    width="stretch", key="ca_grid")
+    if draw_grid:
+        names = {INPUT: t("rf.cell_input"), PADDING: t("rf.cell_padding"), TAP: t("rf.cell_tap"),
+                 GAP: t("rf.cell_gap"), UNVISITED: t("rf.cell_unvisited"),
+                 UNVISITED_PADDING: t("rf.cell_unvisited_padding")}
+        st.plotly_chart(kernel_positions_figure(a, index, input_title=t("rf.arith_padded_input"),
+                                                output_title=t("rf.arith_output_map"), cell_names=names),
+                        width="stretch", key="ca_grid")
     st.caption(t("rf.arith_grid_caption", row=row, col=col, r0=a.positions[row], c0=a.positions[col]))
+    if not draw_grid:
+        st.caption(t("rf.arith_grid_too_large", padded=a.padded, limit=MAX_GRID_SIDE))
 
 # --- three 3×3 layers vs one big kernel ------------------------------------------------------------------
 st.subheader(t("rf.stack_title"))

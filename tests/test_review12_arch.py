@@ -21,14 +21,15 @@ from explorer.receptive import conv_arithmetic
 
 def test_lenet5_depth_and_mult_adds_count_c3_and_the_output_layer():
     model = build_model("lenet5")
-    # LeCun et al. 1998: C1, C3, C5 (convolutions), F6 and the output layer (fully connected to F6) carry weights
-    assert weight_layer_depth(model) == 5
+    # LeCun et al. 1998: "seven layers, not counting the input, all of which contain trainable parameters": C1, C3,
+    # C5 (convolutions), S2 and S4 (a trainable coefficient and bias per map), F6 and the output layer (review 14)
+    assert weight_layer_depth(model) == 7
     counts = mult_adds_by_module(model, (1, 32, 32))
-    hand = {"C1": 28 * 28 * 6 * 25, "C3": 10 * 10 * 60 * 25,  # C3: 60 connected 5×5 kernels (the paper's table)
-            "C5": 120 * 16 * 25, "F6": 84 * 120, "output": 10 * 84}
+    hand = {"C1": 28 * 28 * 6 * 25, "S2": 6 * 14 * 14, "C3": 10 * 10 * 60 * 25,  # C3: 60 connected 5×5 kernels
+            "S4": 16 * 5 * 5, "C5": 120 * 16 * 25, "F6": 84 * 120, "output": 10 * 84}  # S: one multiply per unit
     assert counts == hand
     row = compare_models(["lenet5", "mnist_cnn"]).set_index("model").loc["lenet5"]
-    assert int(row["weight_layers"]) == 5
+    assert int(row["weight_layers"]) == 7
     assert row["gflops"] == pytest.approx(sum(hand.values()) / 1e9)
 
 

@@ -70,9 +70,11 @@ PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
     "receptive_field": (Param("layer", "rf_layer"), Param("row", "rf_row", "int", low=0, high=100_000),
                         Param("col", "rf_col", "int", low=0, high=100_000),
                         Param("show", "rf_show", "choice", ("spatial", "all"))),
-    "conv_arithmetic": (Param("n", "ca_n", "int", low=1, high=64), Param("kernel", "ca_f", "int", low=1, high=15),
+    # pages/conv_arithmetic.py's LIMITS; pos: up to (512 + 2·16)² kernel positions (N = 512, P = 16, F = 1, S = 1)
+    "conv_arithmetic": (Param("n", "ca_n", "int", low=1, high=512), Param("kernel", "ca_f", "int", low=1, high=15),
                         Param("pad", "ca_p", "int", low=0, high=16), Param("stride", "ca_s", "int", low=1, high=8),
-                        Param("dilation", "ca_d", "int", low=1, high=6), Param("pos", "ca_pos", "int", low=1, high=4096)),
+                        Param("dilation", "ca_d", "int", low=1, high=6),
+                        Param("pos", "ca_pos", "int", low=1, high=544 * 544)),
     "feature_maps": (Param("layer", "maps_layer"), Param("channel", "maps_channel", "int", low=0, high=100_000),
                      Param("kind", "maps_kind", "choice", ("feature", "activation")),
                      Param("order", "maps_order", "choice", ("index", "mean")),

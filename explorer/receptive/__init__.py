@@ -26,14 +26,16 @@ from explorer.receptive.convarith import (ConvArithmetic, StackComparison, compa
                                           same_padding, stack_field)
 from explorer.receptive.erf import effective_receptive_field, erf_extent
 from explorer.receptive.geometry import AXES, NOTE_TEXT, AxisField, Note, note_text
-from explorer.receptive.plots import (GAP, INPUT, PADDING, TAP, UNVISITED, display_image, erf_figure, growth_figure,
-                                      image_box_figure, kernel_grid, kernel_positions_figure, stack_diagram_figure)
+from explorer.receptive.plots import (GAP, INPUT, MAX_GRID_SIDE, PADDING, TAP, UNVISITED, UNVISITED_PADDING, display_image,
+                                      erf_figure, growth_figure, image_box_figure, kernel_grid, kernel_positions_figure,
+                                      stack_diagram_figure)
 from explorer.receptive.reading import FieldBox, FieldSummary, field_box, growth_by_depth, summarize, teaching_layer
 from explorer.receptive.table import CSV_COLUMNS, EXTRA_COLUMNS, architecture_table, receptive_field_table, table_to_csv
 
 __all__ = [
     "AXES", "CSV_COLUMNS", "ConvArithmetic", "EXTRA_COLUMNS", "GAP", "INPUT", "NOTE_TEXT", "PADDING", "StackComparison",
-    "TAP", "UNVISITED", "AxisField", "FieldBox", "FieldSummary", "Note", "architecture_table", "compare_stack",
+    "TAP", "UNVISITED", "UNVISITED_PADDING", "MAX_GRID_SIDE", "AxisField", "FieldBox", "FieldSummary", "Note",
+    "architecture_table", "compare_stack",
     "conv_arithmetic", "display_image", "effective_receptive_field", "erf_extent", "erf_figure", "field_box",
     "growth_by_depth", "growth_figure", "image_box_figure", "kernel_grid", "kernel_positions_figure", "note_text",
     "output_size", "receptive_field_table", "same_padding", "stack_diagram_figure", "stack_field", "summarize",

@@ -71,6 +71,16 @@ class ConvArithmetic:
     def keeps_size(self) -> bool:
         return self.output == self.n
 
+    @property
+    def leftover_padding(self) -> int:
+        """How many of the ``leftover`` never-visited last rows/columns are padding (the last P are)."""
+        return min(self.leftover, self.p)
+
+    @property
+    def leftover_input(self) -> int:
+        """How many of the ``leftover`` never-visited last rows/columns are input pixels the kernel never reads."""
+        return self.leftover - self.leftover_padding
+
     def taps(self, index: int) -> tuple[int, ...]:
         """Padded coordinates the kernel touches at window ``index`` (spaced by D)."""
         if not 0 <= index < self.output:

@@ -85,7 +85,7 @@ NOTE_TEXT = {
     "adaptive_same": "adaptive pooling to the size it already has: does nothing at this input size",
     "adaptive_bins": "adaptive pooling {size_in}→{size_out}: bins of {smallest}–{largest} units, largest field shown",
     "resample": "resampling: field approximate",
-    "transposed": "transposed convolution: field approximate",
+    "transposed": "strided transposed convolution: field covers every stride phase, so it may be larger than what reaches a unit (never smaller)",
     "pad_copy": "{mode} padding copies border units: border fields differ",
     "concat_spatial": "concatenated along a spatial axis: field approximate",
     "norm_stats": "{op} statistics over positions: every unit depends on the whole image",

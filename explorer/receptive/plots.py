@@ -11,9 +11,13 @@ from plotly.subplots import make_subplots
 from explorer.receptive.convarith import ConvArithmetic, StackComparison
 from explorer.receptive.reading import FieldBox
 
-# Cell categories of the kernel-position picture.
-INPUT, PADDING, TAP, GAP, UNVISITED = 0, 1, 2, 3, 4
-_CELL_COLOURS = ["#dbe9f6", "#e6e6e6", "#f28e2b", "#fde0c5", "#f4b6b7"]
+# Cell categories of the kernel-position picture. UNVISITED is input the kernel never reads (red); padding it never
+# reads is UNVISITED_PADDING (dark grey), so "the last rows are never visited" shows even when those rows are padding.
+INPUT, PADDING, TAP, GAP, UNVISITED, UNVISITED_PADDING = 0, 1, 2, 3, 4, 5
+_CELL_COLOURS = ["#dbe9f6", "#e6e6e6", "#f28e2b", "#fde0c5", "#f4b6b7", "#9e9e9e"]
+# The largest padded side the kernel-position picture is drawn for: past it a cell is a few screen pixels wide and
+# the picture (and its per-cell hover text) only grows; the page gives the numbers without it.
+MAX_GRID_SIDE = 64
 _BOX_COLOUR = "#ff2d2d"
 
 
@@ -39,8 +43,11 @@ def kernel_grid(arith: ConvArithmetic, index: int) -> tuple[np.ndarray, tuple[in
         visited[list(arith.taps(window))] = True
     is_pad = np.array([arith.is_padding(c) for c in range(size)])
     grid = np.full((size, size), INPUT, dtype=int)
-    grid[~visited[:, None] | ~visited[None, :]] = UNVISITED
-    grid[is_pad[:, None] | is_pad[None, :]] = PADDING
+    unvisited = ~visited[:, None] | ~visited[None, :]
+    padding = is_pad[:, None] | is_pad[None, :]
+    grid[unvisited] = UNVISITED
+    grid[padding] = PADDING
+    grid[padding & unvisited] = UNVISITED_PADDING
     r0, c0 = arith.positions[row], arith.positions[col]
     span = arith.effective_kernel
     grid[r0:r0 + span, c0:c0 + span] = GAP
@@ -53,7 +60,7 @@ def kernel_positions_figure(arith: ConvArithmetic, index: int, *, input_title: s
                             output_title: str = "output", cell_names: Mapping[int, str] | None = None) -> go.Figure:
     """Where the kernel lands for one output position (like conv_arithmetic's animations, one frame)."""
     names = {INPUT: "input", PADDING: "padding (0)", TAP: "kernel tap", GAP: "skipped (dilation)",
-             UNVISITED: "never visited"} | dict(cell_names or {})
+             UNVISITED: "never visited", UNVISITED_PADDING: "padding, never visited"} | dict(cell_names or {})
     grid, (row, col) = kernel_grid(arith, index)
     out = arith.output
     output = np.zeros((out, out), dtype=int)

@@ -48,12 +48,20 @@ def conv_transpose_rule(args, kwargs, tensor: torch.Tensor, info: FieldInfo) -> 
     fields = {}
     for i, _dim, axis in _spatial_positions(info, tensor, n):
         f = info.axis(axis)
-        reach = dilation[i] * (kernel[i] - 1) + 1
-        taps = math.ceil(reach / stride[i])  # input units that can reach one output unit
-        lo = f.lo + ((padding[i] - reach + 1) / stride[i]) * f.jump
-        fields[axis] = AxisField(lo, lo + (f.hi - f.lo) + (taps - 1) * f.jump, f.jump / stride[i], f.collapsed, False)
+        if f.collapsed:
+            continue
+        s, reach = stride[i], dilation[i] * (kernel[i] - 1)
+        # Output unit o reads input unit u through tap t when o = u·s − p + d·t, so u runs over
+        # ceil((o + p − d(k − 1))/s) .. floor((o + p)/s). Units are placed every jump/s: the box must hold that
+        # range for every one of the s phases of o, and (o + p − d(k − 1))/s .. (o + p)/s is the tightest such box
+        # (each bound is reached by the phase where s divides it). At stride 1 it is exact; at stride s it may be
+        # up to (s − 1)/s·jump too large on each side for some units, never too small.
+        lo = f.lo + (padding[i] - reach) / s * f.jump
+        hi = f.hi + padding[i] / s * f.jump
+        fields[axis] = AxisField(lo, hi, f.jump / s, f.collapsed, f.exact and s == 1)
+    strided = any(stride[i] > 1 for i, _dim, _axis in _spatial_positions(info, tensor, n))
     return RuleResult([info.with_axes(fields, depth=info.depth + 1)], kind="conv", notable=True,
-                   notes=[make_note("transposed")])
+                   notes=[make_note("transposed")] if strided else [])
 
 
 def pool_rule(kind: str, n: int, args, kwargs, tensor: torch.Tensor, info: FieldInfo, outputs) -> RuleResult:
