@@ -141,7 +141,8 @@ with tabs[1]:
         st.session_state["cc_do_layer"] = layers[0] if layers else None
     c1, c2, c3 = st.columns([2, 1, 1])
     layer = c1.selectbox(t("cc.do.layer"), layers, key="cc_do_layer")
-    p = c2.slider(t("cc.do.p"), 0.0, 0.9, 0.5, 0.1, key="cc_do_p")
+    st.session_state.setdefault("cc_do_p", 0.5)  # a link may set it: no default beside the key
+    p = c2.slider(t("cc.do.p"), 0.0, 0.9, step=0.1, key="cc_do_p")
     if layer is not None:
         activation = layer_maps(key, layer, loaded, sel.image)
         channels = activation.shape[0]
@@ -167,8 +168,10 @@ with tabs[2]:
     c1, c2, c3 = st.columns(3)
     depth = c1.radio(t("cc.gr.depth"), [18, 34], horizontal=True, key="cc_gr_depth")
     # Off first: the plain network's vanishing gradient is what the notes describe; BatchNorm is one remedy.
-    batch_norm = c2.toggle(t("cc.gr.bn"), value=False, key="cc_gr_bn")
-    steps = c3.select_slider(t("cc.gr.steps"), [0, 5, 20], value=0, key="cc_gr_steps")
+    st.session_state.setdefault("cc_gr_bn", False)  # defaults here, not beside the keys: a link may set them
+    st.session_state.setdefault("cc_gr_steps", 0)
+    batch_norm = c2.toggle(t("cc.gr.bn"), key="cc_gr_bn")
+    steps = c3.select_slider(t("cc.gr.steps"), [0, 5, 20], key="cc_gr_steps")
     quantity = st.radio(t("cc.gr.quantity"), ["output_grad_norm", "grad_norm"], horizontal=True, key="cc_gr_quantity",
                         format_func=formatter("cc.gr.q."))
     if st.button(t("cc.gr.run"), key="cc_gr_run") or st.session_state.get("_cc_gr_done"):

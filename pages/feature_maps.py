@@ -100,7 +100,8 @@ if st.session_state.get("maps_channel", 0) >= channels:
 cc1, cc2 = st.columns([1, 2])
 channel = int(cc1.number_input(t("maps.channel"), min_value=0, max_value=channels - 1, step=1, key="maps_channel",
                                help=t("maps.channel_help")))
-alpha = cc2.slider(t("maps.alpha"), 0.0, 1.0, 0.5, 0.05, key="maps_alpha")
+st.session_state.setdefault("maps_alpha", 0.5)  # a link may set it: no default beside the key
+alpha = cc2.slider(t("maps.alpha"), 0.0, 1.0, step=0.05, key="maps_alpha")
 one = maps[channel]
 stats = channel_stats(one)
 cols = st.columns(5)

@@ -53,7 +53,8 @@ choice = c2.selectbox(t("cam.class"), [-1, *range(classes)], key="cam_class", he
                       format_func=lambda i, top=t("cam.top1", label=class_label(top1)): top if i == -1 else class_label(i))
 target = top1 if choice == -1 else int(choice)
 c3, c4 = st.columns(2)
-alpha = c3.slider(t("cam.alpha"), 0.0, 1.0, 0.5, 0.05, key="cam_alpha")
+st.session_state.setdefault("cam_alpha", 0.5)  # a link may set it: no default beside the key
+alpha = c3.slider(t("cam.alpha"), 0.0, 1.0, step=0.05, key="cam_alpha")
 cmaps = list(COLORMAPS)
 if st.session_state.get("cam_cmap") not in cmaps:
     st.session_state["cam_cmap"] = "jet"

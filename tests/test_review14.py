@@ -301,3 +301,100 @@ def test_the_default_class_folder_is_inside_the_runs_folder_that_replicas_share(
     from explorer.models import list_runs
 
     assert list_runs(runs) == []  # the shared folder is no run
+
+
+# --- training: runs whose browser session is gone stop and free their slot (review 14) ---------------------------
+def test_a_run_whose_owner_session_is_gone_stops_and_frees_its_slot(tmp_path):
+    import time
+
+    from explorer.data import load_dataset
+    from explorer.training import TrainConfig, get_worker, start_training
+
+    data = load_dataset("shapes", channels=1, size=28, seed=1, samples=200)
+    config = TrainConfig(model="mnist_cnn", epochs=50, batch_size=4, lr=5e-3, device="cpu", log_every=5)
+    owner = {"alive": True}
+    worker = start_training("review14-owner", [(config, tmp_path / "run")], data=data, max_active=1,
+                            owner_alive=lambda: owner["alive"], orphan_grace_s=0.5)  # Streamlit's window: minutes
+    deadline = time.monotonic() + 120
+    while worker.progress().runs[0].step < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker.alive and not worker.orphaned  # owner present: training goes on
+    owner["alive"] = False  # the browser reloaded: its session is gone for good
+    worker.join(120)
+    progress = worker.progress()
+    assert not worker.alive and worker.orphaned
+    assert progress.status == "stopped" and progress.runs[0].status == "stopped"
+    assert progress.runs[0].epoch < 50  # stopped early, with its best checkpoint so far
+    assert (tmp_path / "run" / "best.pt").is_file()
+    # the slot is free again: another session may start (max_active=1 would refuse while the orphan ran)
+    again = start_training("review14-other", [(TrainConfig(model="mnist_cnn", epochs=1, batch_size=32, lr=5e-3,
+                                                           device="cpu", max_steps=2), None)],
+                           data=data, max_active=1)
+    again.join(120)
+    assert again.progress().status == "finished" and get_worker("review14-owner") is worker
+
+
+# --- links carry what the pages' widgets can hold (review 14) -------------------------------------------------------
+def _open_link(stem: str, query: dict[str, str]):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.switch_page(f"pages/{stem}.py")
+    return at.run()
+
+
+def _link_warnings(at) -> list[str]:
+    return [str(w.value) for w in at.warning if "link" in str(w.value).lower() or "링크" in str(w.value)]
+
+
+def test_a_feature_maps_link_to_a_middle_step_of_a_block_opens_that_step():
+    """resnet18's layer1.0.conv2 offers feature / after bn2 / + shortcut / activation; the page writes kind=step1
+    for "after bn2", and that link used to be refused as broken."""
+    at = _open_link("feature_maps", {"model": "resnet18", "weights": "none", "input": "64x64",
+                                     "layer": "layer1.0.conv2", "kind": "step1"})
+    assert not at.exception, at.exception
+    assert not _link_warnings(at), _link_warnings(at)
+    radio = at.radio(key="maps_kind")
+    assert radio.value == "step1"
+    assert radio.options[1] == "after layer1.0.bn2 (BatchNorm2d)"  # what the step is, as the page labels it
+    assert at.query_params["kind"] == "step1"
+    from ui.links import PAGE_PARAMS
+
+    kinds = next(p for p in PAGE_PARAMS["feature_maps"] if p.name == "kind").choices
+    assert {"feature", "step1", "step2", "activation"} <= set(kinds)
+
+
+def test_a_custom_kernel_travels_in_a_link_and_a_bad_one_is_named_not_raised():
+    import numpy as np
+
+    kernel = "1,2,1;0,0,0;-1,-2,-1"
+    at = _open_link("filters", {"view": "single", "kernel": "custom", "custom": kernel, "lang": "en"})
+    assert not at.exception, at.exception
+    assert not _link_warnings(at), _link_warnings(at)
+    grid = np.array([[at.session_state[f"flt_ed3_{r}_{c}"] for c in range(3)] for r in range(3)])
+    assert np.array_equal(grid, np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]]))
+    assert at.query_params["kernel"] == "custom" and at.query_params["custom"] == kernel
+    # a 5×5 kernel switches the editor's size
+    at = _open_link("filters", {"view": "single", "kernel": "custom", "custom": ";".join(["0,0,1,0,0"] * 5)})
+    assert not at.exception and at.session_state["flt_ed_size"] == 5
+    # one the editor cannot hold (2×3): the editor keeps its own kernel and says why, in the page's language
+    at = _open_link("filters", {"view": "single", "kernel": "custom", "custom": "1,2,3;4,5,6", "lang": "ko"})
+    assert not at.exception, at.exception
+    assert any("편집기" in str(w.value) for w in at.warning)
+    assert at.session_state["flt_ed3_1_1"] == 1.0  # the identity the editor starts with
+    # a preset kernel does not carry the editor's text
+    at = _open_link("filters", {"view": "single", "kernel": "gaussian", "gsigma": "2.5"})
+    assert "custom" not in dict(at.query_params) and at.query_params["gsigma"] == "2.5"
+    assert at.slider(key="flt_gsigma").value == 2.5 and not at.exception
+
+
+def test_a_linked_blur_is_the_blur_on_screen_without_streamlits_default_warning():
+    at = _open_link("filters", {"view": "single", "kernel": "gaussian", "gsize": "9", "gsigma": "3"})
+    assert not at.exception, at.exception
+    assert at.session_state["flt_gsize"] == 9 and at.slider(key="flt_gsigma").value == 3.0
+    # Streamlit warns when a widget has a default beside a key that a link set: none may show
+    assert not [w.value for w in at.warning if "default value" in str(w.value)]

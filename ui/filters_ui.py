@@ -120,10 +120,34 @@ def _flip() -> None:
     _set_grid(size, F.flip_kernel(_editor_kernel(size)))
 
 
+def _take_linked_kernel() -> None:
+    """A kernel that a shared link (or the lecturer's class) put in ``flt_custom`` goes into the grid, once: what the
+    editor wrote there itself after its last run is its own grid, and the cells then stay the truth."""
+    state = st.session_state
+    text = state.get("flt_custom")
+    if text is None or text == state.get("_flt_custom_written"):
+        return
+    state["_flt_custom_written"] = text  # taken (or refused) once
+    try:
+        kernel = F.parse_kernel(text)
+        if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] not in EDITOR_SIZES:
+            raise ValueError(f"the editor holds 3×3, 5×5 or 7×7 kernels, not {kernel.shape[0]}×{kernel.shape[1]}")
+        if np.abs(kernel).max() > F.MAX_KERNEL_VALUE:
+            raise ValueError(f"kernel values are at most {F.MAX_KERNEL_VALUE:g} in size")
+    except ValueError as exc:
+        state["flt_ed_msg"] = t("filters.editor.bad_link", reason=str(exc))
+        return
+    state["flt_ed_size"] = int(kernel.shape[0])
+    _set_grid(int(kernel.shape[0]), kernel)
+
+
 def kernel_editor() -> np.ndarray:
-    """A 3x3 / 5x5 / 7x7 grid of numbers with load-preset, normalise and flip; returns the kernel."""
+    """A 3x3 / 5x5 / 7x7 grid of numbers with load-preset, normalise and flip; returns the kernel. Its kernel is also
+    kept as text in ``flt_custom`` (what a shared link carries)."""
+    _take_linked_kernel()
+    st.session_state.setdefault("flt_ed_size", 3)  # the default here, not beside the key: a link may set it
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2], vertical_alignment="bottom")
-    size = c1.segmented_control(t("filters.editor.size"), EDITOR_SIZES, default=3, required=True, key="flt_ed_size",
+    size = c1.segmented_control(t("filters.editor.size"), EDITOR_SIZES, required=True, key="flt_ed_size",
                                 format_func=lambda s: f"{s}×{s}")
     c2.selectbox(t("filters.editor.from"), list(F.KERNELS), key="flt_ed_from", format_func=labels("filters.k"))
     c2.button(t("filters.editor.load"), on_click=_load_preset, key="flt_ed_load")
@@ -142,19 +166,25 @@ def kernel_editor() -> np.ndarray:
             cols[c].number_input(f"k[{r},{c}]", key=key, step=1.0, format="%.4g", label_visibility="collapsed",
                                  min_value=-F.MAX_KERNEL_VALUE, max_value=F.MAX_KERNEL_VALUE)
     kernel = _editor_kernel(size)
-    st.caption(t("filters.editor.sum", total=float(kernel.sum()), text=F.format_kernel(kernel)))
+    text = F.format_kernel(kernel)
+    st.caption(t("filters.editor.sum", total=float(kernel.sum()), text=text))
+    st.session_state["flt_custom"] = st.session_state["_flt_custom_written"] = text
     return kernel
 
 
 def preset_params(name: str) -> tuple[int, float, int]:
     """The Gaussian size/sigma and box size sliders, shown only for the presets that use them."""
     gsize, gsigma, bsize = 5, 1.0, 3
+    state = st.session_state  # defaults set here, not beside the keys: a shared link may have set them
     if name == "gaussian":
         c1, c2 = st.columns(2)
-        gsize = c1.select_slider(t("filters.gsize"), [3, 5, 7, 9, 11, 15], value=5, key="flt_gsize")
-        gsigma = c2.slider(t("filters.gsigma"), 0.3, 5.0, 1.0, 0.1, key="flt_gsigma")
+        state.setdefault("flt_gsize", 5)
+        state.setdefault("flt_gsigma", 1.0)
+        gsize = c1.select_slider(t("filters.gsize"), [3, 5, 7, 9, 11, 15], key="flt_gsize")
+        gsigma = c2.slider(t("filters.gsigma"), 0.3, 5.0, step=0.1, key="flt_gsigma")
     elif name == "box_blur":
-        bsize = st.select_slider(t("filters.bsize"), [3, 5, 7, 9, 11], value=3, key="flt_bsize")
+        state.setdefault("flt_bsize", 3)
+        bsize = st.select_slider(t("filters.bsize"), [3, 5, 7, 9, 11], key="flt_bsize")
     return int(gsize), float(gsigma), int(bsize)
 
 

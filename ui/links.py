@@ -74,20 +74,38 @@ PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
     "conv_arithmetic": (Param("n", "ca_n", "int", low=1, high=512), Param("kernel", "ca_f", "int", low=1, high=15),
                         Param("pad", "ca_p", "int", low=0, high=16), Param("stride", "ca_s", "int", low=1, high=8),
                         Param("dilation", "ca_d", "int", low=1, high=6),
-                        Param("pos", "ca_pos", "int", low=1, high=544 * 544)),
+                        Param("pos", "ca_pos", "int", low=1, high=544 * 544),
+                        # the stack section (3×3 stacks vs one big kernel): its page's within() bounds
+                        Param("channels", "ca_c", "int", low=1, high=2048), Param("layers", "ca_l", "int", low=2, high=8),
+                        Param("stack_kernel", "ca_k", "choice", (3, 5)), Param("side", "ca_hw", "int", low=7, high=224)),
     "feature_maps": (Param("layer", "maps_layer"), Param("channel", "maps_channel", "int", low=0, high=100_000),
-                     Param("kind", "maps_kind", "choice", ("feature", "activation")),
+                     # the in-between steps of a block (after its BatchNorm, + shortcut): the page falls back to
+                     # "feature" when the layer has fewer
+                     Param("kind", "maps_kind", "choice", ("feature", "activation", *(f"step{i}" for i in range(1, 10)))),
+                     Param("block", "maps_block", "name"),  # the page falls back to every block ("*")
+                     Param("alpha", "maps_alpha", "float", low=0.0, high=1.0),
                      Param("order", "maps_order", "choice", ("index", "mean")),
                      Param("scale", "maps_scale", "choice", ("shared", "channel")),
                      Param("cmap", "maps_cmap", "choice", ("viridis", "magma", "gray", "jet", "RdBu"))),
     "gradcam": (Param("layer", "cam_layer"), Param("class", "cam_class", "int", low=-1, high=100_000),
+                Param("alpha", "cam_alpha", "float", low=0.0, high=1.0),
                 Param("cmap", "cam_cmap", "choice", ("viridis", "magma", "gray", "jet", "RdBu"))),
     "filters": (Param("view", "flt_view", "choice", ("single", "filters", "images", "hand")),
                 Param("kernel", "flt_preset", "name"),
                 Param("operation", "flt_operation", "choice", ("correlate", "convolve")),
                 Param("padding", "flt_padding", "name"),
                 Param("stride", "flt_stride", "int", low=1, high=4),
-                Param("color", "flt_color", "choice", ("gray", "rgb"))),
+                Param("color", "flt_color", "choice", ("gray", "rgb")),
+                # the Gaussian's and the box blur's own sliders, and the editor's kernel (its rows, as the page's
+                # kernel text: the editor reads it and falls back with a message when it does not fit)
+                Param("gsize", "flt_gsize", "choice", (3, 5, 7, 9, 11, 15)),
+                Param("gsigma", "flt_gsigma", "float", low=0.3, high=5.0),
+                Param("bsize", "flt_bsize", "choice", (3, 5, 7, 9, 11)),
+                Param("custom", "flt_custom", "numbers", max_chars=1000)),
+    "course_concepts": (Param("dropout_p", "cc_do_p", "float", low=0.0, high=0.9),
+                        Param("depth", "cc_gr_depth", "choice", (18, 34)), Param("bn", "cc_gr_bn", "bool"),
+                        Param("steps", "cc_gr_steps", "choice", (0, 5, 20)),
+                        Param("quantity", "cc_gr_quantity", "choice", ("output_grad_norm", "grad_norm"))),
     "compare": (Param("models", "cmp_models", "list", max_items=COMPARE_MAX_MODELS, max_chars=MAX_SPEC_VALUE_CHARS),
                 Param("y", "cmp_y", "choice", ("top1", "top5", "weight_layers"))),
 }
@@ -105,7 +123,8 @@ def _fill_choices() -> None:
                                         for p in PAGE_PARAMS["feature_maps"])
     PAGE_PARAMS["gradcam"] = tuple(Param(p.name, p.target, p.kind, cmaps) if p.name == "cmap" else p
                                    for p in PAGE_PARAMS["gradcam"])
-    swaps = {"kernel": tuple(F.FILTER_NAMES), "operation": tuple(F.OPERATIONS), "padding": tuple(F.PADDING_MODES)}
+    swaps = {"kernel": (*F.FILTER_NAMES, "custom"), "operation": tuple(F.OPERATIONS),  # custom: the editor's kernel
+             "padding": tuple(F.PADDING_MODES)}
     PAGE_PARAMS["filters"] = tuple(Param(p.name, p.target, "choice", swaps[p.name]) if p.name in swaps else p
                                    for p in PAGE_PARAMS["filters"])
     global GLOBAL_PARAMS
@@ -144,6 +163,8 @@ def current_query(stem: str, personal: bool = True) -> dict[str, str]:
         values.pop(PRESENT_KEY, None)
     if values.get("sel_weights") not in SHAREABLE_WEIGHTS:
         values.pop("sel_weights", None)
+    if values.get("flt_preset") != "custom":  # the editor's kernel travels only when it is the one shown
+        values.pop("flt_custom", None)
     query = encode_query(values, params_of(stem))
     if not personal:
         for name in PERSONAL:

@@ -280,6 +280,20 @@ def hyper_section() -> dict:
 # --- starting and following a run ----------------------------------------------------------------------------
 
 
+def _this_session_alive():
+    """A check the training thread can call: is this browser session still connected to the server? A reload or a
+    closed tab ends it, and the worker then stops the runs nobody can see or stop (explorer.training.TrainingWorker).
+    None where there is no server (AppTest)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None
+    runtime, streamlit_session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(streamlit_session)
+
+
 def start(jobs: list[training.TrainConfig]) -> None:
     root = session_runs_dir()  # private to this session until shared (see run_results)
     planned = []
@@ -289,7 +303,7 @@ def start(jobs: list[training.TrainConfig]) -> None:
             name += "-b"
         planned.append((config, root / name))
     try:
-        training.start_training(session_id(), planned)
+        training.start_training(session_id(), planned, owner_alive=_this_session_alive())
     except (training.RunInProgressError, training.TrainingBusyError) as exc:
         st.warning(t("train.busy", message=str(exc)))
         return

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-Kind = Literal["name", "int", "float", "bool", "choice", "list", "shape"]
+Kind = Literal["name", "int", "float", "bool", "choice", "list", "shape", "numbers"]
 
 MAX_VALUE_CHARS = 200  # a layer name or a registry model name is far shorter; a longer value is not ours
 # A typed network travels whole in a link (``model=arch:conv3-64 BN conv3-64 BN M ...``): a VGG-style spec with BN
@@ -27,9 +27,10 @@ MAX_TYPED_SIDE = 100_000
 # Layer, model and colormap names: letters, digits and a few separators (no quotes, no markup); "#" for a module's
 # later calls (``layer1.0.relu#2``, explorer.analysis.layer_calls). One character class, one repetition: no
 # catastrophic backtracking; the length is checked before (``Param.max_chars``).
-NAME_RE = re.compile(r"[A-Za-z0-9_.:/#\- ]+")
+NAME_RE = re.compile(r"[A-Za-z0-9_.:/#*\- ]+")  # "*": every block (Feature maps)
 INT_RE = re.compile(r"-?[0-9]{1,9}")
 FLOAT_RE = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,6})?")
+NUMBERS_RE = re.compile(r"[0-9eE.,;/+\- ]+")  # numbers in rows: "1,0,-1;2,0,-2;1,0,-1" (the page parses the values)
 TRUE, FALSE = frozenset({"1", "true", "on", "yes"}), frozenset({"0", "false", "off", "no"})
 
 
@@ -39,7 +40,9 @@ class Param:
 
     ``kind``: ``name`` (a layer or model name), ``int`` / ``float`` (with ``low``/``high``), ``bool``
     (``1``/``0``), ``choice`` (one of ``choices``), ``list`` (comma-separated ``choices`` or names, at most
-    ``max_items``) or ``shape`` (``HxW``, each side 1..``high`` or ``MAX_SIDE``). ``max_chars``: the longest
+    ``max_items``), ``shape`` (``HxW``, each side 1..``high`` or ``MAX_SIDE``) or ``numbers`` (rows of numbers
+    such as a kernel's, ``1,0,-1;2,0,-2``: only its characters are checked here, the page reads the values and
+    falls back with a message when they do not fit). ``max_chars``: the longest
     value read at all (``MAX_SPEC_VALUE_CHARS`` where a typed network may travel).
     """
 
@@ -107,6 +110,8 @@ def parse_value(param: Param, raw: str, choices: Sequence[Any] | None = None) ->
         else:
             ok = all(NAME_RE.fullmatch(item) for item in items)
         return (True, list(dict.fromkeys(items))) if ok else (False, None)
+    if param.kind == "numbers":
+        return (True, text) if NUMBERS_RE.fullmatch(text) else (False, None)
     if param.kind == "choice":
         by_text = {str(c): c for c in allowed}
         return (True, by_text[text]) if text in by_text else (False, None)

@@ -8,9 +8,10 @@ its :class:`Progress` for the page to draw.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from explorer.models import runfolder as runs_io
 from explorer.data import DataBundle
@@ -59,6 +60,10 @@ class Progress:
 
 
 MAX_STEP_POINTS = 1500
+# A session whose browser reloaded or closed is gone for good after Streamlit's own grace for reconnecting (its
+# disconnectedSessionTTL, 120 s by default): runs nobody can see or stop end this long after it is gone.
+ORPHAN_GRACE_S = 150.0
+OWNER_CHECK_EVERY_S = 1.0
 
 
 class TrainingWorker:
@@ -69,11 +74,21 @@ class TrainingWorker:
     experiment) load it once.
     """
 
-    def __init__(self, jobs: Sequence[tuple[TrainConfig, str | Path | None]], data: DataBundle | None = None) -> None:
+    def __init__(self, jobs: Sequence[tuple[TrainConfig, str | Path | None]], data: DataBundle | None = None,
+                 owner_alive: Callable[[], bool] | None = None, orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
+        """``owner_alive``: whether the browser session that started the runs is still there. A reload or a closed
+        tab ends that session, and nobody can see or stop its runs any more: once the owner has been gone for
+        ``orphan_grace_s`` seconds (a network blip reconnects within it) the runs stop as if stopped by hand, so they
+        do not hold one of the server's few training slots (each keeps its best checkpoint so far)."""
         if not jobs:
             raise ValueError("nothing to train")
         self.jobs = [(cfg, Path(d) if d is not None else None) for cfg, d in jobs]
         self._data = data
+        self._owner_alive = owner_alive
+        self._orphan_grace_s = float(orphan_grace_s)
+        self._owner_last_seen = time.monotonic()
+        self._owner_checked = 0.0
+        self.orphaned = False  # stopped because the owner's session was gone
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._runs = [RunProgress(d.name if d else cfg.model, d, cfg.model) for cfg, d in self.jobs]
@@ -140,7 +155,26 @@ class TrainingWorker:
             statuses = [r.status for r in self._runs]
             self._status = ("failed" if "failed" in statuses else "stopped" if "stopped" in statuses else "finished")
 
+    def _check_owner(self) -> None:
+        """Stop the runs once their owner's session has been gone for the grace period (checked once a second)."""
+        if self._owner_alive is None or self._stop.is_set():
+            return
+        now = time.monotonic()
+        if now - self._owner_checked < OWNER_CHECK_EVERY_S:
+            return
+        self._owner_checked = now
+        try:
+            alive = bool(self._owner_alive())
+        except Exception:  # the server's session registry could not answer: keep training
+            alive = True
+        if alive:
+            self._owner_last_seen = now
+        elif now - self._owner_last_seen >= self._orphan_grace_s:
+            self.orphaned = True
+            self._stop.set()
+
     def _record(self, index: int, event: Started | Step | Epoch | Finished) -> None:
+        self._check_owner()
         with self._lock:
             run = self._runs[index]
             if isinstance(event, Started):
@@ -172,8 +206,11 @@ _workers_lock = threading.Lock()
 
 
 def start_training(session_id: str, jobs: Sequence[tuple[TrainConfig, str | Path | None]],
-                   data: DataBundle | None = None, max_active: int | None = None) -> TrainingWorker:
-    """Start a worker for ``session_id``; one at a time per session, ``MAX_ACTIVE_WORKERS`` per process."""
+                   data: DataBundle | None = None, max_active: int | None = None,
+                   owner_alive: Callable[[], bool] | None = None,
+                   orphan_grace_s: float = ORPHAN_GRACE_S) -> TrainingWorker:
+    """Start a worker for ``session_id``; one at a time per session, ``MAX_ACTIVE_WORKERS`` per process.
+    ``owner_alive``: see :class:`TrainingWorker` (the runs stop once their session is gone)."""
     limit = MAX_ACTIVE_WORKERS if max_active is None else max_active
     with _workers_lock:
         current = _workers.get(session_id)
@@ -182,7 +219,7 @@ def start_training(session_id: str, jobs: Sequence[tuple[TrainConfig, str | Path
         active = sum(1 for w in _workers.values() if w.alive)
         if active >= limit:
             raise TrainingBusyError(f"{active} training runs are going on this server; try again when one ends")
-        worker = TrainingWorker(jobs, data)
+        worker = TrainingWorker(jobs, data, owner_alive=owner_alive, orphan_grace_s=orphan_grace_s)
         _workers[session_id] = worker
         worker.start()
         return worker
