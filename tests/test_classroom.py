@@ -113,3 +113,28 @@ def test_shared_folder_poll_reads_the_file_only_after_a_publish(tmp_path, monkey
     assert len(reads) == 1
     lecturer_side.end(code, token)
     assert student_side.version(code) is None
+
+
+def test_a_class_whose_lecturer_left_ends_and_a_heartbeat_keeps_it(tmp_path):
+    """The lecturer's tab sends a heartbeat once a minute (ui.links); without one for LECTURER_GONE_SECONDS the class
+    ends (a reload or a closed tab) — for followers on another replica too — instead of staying frozen for hours."""
+    from explorer.core import LECTURER_GONE_SECONDS, LECTURER_HEARTBEAT_SECONDS
+
+    assert LECTURER_HEARTBEAT_SECONDS * 3 <= LECTURER_GONE_SECONDS  # two missed beats are not yet "gone"
+    clock = Clock()
+    lecturer = ClassroomStore(tmp_path, clock=clock, lecturer_gone_seconds=300)
+    follower = ClassroomStore(tmp_path, clock=clock, lecturer_gone_seconds=300)
+    code, token = lecturer.start({"page": "home"})
+    for _ in range(10):  # ten minutes without a change, the lecturer's tab still there
+        clock.now += 60
+        lecturer.heartbeat(code, token)
+    assert follower.version(code) == 0 and follower.read(code).state == {"page": "home"}
+    clock.now += 299
+    assert follower.version(code) == 0
+    clock.now += 2  # no heartbeat for 301 s: the lecturer left
+    assert follower.version(code) is None and follower.read(code) is None
+    with pytest.raises(ClassroomError):
+        lecturer.heartbeat(code, token)
+    code2, token2 = lecturer.start()
+    with pytest.raises(ClassroomError):
+        lecturer.heartbeat(code2, "not the token")

@@ -29,7 +29,7 @@ from typing import Any
 import streamlit as st
 
 from explorer.core import (LANGUAGES, MAX_SPEC_VALUE_CHARS, MAX_TYPED_SIDE, ClassroomError, ClassroomStore, Param, describe_problems, encode_query,
-                           encode_value, normalise_code, parse_query, shared_dir_from_env)
+                           encode_value, normalise_code, parse_query, shared_dir_from_env, LECTURER_HEARTBEAT_SECONDS)
 from ui.common import t
 from ui.format import inline_code
 
@@ -328,6 +328,22 @@ def _on_follow_toggle() -> None:
         st.session_state["_class_seen"] = None  # stepping back in: take the lecturer's view now
 
 
+@st.fragment(run_every=LECTURER_HEARTBEAT_SECONDS)
+def _lecturer_heartbeat() -> None:
+    """The lecturer's tab says, once a minute, that it is still there: a class whose lecturer reloaded or closed
+    the tab ends a few minutes later (its followers are told) instead of staying frozen under them for hours."""
+    code, token = st.session_state.get("_class_code"), st.session_state.get("_class_token")
+    if not code or not token:
+        return
+    try:
+        class_store().heartbeat(code, token)
+    except ClassroomError:  # ended elsewhere, or gone too long (a laptop asleep): no longer the lecturer
+        for key in ("_class_code", "_class_token", "_class_published"):
+            st.session_state.pop(key, None)
+        st.session_state["_class_note"] = "links.class_ended"
+        st.rerun(scope="app")
+
+
 @st.fragment(run_every=POLL_SECONDS)
 def _follow(stem: str) -> None:
     """A follower's poll: when the lecturer's view changed, take it over (page switch or full rerun).
@@ -421,6 +437,7 @@ def sidebar_tools(view: View) -> None:
             except Exception:  # segno missing: the code and the link still work
                 pass
             st.button(t("links.class_end"), on_click=_end_class, key="class_end", width="stretch")
+            _lecturer_heartbeat()
         elif st.session_state.get("_class_follow"):
             following = st.toggle(t("links.class_follow"), key="class_follow_on", on_change=_on_follow_toggle,
                                   help=t("links.class_follow_help"))

@@ -9,7 +9,8 @@ from explorer.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALES_DIR, catalog
 from explorer.core.locks import model_lock
 from explorer.core.memory_gate import (DEFAULT_SERVER_MB, SERVER_BUDGET_ENV, MemoryGate, ServerMemoryError, env_positive_number,
                                        server_budget_bytes, server_gate)
-from explorer.core.classroom import ClassroomError, ClassroomStore, ClassView, normalise_code, shared_dir_from_env
+from explorer.core.classroom import (LECTURER_GONE_SECONDS, LECTURER_HEARTBEAT_SECONDS, ClassroomError, ClassroomStore,
+                                     ClassView, normalise_code, shared_dir_from_env)
 from explorer.core.viewstate import (MAX_SPEC_VALUE_CHARS, MAX_TYPED_SIDE, Param, ParsedView, describe_problems, encode_query, encode_value,
                                      parse_query, parse_shape)
 from explorer.core.rng import GLOBAL_RNG_LOCK, seeded_global
@@ -20,6 +21,7 @@ __all__ = [
     "default_budget_bytes", "describe_device", "device_of", "hook_count", "hooked", "named_module_tree", "on_this_thread", "PASS_PATCH_MARK", "strip_pass_state", "traced_modules", "watchable_modules", "model_device_dtype", "is_out_of_memory", "key_differences", "model_lock", "nbytes_of",
     "pick_device", "seeded_global", "translate",
     "ClassroomError", "ClassroomStore", "ClassView", "normalise_code", "shared_dir_from_env",  # class sessions
+    "LECTURER_GONE_SECONDS", "LECTURER_HEARTBEAT_SECONDS",
     "MAX_SPEC_VALUE_CHARS", "MAX_TYPED_SIDE", "Param", "ParsedView", "describe_problems", "encode_query", "encode_value", "parse_query", "parse_shape",  # shareable links
     "DEFAULT_SERVER_MB", "SERVER_BUDGET_ENV", "MemoryGate", "ServerMemoryError", "env_positive_number", "server_budget_bytes",
     "server_gate",  # the server-wide memory budget

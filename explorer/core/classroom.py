@@ -32,6 +32,10 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a pr
 CODE_LENGTH = 4
 CODE_RE = re.compile(r"[A-Z0-9]{4}")
 IDLE_SECONDS = 3 * 3600
+# The lecturer's tab says it is still there once a minute (ui.links): a class whose lecturer left (a reload, a closed
+# tab, a replica gone) ends this long after the last sign, instead of staying frozen for hours under its followers.
+LECTURER_HEARTBEAT_SECONDS = 60
+LECTURER_GONE_SECONDS = 300
 MAX_STATE_BYTES = 4096  # one view's URL state is a few hundred bytes
 MAX_CLASSES = 500  # per process: a runaway client cannot fill the memory
 
@@ -77,9 +81,10 @@ class ClassroomStore:
     """Classes by code. All methods are thread-safe; ``clock`` is injectable for tests."""
 
     def __init__(self, shared_dir: Path | None = None, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lecturer_gone_seconds: float = LECTURER_GONE_SECONDS) -> None:
         self.folder = Path(shared_dir) / "classes" if shared_dir else None
         self.idle_seconds = idle_seconds
+        self.lecturer_gone_seconds = lecturer_gone_seconds
         self.clock = clock
         self._lock = threading.Lock()
         self._classes: dict[str, dict[str, Any]] = {}
@@ -142,7 +147,11 @@ class ClassroomStore:
                 self._path(code).unlink()
 
     def _expired(self, record: dict[str, Any]) -> bool:
-        return self.clock() - float(record.get("updated", 0)) > self.idle_seconds
+        now = self.clock()
+        if now - float(record.get("updated", 0)) > self.idle_seconds:
+            return True
+        seen = float(record.get("lecturer_seen", record.get("updated", 0)))
+        return now - seen > self.lecturer_gone_seconds
 
     def _live(self, code: str) -> dict[str, Any] | None:
         record = self._load(code)
@@ -169,8 +178,9 @@ class ClassroomStore:
                     break
             else:  # pragma: no cover - 32^4 codes
                 raise ClassroomError("no free class code")
+            now = self.clock()
             self._save(code, {"token_sha256": _token_hash(token), "state": dict(state or {}), "version": 0,
-                              "updated": self.clock()})
+                              "updated": now, "lecturer_seen": now})
         return code, token
 
     def publish(self, code: str, token: str, state: dict[str, Any]) -> int:
@@ -180,10 +190,18 @@ class ClassroomStore:
             raise ClassroomError("the view is too big to share")
         with self._lock:
             record = self._owned(code, token)
+            now = self.clock()
             record = {**record, "state": json.loads(encoded), "version": int(record["version"]) + 1,
-                      "updated": self.clock()}
+                      "updated": now, "lecturer_seen": now}
             self._save(code, record)
             return record["version"]
+
+    def heartbeat(self, code: str, token: str) -> None:
+        """The lecturer's tab is still there (lecturer only): keeps a class without changes alive. Raises
+        ``ClassroomError`` when the class has ended (elsewhere, or because the lecturer was gone too long)."""
+        with self._lock:
+            record = self._owned(code, token)
+            self._save(code, {**record, "lecturer_seen": self.clock()})
 
     def read(self, code: str) -> ClassView | None:
         """The class's current view, or None when the class is unknown, ended or expired."""
