@@ -71,3 +71,22 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(urllib.request, "urlopen", no_dns)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def plotly_array(value):
+    """An array of a figure's JSON as numpy: a list, or plotly's base64 typed array (``bdata``, ``dtype``, ``shape``)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape(tuple(int(v) for v in str(shape).split(","))) if shape else flat
+    return np.asarray(value, dtype=np.float64)
+
+
+def z_of(trace: dict):
+    """A heatmap's z from the figure JSON."""
+    return plotly_array(trace["z"])
+

@@ -1,7 +1,6 @@
 """AppTests for pages/filters.py: every view runs, numbers shown match independent computations."""
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -10,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import z_of
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -34,15 +34,6 @@ def open_page(**state) -> AppTest:
 
 def spec(at: AppTest, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
-
-
-def z_of(trace: dict) -> np.ndarray:
-    """A heatmap's z from the figure JSON (plotly sends numpy arrays as base64 typed arrays)."""
-    z = trace["z"]
-    if isinstance(z, dict):
-        shape = tuple(int(v) for v in str(z["shape"]).split(","))
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
-    return np.asarray(z, dtype=np.float64)
 
 
 def heatmap_limits(at: AppTest, index: int) -> tuple[float, float]:

@@ -87,14 +87,9 @@ def test_the_mlp_learns_like_a_network(monkeypatch):
 
 
 def _values(array) -> list:
-    """A plotly array as the figure JSON holds it: a list, or base64 ``bdata`` with its dtype."""
-    import base64
+    from conftest import plotly_array
 
-    import numpy as np
-
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).tolist()
-    return list(array)
+    return plotly_array(array).tolist()
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])

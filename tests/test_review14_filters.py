@@ -6,7 +6,6 @@ Every expected value comes from an independent computation: cv2.filter2D / torch
 """
 from __future__ import annotations
 
-import base64
 import io
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 import plotly.colors as pc
 import pytest
+from conftest import z_of
 import torch
 import torch.nn.functional as torch_f
 from PIL import Image
@@ -64,15 +64,6 @@ def directions_by_hand(gray: np.ndarray, border: int, flipped: bool = False) -> 
     gx = cv2.filter2D(gray, cv2.CV_64F, np.ascontiguousarray(kx), borderType=border) + 0.0
     gy = cv2.filter2D(gray, cv2.CV_64F, np.ascontiguousarray(ky), borderType=border) + 0.0
     return np.degrees(np.arctan2(gy, gx))
-
-
-def z_of(trace: dict) -> np.ndarray:
-    """A heatmap's z from the figure JSON (plotly sends numpy arrays as base64 typed arrays)."""
-    z = trace["z"]
-    if isinstance(z, dict):
-        shape = tuple(int(v) for v in str(z["shape"]).split(","))
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
-    return np.asarray(z, dtype=np.float64)
 
 
 def open_filters(lang: str, upload: np.ndarray, **state):
