@@ -64,11 +64,20 @@ if a is not None:
             which = t("rf.arith_leftover_input", colour=red)
         elif not a.leftover_input:
             which = t("rf.arith_leftover_padding", colour=grey)
+            if not a.never_read_input:  # nothing else skipped either (dilated taps can leave gaps: below)
+                which += " " + t("rf.arith_no_input_skipped")
         else:
             which = t("rf.arith_leftover_mixed", k_in=a.leftover_input, k_pad=a.leftover_padding,
                       colour_input=red, colour_padding=grey)
         st.warning(t("rf.arith_not_divisible", span_formula=f"{a.span_formula} = {a.span_numbers}", span=a.span,
                      s=a.s, q=f"{a.quotient:.4g}", out=a.output, leftover=a.leftover, which=which))
+    # Input rows that no window reads although they are not at the end: the gaps between dilated taps
+    trailing = set(range(a.n - a.leftover_input, a.n)) if not a.exact_fit else set()
+    gaps = [r for r in a.never_read_input if r not in trailing]
+    if gaps:
+        shown = ", ".join(map(str, gaps[:12])) + (", …" if len(gaps) > 12 else "")
+        st.warning(t("rf.arith_gaps", count=len(gaps), rows=shown, d=a.d, s=a.s,
+                     colour=t("rf.arith_colour_unvisited") if draw_grid else ""))
     if a.d > 1:
         st.info(t("rf.arith_dilated", d=a.d, f=a.f, eff=a.effective_kernel, plain=a.n - a.f + 2 * a.p, span=a.span))
     if a.keeps_size:

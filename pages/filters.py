@@ -16,7 +16,8 @@ st.title(t("filters.title"))
 st.write(t("filters.intro"))
 sel = selection()
 
-view = st.segmented_control(t("filters.view"), ["single", "filters", "images", "hand"], default="single",
+st.session_state.setdefault("flt_view", "single")  # a link may set it: no default beside the key
+view = st.segmented_control(t("filters.view"), ["single", "filters", "images", "hand"],
                             required=True, key="flt_view", format_func=ui.labels("filters.view"))
 
 if view == "hand":

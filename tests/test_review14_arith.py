@@ -282,3 +282,41 @@ def test_stride_one_transposed_convolution_stays_exact():
     from explorer.core import translate
 
     assert "larger" in translate("rf.note.transposed", "en") and "클 수" in translate("rf.note.transposed", "ko")
+
+
+# --- dilated taps with a stride that shares their spacing leave input rows unread (second read, review 14) ------
+def _rows_read_by_torch(n: int, f: int, p: int, s: int, d: int) -> set[int]:
+    """Input rows whose value reaches some output: the gradient of the summed output with respect to the input."""
+    import torch
+
+    x = torch.ones(1, 1, n, 1, requires_grad=True)
+    w = torch.ones(1, 1, f, 1)
+    torch.nn.functional.conv2d(x, w, padding=(p, 0), stride=(s, 1), dilation=(d, 1)).sum().backward()
+    return {i for i in range(n) if x.grad[0, 0, i, 0] != 0}
+
+
+@pytest.mark.parametrize("n,f,p,s,d", [(8, 3, 1, 2, 2), (7, 3, 1, 2, 2), (9, 2, 0, 2, 2), (8, 3, 1, 2, 1),
+                                       (10, 3, 0, 3, 3), (12, 4, 2, 2, 3)])
+def test_never_read_input_rows_are_what_torch_never_reads(n, f, p, s, d):
+    from explorer.receptive import conv_arithmetic
+
+    a = conv_arithmetic(n, f, p, s, d)
+    assert set(a.never_read_input) == set(range(n)) - _rows_read_by_torch(n, f, p, s, d)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_page_never_says_no_input_is_skipped_when_torch_skips_some(app_factory, lang):
+    from explorer.core import translate
+
+    skipped = sorted(set(range(8)) - _rows_read_by_torch(8, 3, 1, 2, 2))
+    assert skipped == [0, 2, 4, 6]
+    at = app_factory("conv_arithmetic", sel_model="mnist_cnn", sel_weights="none", lang=lang,
+                     ca_n=8, ca_f=3, ca_p=1, ca_s=2, ca_d=2)
+    assert not at.exception, at.exception
+    text = " ".join(str(w.value) for w in at.warning) + " ".join(str(s.value) for s in at.success)
+    assert translate("rf.arith_no_input_skipped", lang) not in text
+    assert "(0, 2, 4, 6)" in text
+    at = app_factory("conv_arithmetic", sel_model="mnist_cnn", sel_weights="none", lang=lang,
+                     ca_n=8, ca_f=3, ca_p=1, ca_s=2, ca_d=1)  # no gaps: the trailing padding is all that is skipped
+    text = " ".join(str(w.value) for w in at.warning)
+    assert translate("rf.arith_no_input_skipped", lang) in text and not _rows_read_by_torch(8, 3, 1, 2, 1) ^ set(range(8))

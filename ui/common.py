@@ -318,8 +318,9 @@ def render_sidebar() -> Selection:
 
     _use_models_from_argv()
     sb = st.sidebar
+    current_lang()  # sets "lang" in session state when nothing has (a link's or the default): no index beside the key
     sb.selectbox(t("sidebar.language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
-                 index=list(LANGUAGES).index(current_lang()), on_change=_on_lang_change)
+                 on_change=_on_lang_change)
 
     _adopt_linked_architecture()
     customs = [ModelRef.arch(spec).key for spec in st.session_state.get("custom_archs", [])]

@@ -53,14 +53,16 @@ def settings_controls() -> Settings:
     columns cut the segmented control and the operation's and display's names.
     """
     top = st.columns(2)
-    color = top[0].segmented_control(t("filters.color"), ["gray", "rgb"], default="gray", required=True,
+    st.session_state.setdefault("flt_color", "gray")  # defaults here, not beside the keys: a link may set them
+    st.session_state.setdefault("flt_stride", 1)
+    color = top[0].segmented_control(t("filters.color"), ["gray", "rgb"], required=True,
                                      key="flt_color", format_func=labels("filters.color"))
     operation = top[1].selectbox(t("filters.operation"), F.OPERATIONS, key="flt_operation",
                                  format_func=labels("filters.operation"), help=t("filters.operation_help"))
     c = st.columns([3, 2, 3])
     padding = c[0].selectbox(t("filters.padding"), F.PADDING_MODES, key="flt_padding",
                              format_func=labels("filters.padding"), help=t("filters.padding_help"))
-    stride = c[1].slider(t("filters.stride"), 1, 4, 1, key="flt_stride")
+    stride = c[1].slider(t("filters.stride"), 1, 4, key="flt_stride")
     # A colour result is drawn "signed" channel by channel (grey 0, brighter +, darker −), not blue/white/red.
     display_labels = labels("filters.display", frozenset({"diverging"}), "_rgb") if color == "rgb" \
         else labels("filters.display")

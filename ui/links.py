@@ -81,7 +81,7 @@ PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
     "feature_maps": (Param("layer", "maps_layer"), Param("channel", "maps_channel", "int", low=0, high=100_000),
                      # the in-between steps of a block (after its BatchNorm, + shortcut): the page falls back to
                      # "feature" when the layer has fewer
-                     Param("kind", "maps_kind", "choice", ("feature", "activation", *(f"step{i}" for i in range(1, 10)))),
+                     Param("kind", "maps_kind", "choice", ("feature", "activation", *(f"step{i}" for i in range(1, 100)))),
                      Param("block", "maps_block", "name"),  # the page falls back to every block ("*")
                      Param("alpha", "maps_alpha", "float", low=0.0, high=1.0),
                      Param("order", "maps_order", "choice", ("index", "mean")),

@@ -56,12 +56,13 @@ GOOGLENET_DIFF_TEXT: dict[str, str] = {
 NOTES_TEXT: dict[str, str] = {
     "vgg_params": "VGG: the printed counts are the computed ones rounded to millions; LRN has no parameters, "
                   "so A and A-LRN are equal. Almost all parameters are in the first FC layer (512·7·7·4096).",
-    "googlenet_stem": "GoogLeNet's first row: a 7×7 convolution of an RGB image has 7·7·3·64 = 9.4K weights and "
-                      "needs 118M mult-adds at 112×112; the printed 2.7K / 34M do not fit a 3-channel input.",
+    "googlenet_stem": "GoogLeNet's first row: a 7×7 convolution of an RGB image has 7·7·3·64 = 9,408 weights (9.2K in "
+                      "the table's K = 1,024) and needs 118M mult-adds at 112×112; the printed 2.7K / 34M do not fit "
+                      "a 3-channel input.",
     "googlenet_params": "GoogLeNet: the paper's params column counts weights only, in K = 1,024 (its FC layer's "
                         "1024·1000 weights are printed 1000K). Counted that way, conv2, 3a, 3b, 4b and the FC layer "
-                        "agree to within 1K and 4a, 4d, 4e, 5b to within 2 %; only 4c (497.5K vs 463K) and 5a (1,018K "
-                        "vs 1,072K) differ. 5a's printed params and ops agree with each other (1,072K·7·7 ≈ 54M) but "
+                        "agree to within 1K and 4a, 4d, 4e, 5b to within 2 %; besides conv1, only 4c (497.5K vs 463K) and "
+                        "5a (1,018K vs 1,072K) differ. 5a's printed params and ops agree with each other (1,072K·7·7 ≈ 54M) but "
                         "not with its widths (51M); elsewhere the ops agree.",
     "googlenet_aux": "The auxiliary classifiers (after 4a and 4d) only run in training and are not in Table 1; "
                      "torchvision's pretrained googlenet drops them. Each is a 5×5/3 average pool (a window, not "

@@ -39,9 +39,16 @@ INIT_SEED = 0
 def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """Build a randomly initialised model in eval mode. Initialisation is seeded, so every process and
     session gets the same "random" weights (results are reproducible and comparable)."""
+    if "weights" in kwargs:  # a download inside the seeded lock would hold every other session's seeded work
+        raise ValueError("build_model/get_model build random (seeded) weights; load trained ones with "
+                         f"load_model({str(name)!r}, weights=...)")
     with seeded_global(INIT_SEED):  # locked: another thread's seeding or draws would change these weights
         ref = ModelRef.parse(name)
         if ref.kind == "arch":
+            if num_classes is not None or kwargs:
+                raise ValueError("a typed architecture (arch:) fixes its own layers, classes included: write them in "
+                                 "the spec instead of passing " + ", ".join(["num_classes", *kwargs][: 1 + len(kwargs)]
+                                                                            if num_classes is not None else kwargs))
             model, _ = build_arch(ref.value)
         elif ref.kind == "registry":
             model = get_entry(ref.value).builder(num_classes=num_classes, **kwargs)

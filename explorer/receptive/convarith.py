@@ -81,6 +81,18 @@ class ConvArithmetic:
         """How many of the ``leftover`` never-visited last rows/columns are input pixels the kernel never reads."""
         return self.leftover - self.leftover_padding
 
+    @property
+    def never_read(self) -> tuple[int, ...]:
+        """Padded coordinates that no window's taps touch: the trailing ``leftover`` ones, and with dilation the gaps
+        between taps that no other window fills (N = 8, F = 3, P = 1, S = 2, D = 2 never reads input rows 0, 2, 4, 6)."""
+        read = {start + k * self.d for start in self.positions for k in range(self.f)}
+        return tuple(c for c in range(self.padded) if c not in read)
+
+    @property
+    def never_read_input(self) -> tuple[int, ...]:
+        """Input rows/columns (0-based, unpadded) that no window reads."""
+        return tuple(c - self.p for c in self.never_read if not self.is_padding(c))
+
     def taps(self, index: int) -> tuple[int, ...]:
         """Padded coordinates the kernel touches at window ``index`` (spaced by D)."""
         if not 0 <= index < self.output:

@@ -41,7 +41,8 @@ def degradation_curves(result: dict[str, Any]) -> pd.DataFrame:
 def degradation_verdict(result: dict[str, Any]) -> dict[str, Any]:
     """What the run's last epoch shows, for a caption that says only that: the final training error (%) of each
     network (``plain18``, ``plain34``, ``resnet18_a``, ``resnet34_a``), ``plain_degrades`` (the deeper plain network
-    trains worse) and ``residual_not_worse`` (with shortcuts the deeper one trains at least as well). A short run
+    trains worse), ``residual_not_worse`` (with shortcuts the deeper one trains at least as well) and
+    ``shortcuts_help_deep`` (the deeper network trains better with shortcuts than without). A short run
     may show the first without the second: the paper's ResNet-34 beats ResNet-18 after a full ImageNet schedule."""
     curves = degradation_curves(result).dropna(subset=["train_error"])
     final = {model: float(group.sort_values("epoch")["train_error"].iloc[-1])
@@ -50,7 +51,8 @@ def degradation_verdict(result: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"the degradation result has no training error for {', '.join(missing)}")
     return {**final, "plain_degrades": final["plain34"] > final["plain18"],
-            "residual_not_worse": final["resnet34_a"] <= final["resnet18_a"]}
+            "residual_not_worse": final["resnet34_a"] <= final["resnet18_a"],
+            "shortcuts_help_deep": final["resnet34_a"] < final["plain34"]}
 
 
 def paper_table2() -> pd.DataFrame:
