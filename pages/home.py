@@ -1,7 +1,7 @@
 """Welcome page: the current choice, the image as the model sees it, and a map of the course concepts."""
 import streamlit as st
 
-from explorer.imaging import input_picture
+from explorer.imaging import as_pixels, input_picture
 
 from ui.common import image_preview, loaded_model, model_input, run_through_app, selection, show_weights_note, t
 from ui.present import wrap_page_links
@@ -27,7 +27,9 @@ with right:
     # Normalisation undone with the transform's own mean and std: the colours the network receives, resized and
     # cropped (a per-channel stretch turned an orange star black). A built network may take 2-16 channels: the
     # picture shows the first three, or the first as grey.
-    st.image(input_picture(tensor, mean, std), width="stretch")
+    # The tensor's own pixels: PNG, enlarged by whole pixels (a JPEG the browser stretches showed ringing and blur
+    # that the network never receives)
+    st.image(as_pixels(input_picture(tensor, mean, std), 460), width="stretch", output_format="PNG")
     st.caption(t("home.input_caption", shape="×".join(map(str, tensor.shape)), lo=float(tensor.min()),
                  hi=float(tensor.max()), mean=float(tensor.mean())))
     if mean is not None and std is not None:

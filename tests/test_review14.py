@@ -446,3 +446,63 @@ def test_no_linked_widget_has_a_default_beside_its_key():
             if has_default:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {key.value}")
     assert not offenders, offenders
+
+
+# --- the first screen's pictures and image notes (review 14) --------------------------------------------------------
+def test_home_shows_the_input_as_its_own_pixels_in_png(app_factory, monkeypatch):
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from explorer.imaging import sample_image
+
+    stored: list[tuple[str, bytes]] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        stored.append((mimetype, path_or_data))
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = app_factory("home", sel_model="tiny_vgg", sel_weights="none", sel_sample="grace_hopper")
+    assert not at.exception, at.exception
+    # tiny_vgg takes 3×64×64: the sample resized bilinearly to 64×64 (the transform's own steps, by hand)
+    by_hand = np.asarray(sample_image("grace_hopper").convert("RGB").resize((64, 64), Image.Resampling.BILINEAR),
+                         dtype=np.int16)
+    pictures = [Image.open(io.BytesIO(data)) for mime, data in stored if mime == "image/png"]
+    shown = [p for p in pictures if p.size[0] == p.size[1] and p.size[0] % 64 == 0 and p.size[0] >= 448]
+    assert shown, [p.size for p in pictures]
+    zoom = shown[0].size[0] // 64
+    pixels = np.asarray(shown[0].convert("RGB"), dtype=np.int16)
+    assert np.abs(pixels[::zoom, ::zoom] - by_hand).max() <= 1  # whole pixels, no JPEG ringing, no smoothing
+    assert (pixels[:zoom, :zoom] == pixels[0, 0]).all()
+
+
+def test_a_phone_mpo_photo_gets_no_frames_note_and_a_stretched_16_bit_grey_says_so():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from explorer.imaging import load_image
+
+    photo = Image.fromarray(np.full((40, 60, 3), 120, np.uint8))
+    gain_map = Image.fromarray(np.full((20, 30, 3), 200, np.uint8))
+    buf = io.BytesIO()
+    photo.save(buf, "MPO", save_all=True, append_images=[gain_map])
+    assert Image.open(io.BytesIO(buf.getvalue())).n_frames == 2
+    loaded = load_image(buf.getvalue())
+    assert "frames" not in loaded.info.get("explorer_note", "") and loaded.size == (60, 40)
+    gif = io.BytesIO()  # a real animation keeps its note
+    photo.save(gif, "GIF", save_all=True, append_images=[Image.fromarray(np.zeros((40, 60, 3), np.uint8))])
+    assert "first of 2 frames" in load_image(gif.getvalue()).info["explorer_note"]
+
+    dim = io.BytesIO()
+    Image.fromarray(np.array([[3000, 3100], [3000, 3100]], np.uint16)).save(dim, "PNG")
+    note = load_image(dim.getvalue()).info.get("explorer_note", "")
+    assert "3000" in note and "3100" in note and "stretched" in note
+    full = io.BytesIO()  # already the whole 16-bit range: nothing to say
+    Image.fromarray(np.array([[0, 65535], [3000, 3100]], np.uint16)).save(full, "PNG")
+    assert "stretched" not in load_image(full.getvalue()).info.get("explorer_note", "")

@@ -67,10 +67,11 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 img.seek(0)
-                notes.append(f"only the first of {frames} frames is used")
+                if img.format != "MPO":  # a phone photo's second MPO image is a gain map or preview: not a frame
+                    notes.append(f"only the first of {frames} frames is used")
             img.load()
             img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(img, notes)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -87,12 +88,12 @@ def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Imag
     return rgb
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, notes: list[str] | None = None) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # A plain convert('RGB') saturates these: scale by the real range first. In bands of rows and in
         # float32: a float64 copy of a 6300² 16-bit image (and its temporaries) once took 1.6 GB.
-        return Image.fromarray(_scaled_to_uint8(img), "L").convert("RGB")
+        return Image.fromarray(_scaled_to_uint8(img, notes), "L").convert("RGB")
     # Alpha, or a PNG colour key (tRNS: one transparent value in P, L or RGB): composited on white.
     if mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -119,8 +120,10 @@ def _nominal_top(mode: str, value: float) -> float:
     return max(value, 1.0)
 
 
-def _scaled_to_uint8(img: Image.Image) -> np.ndarray:
-    """A 16-bit, 32-bit or float grey image as uint8, scaled by its finite range (NaN as the minimum)."""
+def _scaled_to_uint8(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey image as uint8, scaled by its finite range (NaN as the minimum): 12-bit data in
+    a 16-bit file would otherwise be nearly black. The stretch is said in ``notes`` (the picture is brighter or more
+    contrasted than a viewer that shows the values on their nominal scale)."""
     lo, hi = np.inf, -np.inf
     for _top, band in _row_bands(img):
         finite = band[np.isfinite(band)]
@@ -132,6 +135,12 @@ def _scaled_to_uint8(img: Image.Image) -> np.ndarray:
     if hi <= lo:  # one level everywhere: no range to stretch, so its place on the format's own scale
         out[:] = round(255 * min(max(lo, 0.0) / _nominal_top(img.mode, lo), 1.0))
         return out
+    if notes is not None:
+        nominal = _nominal_top(img.mode, hi)
+        if lo > 0 or hi < nominal:
+            bits = "16-bit" if img.mode.startswith("I;16") else "32-bit" if img.mode == "I" else "floating-point"
+            notes.append(f"{bits} grey values {lo:g}–{hi:g} stretched to the full 0–255 range "
+                         f"(on their own 0–{nominal:g} scale the picture has less contrast)")
     scale = 255.0 / (hi - lo)
     for top, band in _row_bands(img):
         band = np.nan_to_num(band, nan=lo, posinf=hi, neginf=lo)
