@@ -1,6 +1,7 @@
 """Welcome page: the current choice, the image as the model sees it, and a map of the course concepts."""
 import streamlit as st
 
+from explorer.core import describe_device
 from explorer.imaging import as_pixels, input_picture
 
 from ui.common import image_preview, loaded_model, model_input, run_through_app, selection, show_weights_note, t
@@ -12,7 +13,8 @@ st.title(t("home.title"))
 st.write(t("home.intro"))
 sel = selection()
 loaded = loaded_model()
-st.markdown(t("home.current", model=sel.model_name, shape="×".join(map(str, loaded.input_shape)), device=sel.device))
+st.markdown(t("home.current", model=sel.model_name, shape="×".join(map(str, loaded.input_shape)),
+              device=describe_device(loaded.device)))  # as the sidebar says it: "CPU (2 threads)"
 show_weights_note(loaded)
 
 left, right = st.columns(2)

@@ -478,6 +478,10 @@ def test_home_shows_the_input_as_its_own_pixels_in_png(app_factory, monkeypatch)
     pixels = np.asarray(shown[0].convert("RGB"), dtype=np.int16)
     assert np.abs(pixels[::zoom, ::zoom] - by_hand).max() <= 1  # whole pixels, no JPEG ringing, no smoothing
     assert (pixels[:zoom, :zoom] == pixels[0, 0]).all()
+    import torch
+
+    threads = torch.get_num_threads()  # the device as the sidebar names it, not torch's "cpu"
+    assert any(f"CPU ({threads} thread" in m.value for m in at.markdown)
 
 
 def test_a_phone_mpo_photo_gets_no_frames_note_and_a_stretched_16_bit_grey_says_so():
