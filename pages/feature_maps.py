@@ -6,7 +6,7 @@ import streamlit as st
 from explorer.imaging import COLORMAPS, colorize, normalize, overlay, to_png, upscale
 from explorer.imaging import DOWNLOAD_MIN_SIDE, as_pixels, channel_stats, pixel_zoom
 from ui.analysis_cache import (channel_figure, feature_activation_chain, first_layer_pictures, full_tile_png,
-                               layer_maps, page_start, show_predictions, tile)
+                               layer_maps, map_calls, page_start, show_predictions, tile)
 from ui.common import formatter, halt, run_through_app, t
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
@@ -17,7 +17,7 @@ st.subheader(t("maps.predictions"))
 show_predictions(info["probabilities"], loaded, t, key)
 
 # --- layer picker: grouped by block, searchable by typing in the select box ---------------------------
-calls = [c for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
+calls = map_calls(info)
 if not calls:
     st.warning(t("maps.no_spatial"))
     halt()

@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.analysis import LAYER_METHODS, METHODS, RequestTooLargeError
 from explorer.imaging import COLORMAPS, DOWNLOAD_MIN_SIDE, as_pixels, colorize, overlay, to_png
-from ui.analysis_cache import (cam_heat, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
+from ui.analysis_cache import (cam_heat, cam_layers, cam_max_side, cam_plan, cams_for_class, heat_figure, other_method, page_start, show_predictions,
                                spinner_once)
 from ui.common import error_box, formatter, halt, run_through_app, t
 
@@ -14,7 +14,6 @@ show_predictions(info["probabilities"], loaded, t, key)
 
 # --- layer and class --------------------------------------------------------------------------------------
 shapes = {c["name"]: c["shape"] for c in info["calls"]}
-order = {c["name"]: i for i, c in enumerate(info["calls"])}
 try:
     with spinner_once(("cams", key, info["top1"]), t("cam.computing")):
         top_cams = cams_for_class(key, info["top1"], loaded, sel.image)
@@ -27,9 +26,7 @@ except Exception as exc:
     halt()
 if not cam_plan(key, loaded, sel.image)[1]:  # degraded: the earliest layers were left out to fit the budget
     st.info(t("security.cam_degraded", n=len(top_cams), side=cam_max_side(key, loaded, sel.image)))
-layers = sorted(top_cams, key=lambda n: order.get(n, -1))
-# A 1×1 map says nothing about where (its heatmap is one colour): offered only when no layer has a larger one.
-layers = [n for n in layers if len(shapes.get(n) or ()) == 3 and shapes[n][1] * shapes[n][2] > 1] or layers
+layers = cam_layers(info, top_cams)
 if not layers:
     st.warning(t("cam.no_layers"))
     halt()

@@ -9,7 +9,7 @@ from explorer.receptive import erf_figure, growth_figure, image_box_figure
 from explorer.analysis import InputTooSmallError
 from ui.common import (error_box, formatter, halt, loaded_model, model_cache_key, model_input, run_through_app, selection,
                        show_weights_note, t)
-from ui.receptive_cache import DEFAULT_OVERLAY, erf_map, growth_curve, overlay_options, picture, rf_table
+from ui.receptive_cache import DEFAULT_OVERLAY, erf_map, growth_curve, overlay_options, picture, rf_spatial_rows, rf_table
 
 run_through_app()  # app.py's sidebar and navigation around this page, also on a cold deep link
 
@@ -109,7 +109,7 @@ st.caption(t("rf.chart_caption"))
 # --- one unit: theoretical box vs effective field ---------------------------------------------------------------
 st.subheader(t("rf.unit_title"))
 st.caption(t("rf.unit_caption"))
-spatial = table[~table["unknown"] & (table["output_shape"].str.count("x") == 2)]
+spatial = rf_spatial_rows(table)
 if not len(spatial):
     st.warning(t("rf.no_spatial"))
     halt()

@@ -427,3 +427,19 @@ def preselect_layer(state_key: str, layer: str) -> None:
     owner = _LAYER_OWNERS.get(state_key)
     if owner:
         st.session_state[owner] = _network_of(model_cache_key(loaded_model()))
+
+
+# --- the layers each page offers (the page's picker and the diagram's hand-off use the same rule) -----------------
+def map_calls(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Feature maps: every call with a (C, H, W) output, in execution order."""
+    return [c for c in info["calls"] if c["shape"] and len(c["shape"]) == 3]
+
+
+def cam_layers(info: dict[str, Any], cams: Any) -> list[str]:
+    """Grad-CAM: the layers a map was computed at, in execution order; a 1×1 map says nothing about where (its
+    heatmap is one colour), so those are offered only when no layer has a larger one."""
+    shapes = {c["name"]: c["shape"] for c in info["calls"]}
+    order = {c["name"]: i for i, c in enumerate(info["calls"])}
+    layers = sorted(cams, key=lambda n: order.get(n, -1))
+    return [n for n in layers if len(shapes.get(n) or ()) == 3 and shapes[n][1] * shapes[n][2] > 1] or layers
+

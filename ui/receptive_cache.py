@@ -66,3 +66,10 @@ def overlay_options() -> list[str]:
     from explorer.models import list_models
 
     return list_models()
+
+
+def rf_spatial_rows(table: Any) -> Any:
+    """Receptive field: the table's rows whose field is known and whose output is a (C, H, W) map (the page's layer
+    picker and the diagram's hand-off use this one rule)."""
+    return table[~table["unknown"] & (table["output_shape"].str.count("x") == 2)]
+

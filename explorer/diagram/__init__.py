@@ -6,7 +6,7 @@ boxes by module nesting (one box per ``layer1`` or ``inception3a``, some opened)
 for ``st.graphviz_chart``; :func:`render` makes SVG/PNG files where a layout program is installed.
 """
 from explorer.diagram.capture import DiagramError, capture_graph
-from explorer.diagram.collapse import box_of, expandable_blocks, graph_at_depth, max_depth, unknown_blocks
+from explorer.diagram.collapse import box_of, expandable_blocks, graph_at_depth, has_cycle, max_depth, unknown_blocks
 from explorer.diagram.dot import FILL, node_label, shape_text, to_dot
 from explorer.diagram.graph import Edge, Graph, Node
 from explorer.diagram.ops import KINDS
@@ -14,6 +14,6 @@ from explorer.diagram.export import FORMATS, LayoutEngineMissing, layout_engine,
 
 __all__ = [
     "FILL", "FORMATS", "KINDS", "DiagramError", "Edge", "Graph", "LayoutEngineMissing", "Node", "box_of",
-    "capture_graph", "expandable_blocks", "graph_at_depth", "layout_engine", "max_depth", "node_label", "render",
+    "capture_graph", "expandable_blocks", "graph_at_depth", "has_cycle", "layout_engine", "max_depth", "node_label", "render",
     "shape_text", "to_dot", "unknown_blocks",
 ]

@@ -318,8 +318,12 @@ def capture_graph(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     output_sources = recorder.sources(outputs)
     edges = [Edge(src, dst) for src, dst in recorder.edges]
     if output_sources:
+        # the shapes of the returned tensors the model computed (not a constant it also returns), each once
+        produced = list({id(t): t for t in outputs if recorder.producer(t) is not None}.values())
+        shapes = tuple(tuple(int(d) for d in t.shape) for t in produced)
         nodes.append(Node(id=recorder.output_id, kind="output", label="output", op="output", source="output",
-                          module="", block="", output_shape=tuple(int(d) for d in outputs[0].shape)))
+                          module="", block="", output_shape=shapes[0],
+                          details=(("shapes", shapes),) if len(shapes) > 1 else ()))
         edges += [Edge(src, recorder.output_id) for src in output_sources]
     return Graph(nodes=tuple(nodes), edges=tuple(mark_shortcuts(nodes, edges)),
                  input_shape=tuple(int(s) for s in input_shape),

@@ -97,6 +97,28 @@ def graph_at_depth(graph: Graph, depth: int | None = None, expand: Iterable[str]
     return Graph(nodes=tuple(nodes), edges=edges, input_shape=graph.input_shape, module_types=graph.module_types)
 
 
+def has_cycle(graph: Graph) -> bool:
+    """True when the arrows of ``graph`` go round in a loop. A collapsed view can (review 14, finding 1: members
+    of a ModuleList called one by one from the parent's forward, or one module registered in two blocks, fall in
+    one box that data leaves and re-enters); the executed graph itself never does."""
+    indegree = {node.id: 0 for node in graph.nodes}
+    for edge in graph.edges:
+        indegree[edge.dst] += 1
+    ready = [node_id for node_id, n in indegree.items() if n == 0]
+    seen = 0
+    outgoing: dict[str, list[str]] = {}
+    for edge in graph.edges:
+        outgoing.setdefault(edge.src, []).append(edge.dst)
+    while ready:
+        node_id = ready.pop()
+        seen += 1
+        for dst in outgoing.get(node_id, ()):
+            indegree[dst] -= 1
+            if indegree[dst] == 0:
+                ready.append(dst)
+    return seen < len(indegree)
+
+
 def unknown_blocks(graph: Graph, names: Iterable[str]) -> list[str]:
     """The names in ``names`` that are no module or call of ``graph`` (``graph_at_depth`` would ignore them: a typo
     draws the same picture, so the command line names them)."""

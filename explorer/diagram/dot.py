@@ -38,6 +38,13 @@ def _same(values: tuple[int, ...] | None) -> str:
     return str(values[0]) if len(set(values)) == 1 else _dims(values)
 
 
+def _output_size(output_size: tuple[int, ...], output_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """An adaptive pool's ``output_size`` as it came out: a None entry (stored as 0) keeps the input's size
+    along that axis (``(None, 1)`` on 14×14 gives 14×1), so it is read from the box's real output shape."""
+    spatial = output_shape[len(output_shape) - len(output_size):] if len(output_shape) >= len(output_size) else ()
+    return tuple(spatial[i] if v in (None, 0) and spatial else v for i, v in enumerate(output_size))
+
+
 def _op_word(node: Node) -> str:
     """A short name for what a box does: ``conv``, ``maxpool``, ``adaptive avgpool``, ``batchnorm``, ``relu``."""
     op = node.op
@@ -65,7 +72,7 @@ def _head(node: Node) -> str:
             word += f"/{_same(node.stride)}"
     output_size = node.detail("output_size")
     if output_size and node.kind == "pool":
-        word += f" → {_dims(tuple(1 if v in (None, 0) else v for v in output_size))}"
+        word += f" → {_dims(_output_size(output_size, node.output_shape))}"
     if node.detail("dilation"):
         word += f" dil {_same(node.detail('dilation'))}"
     if node.detail("groups"):
@@ -84,7 +91,9 @@ def node_label(node: Node, show_names: bool = False) -> str:
     if node.source == "block":
         return f"{node.id}\n{node.op}\n{shape}"
     if node.source in ("input", "output"):
-        return f"{node.label}\n{shape}"
+        # the output box lists every tensor the model returns (a dict or tuple output: features · logits)
+        shapes = node.detail("shapes") or (node.output_shape,)
+        return f"{node.label}\n{' · '.join(shape_text(s) for s in shapes)}"
     head = _head(node)
     return f"{node.id}\n{head}\n{shape}" if show_names else f"{head}\n{shape}"
 
@@ -143,12 +152,14 @@ def _clustered(graph: Graph, statements: dict[str, str]) -> list[str]:
 
 
 def to_dot(graph: Graph, *, show_names: bool = False, legend: bool = False, clusters: bool = True,
-           rankdir: str = "TB", title: str | None = None) -> str:
+           rankdir: str = "TB", title: str | None = None, legend_labels: dict[str, str] | None = None,
+           shortcut_label: str = "shortcut") -> str:
     """DOT text for ``graph`` (any depth), for ``st.graphviz_chart`` or a Graphviz layout engine.
 
     Node names are the graph's node ids (so a box maps to a layer name); every box has a ``tooltip`` with its
     id and class. ``show_names`` also writes the id in each layer box; ``legend`` adds a row with one box per
-    kind present; ``clusters`` frames the boxes of each open container (``layer1.0`` · BasicBlock).
+    kind present, named by ``legend_labels`` (kind → text, e.g. the page's translations; the kind's code where
+    missing) and ``shortcut_label`` for the dashed arrow; ``clusters`` frames the boxes of each open container (``layer1.0`` · BasicBlock).
     """
     lines = [
         "digraph model {",
@@ -178,10 +189,11 @@ def to_dot(graph: Graph, *, show_names: bool = False, legend: bool = False, clus
         lines.append("    node [fontsize=10, height=0.25, margin=\"0.08,0.02\"];")
         names = [_quote(f"legend:{kind}") for kind in kinds]
         for kind, name in zip(kinds, names):
-            lines.append(f"    {name} [label={_quote(kind)}, fillcolor=\"{FILL.get(kind, '#ffffff')}\"];")
+            text = (legend_labels or {}).get(kind, kind)
+            lines.append(f"    {name} [label={_quote(text)}, fillcolor=\"{FILL.get(kind, '#ffffff')}\"];")
         if any(e.shortcut for e in graph.edges):
             lines.append("    \"legend:shortcut_a\" [label=\"\", shape=point, width=0.05];")
-            lines.append("    \"legend:shortcut_b\" [label=\"shortcut\", shape=plaintext, style=\"\"];")
+            lines.append(f"    \"legend:shortcut_b\" [label={_quote(shortcut_label)}, shape=plaintext, style=\"\"];")
             lines.append(f"    \"legend:shortcut_a\" -> \"legend:shortcut_b\" [style=dashed, "
                          f"color=\"{SHORTCUT_COLOR}\", penwidth=1.5];")
         lines.append("  }")
