@@ -146,3 +146,32 @@ def test_a_collapsed_view_that_loops_is_detected():  # finding 1: the page falls
     # data leaves the "blocks" box and comes back into it: a loop, by the edges alone
     assert any(dst == "blocks" and src != "input" for src, dst in edges) and ("blocks", "relu") in edges
     assert has_cycle(view) and not has_cycle(graph)
+
+
+def test_the_cli_shows_every_layer_where_a_collapsed_view_would_loop(tmp_path):
+    """`python -m explorer graph FILE --depth 1` on a ModuleList stepped from outside: no loop in what it prints."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    source = tmp_path / "stepped.py"
+    source.write_text(
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\n"
+        "class Stepped(nn.Module):\n"
+        "    input_shape = (1, 16, 16)\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)])\n"
+        "        self.fc = nn.Linear(4 * 4 * 4, 3)\n"
+        "    def forward(self, x):\n"
+        "        for conv in self.blocks:\n"
+        "            x = F.max_pool2d(F.relu(conv(x)), 2)\n"
+        "        return self.fc(x.flatten(1))\n")
+    done = subprocess.run([sys.executable, "-m", "explorer", "--models", str(source), "graph", "Stepped", "--depth", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "would loop" in done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    nodes = {parts[0] for parts in lines[1:] if parts}
+    assert {"blocks.0", "blocks.1"} <= nodes  # the two convs, each its own box

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from explorer.diagram import capture_graph, graph_at_depth, render, shape_text, to_dot, unknown_blocks
+    from explorer.diagram import capture_graph, graph_at_depth, has_cycle, render, shape_text, to_dot, unknown_blocks
 
     loaded = load_from_args(args)
     full = capture_graph(loaded.model, loaded.input_shape)
@@ -32,6 +32,10 @@ def run(args) -> int:
     if unknown:  # a typo would draw the same picture without a word
         raise ValueError(f"--expand: no block named {', '.join(map(repr, unknown))} in {loaded.name}")
     graph = graph_at_depth(full, args.depth, args.expand)
+    if has_cycle(graph):  # blocks that data leaves and re-enters (a ModuleList stepped from outside): as the page does
+        print(f"--depth {args.depth}: these blocks would loop (data leaves them and comes back), so every layer is "
+              "shown", file=sys.stderr)
+        graph = full
     if args.dot or args.svg or args.png:
         dot = to_dot(graph, show_names=args.names, legend=bool(args.svg or args.png), title=loaded.name)
         if args.dot:
