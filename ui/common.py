@@ -7,6 +7,8 @@ Models live in ``st.cache_resource`` and are shared by every session: never muta
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import contextmanager
@@ -79,14 +81,70 @@ def halt() -> NoReturn:
 
 # --- cached loaders ------------------------------------------------------------------------------
 
+# Random weights in place of trained ones that could not be loaded (no internet, a refused or wrong download, a cache
+# folder that cannot be written, a damaged file): shown with a banner and its details.
+WEIGHTS_PROBLEM_KINDS = frozenset({"offline", "fallback", "refused", "bad_download", "cache_unwritable",
+                                   "builtin_damaged"})
+# Such a result is shared by every session only this long: the first page run after it loads again, so a weights
+# file copied into the cache, or a network that came back, is used without a restart, and an offline server does
+# not wait for the download's timeout on every rerun.
+FALLBACK_RETRY_S = 60.0
+_clock = time.monotonic  # a module attribute, so tests can move time on
+_fallback_lock = threading.Lock()
+_fallback_loaded_at: dict[tuple, float] = {}
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_model(name: str, weights_key: str, device: str, _weights_bytes: bytes | None = None,
                  version: float = 0.0):
-    """``version``: a run folder's checkpoint time, so a run that improved is reloaded, not served stale."""
+    """``version``: a run folder's checkpoint time, so a run that improved is reloaded, not served stale.
+    Pages call :func:`fresh_model`, which retries a fallback after :data:`FALLBACK_RETRY_S`."""
     from explorer.models import load_model
 
     weights: Any = {"pretrained": "pretrained", "none": None}.get(weights_key, _weights_bytes)
-    return load_model(name, weights=weights, device=device)
+    stamp = _weights_file_stamp(name)  # before loading: a file that arrives meanwhile counts as new
+    loaded = load_model(name, weights=weights, device=device)
+    with _fallback_lock:
+        if loaded.weights_kind in WEIGHTS_PROBLEM_KINDS:
+            _fallback_loaded_at[(name, weights_key, device, version)] = (_clock(), stamp)
+        else:
+            _fallback_loaded_at.pop((name, weights_key, device, version), None)
+    return loaded
+
+
+def _weights_file_stamp(name: str) -> tuple[int, int] | None:
+    """(size, mtime) of the file a registry model's trained weights come from (built-in, else the hub cache's),
+    None when it is absent or the model has none: one ``stat``, so a page run can see that a file was copied in."""
+    from explorer.models import ModelRef, builtin_weights, hub_weights
+
+    try:
+        ref = ModelRef.parse(name)
+        if ref.kind != "registry":
+            return None
+        builtin = builtin_weights(ref.value)
+        stat = (builtin.path if builtin is not None else hub_weights(ref.value).path).stat()
+    except Exception:  # no such file, no ImageNet weights, an unreadable description: nothing to watch
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def fresh_model(name: str, weights_key: str, device: str, weights_bytes: bytes | None = None,
+                version: float = 0.0):
+    """:func:`cached_model`, except that random weights standing in for trained ones that failed to load are
+    loaded again once :data:`FALLBACK_RETRY_S` has passed, or at once when the weights file has changed (appeared,
+    been replaced): by one page run, while the others keep the cached result."""
+    loaded = cached_model(name, weights_key, device, weights_bytes, version=version)
+    if getattr(loaded, "weights_kind", "") not in WEIGHTS_PROBLEM_KINDS:
+        return loaded
+    key = (name, weights_key, device, version)
+    stamp = _weights_file_stamp(name)  # a weights file copied in (or replaced) is used at once
+    with _fallback_lock:
+        since, stamp_then = _fallback_loaded_at.get(key, (None, None))
+        if since is not None and _clock() - since < FALLBACK_RETRY_S and stamp == stamp_then:
+            return loaded
+        _fallback_loaded_at[key] = (_clock(), stamp)  # this run retries; runs meanwhile keep the fallback
+    cached_model.clear(name, weights_key, device, weights_bytes, version=version)
+    return cached_model(name, weights_key, device, weights_bytes, version=version)
 
 
 # Images are cached as shared objects (cache_resource), not copies: cache_data unpickled the whole picture on every
@@ -469,8 +527,8 @@ def loaded_model():
             # as the library and the CLI build it: the token written in, so each input size is its own network.
             name = ModelRef.arch(spec_with_input(ref.value, tuple(sel.input_shape))).key
         with spinner_once(("model", name, sel.weights, str(sel.device)), t("common.computing")):
-            loaded = cached_model(name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
-                                  version=_run_version(name))
+            loaded = fresh_model(name, sel.weights, str(sel.device), st.session_state.get("_weights_bytes"),
+                                 version=_run_version(name))
     except Exception as exc:
         error_box(exc, prefix="common.model_error")
         halt()
@@ -493,7 +551,7 @@ def weights_text(loaded) -> str:
 def show_weights_note(loaded=None) -> None:
     loaded = loaded or loaded_model()
     kind = getattr(loaded, "weights_kind", "")
-    if kind in ("offline", "fallback"):  # one short sentence; the technical detail only behind the expander
+    if kind in WEIGHTS_PROBLEM_KINDS:  # one short sentence; the technical detail only behind the expander
         st.info(weights_text(loaded))
         with st.expander(t("weights.details")):
             st.caption(t(f"weights.{kind}_help", model=loaded.name, detail=loaded.weights_detail))

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui.common import selection, t, weights_text
+from ui.common import WEIGHTS_PROBLEM_KINDS, selection, t, weights_text
 
 
 def prediction_note(loaded: Any, image_name: str | None = None) -> str | None:
@@ -36,10 +36,10 @@ def prediction_note(loaded: Any, image_name: str | None = None) -> str | None:
 
 def weights_badge(loaded: Any) -> str:
     """A one-line weights label that never repeats the long no-internet sentence (shown once per page)."""
-    if getattr(loaded, "weights_kind", "") in ("offline", "fallback"):
+    if is_weights_problem(loaded):
         return t("common.weights_ok", status=t("sidebar.weights.none"))
     return t("common.weights_ok", status=weights_text(loaded))
 
 
 def is_weights_problem(loaded: Any) -> bool:
-    return getattr(loaded, "weights_kind", "") in ("offline", "fallback")
+    return getattr(loaded, "weights_kind", "") in WEIGHTS_PROBLEM_KINDS

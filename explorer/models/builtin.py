@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +72,27 @@ def builtin_weights(name: str, folder: Path | None = None) -> BuiltinWeights | N
         return None
     # Keyed on the files' times: regenerated weights are read again, unchanged ones only once.
     return _read(name, folder, (meta.stat().st_mtime, path.stat().st_mtime))
+
+
+def builtin_damage(path: Path, exc: BaseException) -> str:
+    """One plain line on why a built-in weights file did not load, for the person running the server (nobody
+    uploaded anything): which file, and what it looks like instead of the weights."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        return f"the built-in weights file {path} cannot be read ({err.strerror or type(err).__name__})"
+    if head.startswith(b"version https://git-lfs"):
+        what = "a Git LFS pointer, not the weights (the repository was copied without `git lfs pull`)"
+    elif size == 0:
+        what = "empty"
+    elif not is_zip:
+        what = "not a complete PyTorch file (cut short while copying, or a disk error?)"
+    else:  # a whole file that does not hold this network's weights
+        what = f"not this network's weights ({str(exc).split(';')[0][:160]})"
+    return f"the built-in weights file {path} ({size} bytes) is damaged: {what}"
 
 
 def builtin_weight_names(folder: Path | None = None) -> list[str]:

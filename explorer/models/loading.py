@@ -21,10 +21,11 @@ from explorer.core import seeded_global
 from explorer.imaging import InputTransform, basic_transform
 from explorer.models.arch.build import build_arch
 from explorer.models.arch.grammar import input_shape_of, spec_with_input
-from explorer.models.builtin import builtin_weights
+from explorer.models.builtin import builtin_damage, builtin_weights
 from explorer.models.catalog import get_entry
 from explorer.models.checkpoints import CheckpointError, apply_state_dict, read_state_dict
-from explorer.models.hub import adapt_torchvision_state, download_failure, download_to_cache
+from explorer.models.hub import (adapt_torchvision_state, download_failure, download_to_cache, drop_damaged_cache_file,
+                                 hash_mismatch)
 from explorer.models.loaded import LoadedModel
 from explorer.models.ref import ModelRef
 from explorer.models.registry import ModelEntry
@@ -108,29 +109,36 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     if weights in (None, "none", "random"):
         status, key, kind, detail = "random initialisation (no trained weights)", "none", "random", ""
     elif builtin is not None:  # trained by scripts/train_teaching.py, shipped in the repository
-        model = build_model(name, num_classes=len(builtin.classes))
-        apply_state_dict(model, read_state_dict(builtin.path))
-        entry_categories, known_classes = builtin.classes, len(builtin.classes)
-        categories, pretrained, trained_on = list(builtin.classes), True, builtin.dataset
-        key, kind, detail = f"builtin:{builtin.sha256[:16]}", "builtin", builtin.detail
-        status = f"built-in trained weights ({builtin.detail} test accuracy)"
-        mean_std, weights_enum = (builtin.mean, builtin.std), None
+        try:
+            trained = build_model(name, num_classes=len(builtin.classes))
+            apply_state_dict(trained, read_state_dict(builtin.path))
+        except Exception as exc:  # a damaged file (a Git LFS pointer, a half-copied repository): random, and said so
+            # The same network as weights "none" (the registry's head and input), so the key "none" holds.
+            kind, detail, key = "builtin_damaged", builtin_damage(builtin.path, exc), "none"
+            status = (f"random initialisation: the built-in weights could not be loaded ({detail}); results below "
+                      "are from an untrained network")
+        else:
+            model = trained
+            entry_categories, known_classes = builtin.classes, len(builtin.classes)
+            categories, pretrained, trained_on = list(builtin.classes), True, builtin.dataset
+            key, kind, detail = f"builtin:{builtin.sha256[:16]}", "builtin", builtin.detail
+            status = f"built-in trained weights ({builtin.detail} test accuracy)"
+            mean_std, weights_enum = (builtin.mean, builtin.std), None
     elif weights == "pretrained":
         if weights_enum is None:
             status, key, kind, detail = "random initialisation: this model has no pretrained weights", "none", "no_pretrained", ""
         else:
             member = weights_enum.DEFAULT
             try:
-                fetch_pretrained(member)
-                with seeded_global(None):
-                    model = entry.builder(weights=member)
+                model, not_as_published = _pretrained_model(entry, member)
                 pretrained, key = True, f"pretrained:{member}"
                 top1 = member.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1", "?")
-                kind, detail = "pretrained", f"{member}, {top1} % top-1"
+                kind, detail = "pretrained", f"{member}, {top1} % top-1" + (
+                    f"; {not_as_published}: not the file as published" if not_as_published else "")
                 status = f"pretrained ({detail})"
                 categories = list(member.meta["categories"])
                 trained_on = "imagenet"
-            except Exception as exc:  # offline, timeout, corrupt cache...
+            except Exception as exc:  # offline, refused, a wrong download, an unwritable or damaged cache...
                 kind, detail = download_failure(exc, member)  # one plain line, no raw exception text
                 status = ("random initialisation: the ImageNet weights could not be loaded "
                           f"({detail}); results below are from an untrained network")
@@ -170,6 +178,24 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
                        weights_kind=kind, weights_detail=detail,
                        weights_key=key, pretrained=pretrained, device=device, transform=transform,
                        class_names=class_names, trained_on=trained_on)
+
+
+def _pretrained_model(entry: ModelEntry, member: Any) -> tuple[nn.Module, str | None]:
+    """The network with its pretrained weights from the hub cache (downloaded first when missing), and None, or one
+    line when the cached file loads but is not the one its name promises (a hand-saved ``state_dict``). A cached
+    file that neither loads nor matches its name is deleted, so the next load fetches it again."""
+    path = fetch_pretrained(member)
+    try:
+        with seeded_global(None):
+            model = entry.builder(weights=member)
+    except Exception as exc:
+        drop_damaged_cache_file(path, exc)  # raises DamagedCacheFileError when it deleted the file
+        raise
+    try:
+        wrong = hash_mismatch(path)
+    except OSError:  # the file went away meanwhile: its weights are loaded all the same
+        wrong = None
+    return model, (f"{path.name}'s SHA-256 starts with {wrong[1]}, not {wrong[0]}" if wrong else None)
 
 
 def _num_classes_in(state: dict[str, torch.Tensor], entry: ModelEntry | None) -> int | None:
