@@ -19,36 +19,30 @@ def _output_line(graph) -> str:
     return node_label(graph.node("output")).split("\n")[1]
 
 
-class DictOut(nn.Module):
-    def __init__(self) -> None:
+class TwoHeads(nn.Module):
+    """Features and logits, returned as a dict with a constant beside them, or as a tuple with the input's ReLU."""
+
+    def __init__(self, as_dict: bool) -> None:
         super().__init__()
+        self.as_dict = as_dict
         self.body = nn.Conv2d(3, 4, 3)
         self.cls = nn.Linear(4, 5)
 
     def forward(self, x):
         f = self.body(x)
-        return {"temperature": torch.ones(1), "features": f, "logits": self.cls(f.mean((2, 3)))}
-
-
-class TupleOut(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Conv2d(3, 4, 3)
-        self.cls = nn.Linear(4, 5)
-
-    def forward(self, x):
-        f = self.body(x)
+        if self.as_dict:
+            return {"temperature": torch.ones(1), "features": f, "logits": self.cls(f.mean((2, 3)))}
         return f, self.cls(f.mean((2, 3))), torch.relu(x)
 
 
 def test_output_box_lists_every_computed_tensor_not_a_constant():  # finding 4
     x = torch.randn(1, 3, 32, 32)
-    model = DictOut().eval()
+    model = TwoHeads(as_dict=True).eval()
     with torch.no_grad():
         real = model(x)
     line = _output_line(capture_graph(model, (3, 32, 32)))
     assert line.split(" · ") == [shape_text(tuple(real["features"].shape)), shape_text(tuple(real["logits"].shape))]
-    model = TupleOut().eval()
+    model = TwoHeads(as_dict=False).eval()
     with torch.no_grad():
         real = model(x)
     assert _output_line(capture_graph(model, (3, 32, 32))).split(" · ") == [shape_text(tuple(t.shape)) for t in real]
