@@ -510,3 +510,40 @@ def test_a_phone_mpo_photo_gets_no_frames_note_and_a_stretched_16_bit_grey_says_
     full = io.BytesIO()  # already the whole 16-bit range: nothing to say
     Image.fromarray(np.array([[0, 65535], [3000, 3100]], np.uint16)).save(full, "PNG")
     assert "stretched" not in load_image(full.getvalue()).info.get("explorer_note", "")
+
+
+# --- the public API refuses what it cannot answer (review 14, light API read) ------------------------------------
+def test_the_public_api_refuses_inputs_it_would_answer_wrongly():
+    import numpy as np
+    import torchinfo
+
+    import explorer
+
+    lenet = explorer.build_model("lenet5")
+    with pytest.raises(ValueError, match="C, H, W"):  # (32, 32) ran as one unbatched image, every shape short
+        explorer.layer_table(lenet, (32, 32))
+    table = explorer.layer_table(lenet, (1, 32, 32))
+    reference = torchinfo.summary(lenet, (1, 1, 32, 32), verbose=0)
+    assert int(table.loc[table["layer"] == "C1", "params"].item()) == 156
+    assert table.loc[table["layer"] == "C1", "output_shape"].item() == "6x28x28"
+    assert reference.summary_list[1].output_size == [1, 6, 28, 28]
+    assert len(explorer.layer_table(lenet, (np.int64(1), np.int64(32), np.int64(32)))) == len(table)
+
+    net = explorer.build_model("mnist_cnn")
+    x = torch.rand(1, 1, 28, 28)
+    names = [str(i) for i in range(10)]
+    for k in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="k"):
+            explorer.predict(net, x, k=k, categories=names)
+    with pytest.raises(ValueError, match="one image"):
+        explorer.predict(net, torch.rand(2, 1, 28, 28), categories=names)
+    top = explorer.predict(net, x, k=3, categories=names)
+    with torch.no_grad():
+        probabilities = torch.softmax(net(x)[0], 0)
+    assert [p.index for p in top] == probabilities.argsort(descending=True)[:3].tolist()
+
+    for bad in (0, -3, True, 2.0):
+        with pytest.raises(ValueError, match="num_classes"):
+            explorer.build_model("mnist_cnn", num_classes=bad)
+    with pytest.raises(ValueError, match="complex"):
+        explorer.correlate(np.ones((4, 4)), np.array([[1 + 1j, 0], [0, 1]]))

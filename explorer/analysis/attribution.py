@@ -186,7 +186,8 @@ def _chunks(count: int, size: int):
 def integrated_gradients(
     model: nn.Module, x: torch.Tensor, target: int | None = None, n_steps: int = 24, internal_batch_size: int = 1
 ) -> np.ndarray:
-    """Integrated Gradients from a black baseline (zeros after preprocessing), |.| summed over channels.
+    """Integrated Gradients from the all-zero input (zeros after preprocessing: black for a network fed [0, 1] values,
+    the mean colour for an ImageNet-normalised one), |.| summed over channels.
 
     The path integral uses Gauss-Legendre nodes (captum's default). The gradients are computed
     ``internal_batch_size`` steps at a time, each chunk under the model's lock and the lock released between
@@ -219,7 +220,8 @@ def occlusion(
     model: nn.Module, x: torch.Tensor, target: int | None = None, window: int | None = None,
     stride: int | None = None, perturbations_per_eval: int = 1,
 ) -> np.ndarray:
-    """How much the class score drops when a grey (zero) square hides each place (Zeiler & Fergus 2014).
+    """How much the class score drops when a zero square hides each place (Zeiler & Fergus 2014): zero after
+    preprocessing, so black for a network fed [0, 1] values and the mean colour for an ImageNet-normalised one.
 
     The window defaults to 1/7 of the image side and the stride to the window (about 50 forward passes).
     Each pixel gets the mean score drop of the windows that cover it (captum's ``Occlusion``: the last window of a

@@ -191,6 +191,10 @@ def _leaf_gradients(model: nn.Module, x: torch.Tensor, names: Sequence[str],
 
 def predict(model: nn.Module, x: torch.Tensor, k: int = 5, categories: Sequence[str] | None = None) -> list[Prediction] | None:
     """Top-k predictions for one image, or None without categories (random weights: no meaningful classes)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k is how many classes to list: a whole number from 1, not {k!r}")
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one image [1,C,H,W], got {tuple(x.shape)}")
     if categories is None:
         return None
     with hooked(model, evaluate=True), torch.no_grad():

@@ -159,6 +159,8 @@ def as_kernel(kernel: object) -> np.ndarray:
         raise ValueError(f"the kernel must be a 2-D grid of numbers, got {arr.ndim} dimension(s)")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError("the kernel holds values that are not numbers")
+    if np.iscomplexobj(arr):  # a cast to float would silently keep only the real parts
+        raise ValueError("the kernel holds complex numbers: a filter kernel is real")
     if max(arr.shape) > MAX_KERNEL_SIDE:
         raise ValueError(f"the kernel is {arr.shape[0]}x{arr.shape[1]}; at most {MAX_KERNEL_SIDE} per side")
     arr = arr.astype(np.float64)

@@ -40,6 +40,10 @@ INIT_SEED = 0
 def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """Build a randomly initialised model in eval mode. Initialisation is seeded, so every process and
     session gets the same "random" weights (results are reproducible and comparable)."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise ValueError(f"num_classes is the number of classes the head predicts: a whole number from 1, "
+                         f"not {num_classes!r}")
     if "weights" in kwargs:  # a download inside the seeded lock would hold every other session's seeded work
         raise ValueError("build_model/get_model build random (seeded) weights; load trained ones with "
                          f"load_model({str(name)!r}, weights=...)")
