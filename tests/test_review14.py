@@ -547,3 +547,12 @@ def test_the_public_api_refuses_inputs_it_would_answer_wrongly():
             explorer.build_model("mnist_cnn", num_classes=bad)
     with pytest.raises(ValueError, match="complex"):
         explorer.correlate(np.ones((4, 4)), np.array([[1 + 1j, 0], [0, 1]]))
+
+
+def test_load_model_refuses_an_input_shape_with_no_pixels():
+    from explorer.models import load_model
+
+    for bad in ((1, 0, 28), (28, 28), (1, 28, 28, 1)):
+        with pytest.raises(ValueError, match="C, H, W"):
+            load_model("mnist_cnn", weights=None, device="cpu", input_shape=bad)
+    assert load_model("mnist_cnn", weights=None, device="cpu", input_shape=(1, 32, 32)).input_shape == (1, 32, 32)

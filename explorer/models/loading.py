@@ -74,6 +74,13 @@ def fetch_pretrained(weights: Any, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     return download_to_cache(weights, timeout)
 
 
+def _is_image_shape(shape: Any) -> bool:
+    """(C, H, W): three whole numbers (ints, numpy integers), each at least 1."""
+    values = tuple(shape)
+    return len(values) == 3 and all(not isinstance(v, bool) and hasattr(v, "__index__") and v.__index__() >= 1
+                                    for v in values)
+
+
 def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretrained", device: torch.device | str | None = None,
                input_shape: tuple[int, int, int] | None = None) -> LoadedModel:
     """Build ``name`` with the requested weights, in eval mode, on ``device`` (default: best available).
@@ -82,6 +89,8 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     weights from the hub cache or a download; falls back to random init with a clear status),
     None/"none" (random init), a path to a ``state_dict`` file, or its bytes.
     """
+    if input_shape is not None and not _is_image_shape(input_shape):
+        raise ValueError(f"input_shape is one image's (C, H, W), each at least 1; got {tuple(input_shape)!r}")
     device = pick_device() if device is None else torch.device(device)
     ref = ModelRef.parse(name)
     name = ref.key
