@@ -1,7 +1,6 @@
 """Layer-by-layer shape tables: one record per module call, in forward order (torchinfo-like, as data)."""
 from __future__ import annotations
 
-import operator
 
 import re
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import torch.nn as nn
 
 from explorer.analysis.functional_ops import (FunctionalCall, FunctionalRecorder, functional_ceil_mode, functional_geometry,
                                               functional_mult_adds)
-from explorer.core import model_device_dtype, watchable_modules
+from explorer.core import is_count, model_device_dtype, watchable_modules
 from explorer.core import hooked, on_this_thread
 
 CSV_COLUMNS = ["layer", "type", "depth", "input_shape", "output_shape", "kernel", "stride", "padding",
@@ -105,14 +104,6 @@ class _Row:
     done: bool = False
 
 
-def _is_count(value: object) -> bool:
-    """A positive whole number (an int, a numpy integer), not a bool."""
-    try:
-        return not isinstance(value, bool) and operator.index(value) > 0
-    except TypeError:
-        return False
-
-
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional: bool = True) -> pd.DataFrame:
     """One row per module call in forward order, with shapes, geometry, parameters and mult-adds.
 
@@ -127,7 +118,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int], functional:
     parameters named ``bias`` and the rest: a 64·3·3·3 conv's 1,792 are 1,728 weights and 64 biases).
     """
     shape = tuple(input_shape)
-    if len(shape) == 2 or not shape or not all(_is_count(v) for v in shape):
+    if len(shape) == 2 or not shape or not all(is_count(v) for v in shape):
         # (32, 32) would run as one unbatched image, every shape one dimension short: refused, as receptive does
         raise ValueError(f"input_shape is one image's (C, H, W) without the batch, with positive sides; got "
                          f"{shape!r}" + (f" (did you mean (1, {shape[0]}, {shape[1]}) or (3, ...)?)"

@@ -14,7 +14,7 @@ from explorer.core.classroom import (LECTURER_GONE_SECONDS, LECTURER_HEARTBEAT_S
 from explorer.core.viewstate import (MAX_SPEC_VALUE_CHARS, MAX_TYPED_SIDE, Param, ParsedView, describe_problems, encode_query, encode_value,
                                      parse_query, parse_shape)
 from explorer.core.rng import GLOBAL_RNG_LOCK, seeded_global
-from explorer.core.numbers import EMPTY_CELL, cell_text, human_bytes, human_number, is_missing, key_columns_first
+from explorer.core.numbers import EMPTY_CELL, cell_text, human_bytes, human_number, is_count, is_missing, key_columns_first
 
 __all__ = [
     "BUDGET_ENV", "BudgetCache", "architecture_fingerprint", "GLOBAL_RNG_LOCK", "TensorTags", "flat_tensors", "DEFAULT_LANGUAGE", "LANGUAGES", "LOCALES_DIR", "arrays_in", "catalogue",
@@ -25,5 +25,5 @@ __all__ = [
     "MAX_SPEC_VALUE_CHARS", "MAX_TYPED_SIDE", "Param", "ParsedView", "describe_problems", "encode_query", "encode_value", "parse_query", "parse_shape",  # shareable links
     "DEFAULT_SERVER_MB", "SERVER_BUDGET_ENV", "MemoryGate", "ServerMemoryError", "env_positive_number", "server_budget_bytes",
     "server_gate",  # the server-wide memory budget
-    "EMPTY_CELL", "cell_text", "human_bytes", "human_number", "is_missing", "key_columns_first",  # tables for people
+    "EMPTY_CELL", "cell_text", "human_bytes", "human_number", "is_count", "is_missing", "key_columns_first",  # tables for people
 ]

@@ -1,7 +1,9 @@
-"""Numbers and table cells as people read them on a projector: 11.7 M, 3.66 G, an em dash for nothing."""
+"""Numbers and table cells as people read them on a projector: 11.7 M, 3.66 G, an em dash for nothing; and whether
+a value is a count (a side, a channel number) at all."""
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 
 EMPTY_CELL = "\u2014"  # em dash: a cell with no value, never "None" or "nan"
@@ -77,3 +79,12 @@ def key_columns_first(columns: Iterable[str], first: Sequence[str]) -> list[str]
     columns = list(columns)
     front = [c for c in first if c in columns]
     return front + [c for c in columns if c not in front]
+
+
+def is_count(value: object) -> bool:
+    """A positive whole number (an int, a numpy integer), not a bool: a side or a channel count."""
+    try:
+        return not isinstance(value, bool) and operator.index(value) > 0
+    except TypeError:
+        return False
+

@@ -15,7 +15,7 @@ import torch.nn as nn
 from PIL import Image
 
 from explorer.core import device_of, flat_tensors
-from explorer.core import pick_device
+from explorer.core import is_count, pick_device
 from explorer.core import model_lock
 from explorer.core import seeded_global
 from explorer.imaging import InputTransform, basic_transform
@@ -50,10 +50,10 @@ def build_model(name: str | ModelRef, num_classes: int | None = None, **kwargs: 
     with seeded_global(INIT_SEED):  # locked: another thread's seeding or draws would change these weights
         ref = ModelRef.parse(name)
         if ref.kind == "arch":
-            if num_classes is not None or kwargs:
+            given = (["num_classes"] if num_classes is not None else []) + list(kwargs)
+            if given:
                 raise ValueError("a typed architecture (arch:) fixes its own layers, classes included: write them in "
-                                 "the spec instead of passing " + ", ".join(["num_classes", *kwargs][: 1 + len(kwargs)]
-                                                                            if num_classes is not None else kwargs))
+                                 "the spec instead of passing " + ", ".join(given))
             model, _ = build_arch(ref.value)
         elif ref.kind == "registry":
             model = get_entry(ref.value).builder(num_classes=num_classes, **kwargs)
@@ -74,13 +74,6 @@ def fetch_pretrained(weights: Any, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     return download_to_cache(weights, timeout)
 
 
-def _is_image_shape(shape: Any) -> bool:
-    """(C, H, W): three whole numbers (ints, numpy integers), each at least 1."""
-    values = tuple(shape)
-    return len(values) == 3 and all(not isinstance(v, bool) and hasattr(v, "__index__") and v.__index__() >= 1
-                                    for v in values)
-
-
 def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretrained", device: torch.device | str | None = None,
                input_shape: tuple[int, int, int] | None = None) -> LoadedModel:
     """Build ``name`` with the requested weights, in eval mode, on ``device`` (default: best available).
@@ -89,7 +82,7 @@ def load_model(name: str | ModelRef, weights: str | Path | bytes | None = "pretr
     weights from the hub cache or a download; falls back to random init with a clear status),
     None/"none" (random init), a path to a ``state_dict`` file, or its bytes.
     """
-    if input_shape is not None and not _is_image_shape(input_shape):
+    if input_shape is not None and not (len(tuple(input_shape)) == 3 and all(map(is_count, input_shape))):
         raise ValueError(f"input_shape is one image's (C, H, W), each at least 1; got {tuple(input_shape)!r}")
     device = pick_device() if device is None else torch.device(device)
     ref = ModelRef.parse(name)
