@@ -87,4 +87,5 @@ def parameter_pairs() -> pd.DataFrame:
 def mlp_vs_cnn() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     from explorer.history import mlp_vs_cnn_layers, mlp_vs_cnn_summary, params_by_input_side
 
-    return mlp_vs_cnn_summary(), mlp_vs_cnn_layers(), params_by_input_side()
+    layers = mlp_vs_cnn_layers()
+    return mlp_vs_cnn_summary(layers), layers, params_by_input_side()

@@ -84,19 +84,19 @@ def mlp_vs_cnn_layers() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mlp_vs_cnn_summary() -> pd.DataFrame:
+def mlp_vs_cnn_summary(layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per network: weight layers (conv and fully connected), parameters, multiply-adds for one 28×28 image,
-    multiply-adds per parameter, and the notes' printed totals and accuracies beside them."""
-    layers = mlp_vs_cnn_layers()
-    models = {"mlp": NotesMLP().eval(), "cnn": build_model("mnist_cnn")}
+    multiply-adds per parameter, and the notes' printed totals and accuracies beside them. Summed from
+    :func:`mlp_vs_cnn_layers` (given, or computed here): every layer with parameters is one of its rows."""
+    layers = mlp_vs_cnn_layers() if layers is None else layers
     rows = []
-    for model_key, model in models.items():
+    for model_key in ("mlp", "cnn"):
         own = layers[layers["model"] == model_key]
-        params = _count(model)
+        params = int(own["params"].sum())
         mult_adds = int(own["mult_adds"].sum())
         notes = NOTES_TOTALS[model_key]
         rows.append({"model": model_key,
-                     "weight layers": sum(isinstance(m, _WEIGHT_TYPES) for m in model.modules()),
+                     "weight layers": int(own["type"].isin([t.__name__ for t in _WEIGHT_TYPES]).sum()),
                      "params": params, "mult_adds": mult_adds, "mult_adds per param": round(mult_adds / params, 2),
                      "params (notes)": int(notes["params"]), "weight layers (notes)": int(notes["weight layers"]),
                      "accuracy % (notes)": notes["accuracy"]})
